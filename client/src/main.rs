@@ -1,0 +1,305 @@
+//! `sluice`: run ETL jobs on an embedded cluster, list the catalog's tables, query the lake.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sluice_catalog::Catalog;
+use sluice_job::LoadedJob;
+use sluice_planner::PlanError;
+use sluice_scheduler::{Engine, Lake, RunError, RunEvent, RunReport, query, run_job};
+
+/// Sluice: CSV staging → ETL on Ballista → Parquet lake → catalog → SQL.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the lake (and the embedded catalog inside it) lives.
+#[derive(clap::Args, Clone)]
+struct LakeArgs {
+    /// Lake folder (or file:// URL); the embedded catalog is kept inside it.
+    #[arg(long, env = "SLUICE_LAKE", default_value = "lake")]
+    lake: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job file on the embedded cluster (scheduler and executor in this process).
+    Run {
+        /// The job file (YAML).
+        job: PathBuf,
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Task slots of the embedded executor (default: the number of cores).
+        #[arg(long)]
+        partitions: Option<usize>,
+        /// Rows of the result to show after the run (0 for none).
+        #[arg(long, default_value_t = 5)]
+        preview: usize,
+    },
+    /// Check a job file without running it.
+    Validate {
+        /// The job file (YAML).
+        job: PathBuf,
+    },
+    /// List the catalog's tables.
+    Tables {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run SQL over the catalog's tables (`database.table`).
+    Query {
+        /// The SQL statement.
+        sql: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per line.
+    Json,
+}
+
+fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run {
+            job,
+            lake,
+            partitions,
+            preview,
+        } => run(&job, &lake, partitions, preview).await,
+        Command::Validate { job } => {
+            let loaded = load_job(&job)?;
+            println!(
+                "{}: job '{}' is well formed ({} sources, {} transforms)",
+                job.display(),
+                loaded.spec.name,
+                loaded.spec.sources.len(),
+                loaded.spec.transforms.len()
+            );
+            Ok(())
+        }
+        Command::Tables { lake, format } => tables(&lake, format).await,
+        Command::Query { sql, lake, format } => {
+            let batches = query_lake(&lake, &sql).await?;
+            output::print_batches(&batches, format)
+        }
+    }
+}
+
+fn load_job(path: &Path) -> Result<LoadedJob> {
+    sluice_job::load(path).map_err(|e| anyhow!("invalid job file:\n{e}"))
+}
+
+/// The lake argument as an absolute `file://` URL (or the URL as given).
+fn lake_url(arg: &str) -> Result<String> {
+    if arg.contains("://") {
+        return Ok(arg.to_string());
+    }
+    let path = PathBuf::from(arg);
+    std::fs::create_dir_all(&path)
+        .with_context(|| format!("cannot create the lake folder {}", path.display()))?;
+    let abs = std::fs::canonicalize(&path)
+        .with_context(|| format!("cannot resolve the lake folder {}", path.display()))?;
+    let url = url::Url::from_directory_path(&abs)
+        .map_err(|_| anyhow!("{} is not a usable folder path", abs.display()))?;
+    Ok(url.to_string())
+}
+
+async fn run(
+    job_path: &Path,
+    lake_arg: &LakeArgs,
+    partitions: Option<usize>,
+    preview: usize,
+) -> Result<()> {
+    let loaded = load_job(job_path)?;
+    let partitions = partitions
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar.set_message("starting the embedded cluster");
+    let engine = Engine::embedded(partitions)
+        .await
+        .context("cannot start the embedded cluster")?;
+    let lake = Lake::open(&engine, &lake_url(&lake_arg.lake)?).context("cannot open the lake")?;
+    let catalog = lake.embedded_catalog();
+    let progress_bar = bar.clone();
+    let progress = move |event: RunEvent| match event {
+        RunEvent::Planning => {
+            progress_bar.set_message("planning: listing sources, inferring schemas")
+        }
+        RunEvent::Running(p) => {
+            let width = 30;
+            let filled = if p.tasks == 0 {
+                0
+            } else {
+                width * p.tasks_done / p.tasks
+            };
+            progress_bar.set_message(format!(
+                "running  [{}{}] stages {}/{}  tasks {}/{}",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                p.stages_done,
+                p.stages,
+                p.tasks_done,
+                p.tasks
+            ));
+        }
+        RunEvent::Committing => {
+            progress_bar.set_message("committing: sealing the version, updating the catalog")
+        }
+    };
+    let result = run_job(&engine, &lake, &catalog, &loaded.spec, &progress).await;
+    bar.finish_and_clear();
+    let report = result.map_err(|e| run_error(&loaded, e))?;
+    output::print_report(&loaded, &report, catalog.kind());
+    if preview > 0 {
+        let table = format!("{}.{}", report.table.database, report.table.name);
+        let sql = format!("SELECT * FROM {table} LIMIT {preview}");
+        let batches = query_catalog(&catalog, &sql).await?;
+        println!("\nFirst {preview} rows of {table}:");
+        output::print_batches(&batches, Format::Table)?;
+    }
+    print_next_steps(&report, &lake_arg.lake);
+    Ok(())
+}
+
+fn run_error(job: &LoadedJob, e: RunError) -> anyhow::Error {
+    match e {
+        RunError::Plan(PlanError::Invalid(d)) => {
+            anyhow!("invalid job:\n{}\nnothing was published", job.describe(&d))
+        }
+        other => anyhow!(
+            "{other}\nnothing was published; the table's previous version (if any) is unchanged"
+        ),
+    }
+}
+
+fn print_next_steps(report: &RunReport, lake_arg: &str) {
+    let me = if std::env::var_os("CARGO").is_some() {
+        "cargo run -q --bin sluice --".to_string()
+    } else {
+        "sluice".to_string()
+    };
+    let lake = if lake_arg == "lake" {
+        String::new()
+    } else {
+        format!(" --lake {lake_arg}")
+    };
+    let table = format!("{}.{}", report.table.database, report.table.name);
+    println!("\nQuery it:");
+    println!("  {me} query \"SELECT count(*) AS rows FROM {table}\"{lake}");
+    println!("  {me} tables{lake}");
+}
+
+async fn query_catalog(
+    catalog: &dyn Catalog,
+    sql: &str,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    let tables = catalog
+        .list_tables()
+        .await
+        .context("cannot read the catalog")?;
+    let ctx = query::query_context();
+    query::register_tables(&ctx, &tables).await.map_err(|e| {
+        anyhow!(
+            "cannot open the catalog's tables: {}",
+            sluice_planner::clean_message(&e)
+        )
+    })?;
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| anyhow!("query failed: {}", sluice_planner::clean_message(&e)))?;
+    df.collect()
+        .await
+        .map_err(|e| anyhow!("query failed: {}", sluice_planner::clean_message(&e)))
+}
+
+/// Opens the lake's embedded catalog without starting a cluster.
+fn open_catalog(lake_arg: &LakeArgs) -> Result<sluice_catalog::EmbeddedCatalog> {
+    let url = lake_url(&lake_arg.lake)?;
+    let path = url::Url::parse(&url)?
+        .to_file_path()
+        .map_err(|_| anyhow!("only local lakes are supported here: {url}"))?;
+    let local: Arc<dyn datafusion::object_store::ObjectStore> =
+        Arc::new(datafusion::object_store::local::LocalFileSystem::new());
+    let rel = path.to_string_lossy().trim_start_matches('/').to_string();
+    Ok(sluice_catalog::EmbeddedCatalog::new(local, &rel, &url))
+}
+
+async fn query_lake(
+    lake_arg: &LakeArgs,
+    sql: &str,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    let catalog = open_catalog(lake_arg)?;
+    query_catalog(&catalog, sql).await
+}
+
+async fn tables(lake_arg: &LakeArgs, format: Format) -> Result<()> {
+    let catalog = open_catalog(lake_arg)?;
+    let tables = catalog
+        .list_tables()
+        .await
+        .context("cannot read the catalog")?;
+    if tables.is_empty() && format == Format::Table {
+        bail!(
+            "no tables in the lake at {}; run a job first",
+            lake_arg.lake
+        );
+    }
+    output::print_tables(&tables, format)
+}

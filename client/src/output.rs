@@ -1,0 +1,218 @@
+//! How the CLI prints reports, tables and query results.
+
+use anyhow::{Context, Result};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use sluice_catalog::TableEntry;
+use sluice_job::LoadedJob;
+use sluice_scheduler::RunReport;
+
+use crate::Format;
+
+/// `1.2 MB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `19,621`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Prints what a run did.
+pub fn print_report(job: &LoadedJob, r: &RunReport, catalog_kind: &str) {
+    let t = &r.table;
+    println!("Job '{}' succeeded: run {}", job.spec.name, r.run_id);
+    let width = r.sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for (i, s) in r.sources.iter().enumerate() {
+        let label = if i == 0 { "read " } else { "     " };
+        let rows = s
+            .rows
+            .map(|n| format!("{} rows", thousands(n)))
+            .unwrap_or_else(|| "rows not reported".into());
+        println!(
+            "  {label} {:<width$}  {:>14}  {}  {}",
+            s.name,
+            rows,
+            plural(s.files, "file"),
+            human_bytes(s.bytes)
+        );
+    }
+    let total_in: u64 = r.sources.iter().filter_map(|s| s.rows).sum();
+    println!(
+        "        {:<width$}  {:>14}",
+        "total",
+        format!("{} rows", thousands(total_in))
+    );
+    println!(
+        "  wrote  {} rows in {} ({}) to {}",
+        thousands(r.rows_written),
+        plural(r.files_written, "file"),
+        human_bytes(r.bytes_written),
+        t.location
+    );
+    println!(
+        "  table  {}.{} registered in the {catalog_kind} catalog (version {}, {} columns{})",
+        t.database,
+        t.name,
+        t.version,
+        t.columns.len() + t.partition_keys.len(),
+        if t.partitions.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", plural(t.partitions.len(), "partition"))
+        }
+    );
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.hive_type))
+        .chain(
+            t.partition_keys
+                .iter()
+                .map(|c| format!("{} {} (partition)", c.name, c.hive_type)),
+        )
+        .collect();
+    for line in wrap(&cols.join(", "), 90) {
+        println!("         {line}");
+    }
+    if r.versions_removed > 0 {
+        println!(
+            "  pruned {} of the table",
+            plural(r.versions_removed, "old version")
+        );
+    }
+    println!("  time   {:.2} s", r.elapsed.as_secs_f64());
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.len() + word.len() + 1 > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Prints query results in the chosen format.
+pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
+    match format {
+        Format::Table => {
+            println!(
+                "{}",
+                pretty_format_batches(batches).context("cannot format the result")?
+            );
+        }
+        Format::Csv => {
+            let mut w = arrow_csv::WriterBuilder::new()
+                .with_header(true)
+                .build(std::io::stdout());
+            for b in batches {
+                w.write(b).context("cannot write CSV")?;
+            }
+        }
+        Format::Json => {
+            let mut w = arrow_json::LineDelimitedWriter::new(std::io::stdout());
+            for b in batches {
+                w.write(b).context("cannot write JSON")?;
+            }
+            w.finish().context("cannot write JSON")?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints the catalog's tables.
+pub fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
+    match format {
+        Format::Json => {
+            for t in tables {
+                println!("{}", serde_json::to_string(t)?);
+            }
+        }
+        Format::Csv => {
+            println!("database,table,rows,files,bytes,version,location");
+            for t in tables {
+                println!(
+                    "{},{},{},{},{},{},{}",
+                    t.database,
+                    t.name,
+                    t.parameters.get("recordCount").map_or("", |s| s),
+                    t.parameters.get("objectCount").map_or("", |s| s),
+                    t.parameters.get("sizeKey").map_or("", |s| s),
+                    t.version,
+                    t.location
+                );
+            }
+        }
+        Format::Table => {
+            for t in tables {
+                let rows: u64 = t
+                    .parameters
+                    .get("recordCount")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let bytes: u64 = t
+                    .parameters
+                    .get("sizeKey")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                println!(
+                    "{}.{}  {} rows, {}, version {}, updated {}",
+                    t.database,
+                    t.name,
+                    thousands(rows),
+                    human_bytes(bytes),
+                    t.version,
+                    t.updated_at
+                );
+                println!("  location {}", t.location);
+                let cols: Vec<String> = t
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.hive_type))
+                    .collect();
+                for line in wrap(&cols.join(", "), 90) {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The data lake's layout and its commit protocol.
+//!
+//! A table lives under a root prefix (`<lake>/<database>/<table>/`). Every run writes a new
+//! version under `<root>/run-<id>/` and nothing else. The version becomes the table only when
+//! the catalog is pointed at it, after every file is complete; until then, and forever if the
+//! run fails, no reader sees it. There is no rename, so this works the same on S3. A finished
+//! version carries a `_SUCCESS` marker listing its files; old versions are removed once the
+//! catalog has moved on, keeping the previous one for readers still in flight.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// Name of the marker written into a complete version.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+/// Prefix of version folders.
+pub const RUN_PREFIX: &str = "run-";
+
+/// Errors from lake operations.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The object store failed.
+    #[error("lake storage error at {location}: {source}")]
+    Store {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A URL could not be parsed.
+    #[error("invalid lake URL '{0}'")]
+    Url(String),
+    /// A marker could not be encoded.
+    #[error("cannot encode the commit marker: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A new, sortable run id: `20261124T231500-1a2b3c4d`.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f");
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{now}-{}", &id[id.len() - 8..])
+}
+
+/// One data file of a version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataFile {
+    /// Path relative to the version folder (`genre=pop/part-0.parquet`).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a complete version holds, written as its `_SUCCESS` marker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// The run that wrote it.
+    pub run_id: String,
+    /// Rows in all files.
+    pub rows: u64,
+    /// The data files.
+    pub files: Vec<DataFile>,
+}
+
+impl Manifest {
+    /// Total bytes of the data files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// A table's place in the lake.
+#[derive(Clone)]
+pub struct TableLocation {
+    store: Arc<dyn ObjectStore>,
+    /// URL of the store's root (`file:///` or `s3://bucket/`).
+    store_url: String,
+    /// Path of the table root inside the store, without a trailing slash.
+    root: Path,
+}
+
+impl std::fmt::Debug for TableLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TableLocation({})", self.root_url())
+    }
+}
+
+impl TableLocation {
+    /// The table rooted at `root_url` (`file:///lake/db/table/`, `s3://b/lake/db/table/`),
+    /// stored in `store`, whose own root is `store_url` (`file:///`, `s3://b/`).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        store_url: &str,
+        root_url: &str,
+    ) -> Result<Self, LakeError> {
+        let store_url = if store_url.ends_with('/') {
+            store_url.to_string()
+        } else {
+            format!("{store_url}/")
+        };
+        let rest = root_url
+            .strip_prefix(&store_url)
+            .ok_or_else(|| LakeError::Url(root_url.to_string()))?;
+        let root = Path::parse(rest.trim_end_matches('/'))
+            .map_err(|_| LakeError::Url(root_url.to_string()))?;
+        Ok(Self {
+            store,
+            store_url,
+            root,
+        })
+    }
+
+    /// URL of the table root, ending in `/`.
+    pub fn root_url(&self) -> String {
+        format!("{}{}/", self.store_url, self.root)
+    }
+
+    fn version_path(&self, run_id: &str) -> Path {
+        self.root
+            .clone()
+            .join(format!("{RUN_PREFIX}{run_id}").as_str())
+    }
+
+    /// URL of the folder a run writes to, ending in `/`.
+    pub fn version_url(&self, run_id: &str) -> String {
+        format!("{}{}/", self.store_url, self.version_path(run_id))
+    }
+
+    /// Lists the data files a run wrote (everything but `_` and `.` files).
+    pub async fn list_version(&self, run_id: &str) -> Result<Vec<DataFile>, LakeError> {
+        let prefix = self.version_path(run_id);
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| self.err(&prefix, source))?;
+        let prefix_text = format!("{prefix}/");
+        let mut files: Vec<DataFile> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let rel = m.location.as_ref().strip_prefix(&prefix_text)?.to_string();
+                let hidden = rel
+                    .split('/')
+                    .any(|part| part.starts_with('_') || part.starts_with('.'));
+                (!hidden).then_some(DataFile {
+                    path: rel,
+                    size: m.size,
+                })
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Marks a version complete by writing its manifest as `_SUCCESS`.
+    pub async fn seal(&self, manifest: &Manifest) -> Result<(), LakeError> {
+        let path = self
+            .version_path(&manifest.run_id)
+            .clone()
+            .join(SUCCESS_MARKER);
+        let body = serde_json::to_vec_pretty(manifest)?;
+        self.store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map_err(|source| self.err(&path, source))?;
+        Ok(())
+    }
+
+    /// Deletes everything a run wrote (after a failure, or for old versions).
+    pub async fn delete_version(&self, run_id: &str) -> Result<(), LakeError> {
+        let prefix = self.version_path(run_id);
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        let deleted: Vec<_> = self.store.delete_stream(locations).collect().await;
+        for r in deleted {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => return Err(self.err(&prefix, source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Run ids of every version folder under the table root, oldest first.
+    pub async fn versions(&self) -> Result<Vec<String>, LakeError> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map_err(|source| self.err(&self.root, source))?;
+        let mut ids: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix(RUN_PREFIX).map(str::to_string))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Removes every version except those in `keep`.
+    pub async fn retain_versions(&self, keep: &[&str]) -> Result<usize, LakeError> {
+        let mut removed = 0;
+        for id in self.versions().await? {
+            if !keep.contains(&id.as_str()) {
+                self.delete_version(&id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn err(&self, path: &Path, source: object_store::Error) -> LakeError {
+        LakeError::Store {
+            location: format!("{}{}", self.store_url, path),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn versions_are_listed_sealed_and_pruned() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table =
+            TableLocation::new(store.clone(), "memory:///", "memory:///lake/db/t/").unwrap();
+        assert_eq!(table.root_url(), "memory:///lake/db/t/");
+        for run in ["a", "b", "c"] {
+            let p = Path::from(format!("lake/db/t/run-{run}/part-0.parquet"));
+            store
+                .put(&p, PutPayload::from_static(b"1234"))
+                .await
+                .unwrap();
+        }
+        let files = table.list_version("b").await.unwrap();
+        assert_eq!(
+            files,
+            vec![DataFile {
+                path: "part-0.parquet".into(),
+                size: 4
+            }]
+        );
+        table
+            .seal(&Manifest {
+                run_id: "b".into(),
+                rows: 1,
+                files,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            table.list_version("b").await.unwrap().len(),
+            1,
+            "marker is hidden"
+        );
+        assert_eq!(table.versions().await.unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(table.retain_versions(&["b", "c"]).await.unwrap(), 1);
+        assert_eq!(table.versions().await.unwrap(), vec!["b", "c"]);
+    }
+}

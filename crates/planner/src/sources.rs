@@ -1,0 +1,199 @@
+//! Sources: list the files, check them, infer schemas, and read them as frames.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
+use futures::TryStreamExt;
+use sluice_job::suggest;
+use sluice_proto as pb;
+
+use crate::PlanError;
+
+/// How many rows per file are read to infer CSV column types.
+const INFER_ROWS: usize = 10_000;
+
+/// One input file of a source.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Full URL of the file.
+    pub url: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A source as planned: its files and read options.
+#[derive(Debug, Clone)]
+pub struct PlannedSource {
+    /// Source name in the job.
+    pub name: String,
+    /// The files it reads, sorted by URL.
+    pub files: Vec<SourceFile>,
+    /// The source's spec.
+    pub spec: pb::Source,
+    /// The schema the files are read with.
+    pub schema: Arc<Schema>,
+}
+
+/// Resolves `source.path` against the staging URL.
+pub fn source_url(staging: &str, path: &str) -> String {
+    if path.contains("://") || staging.is_empty() {
+        path.to_string()
+    } else if let Some(stripped) = path.strip_prefix('/') {
+        format!("file:///{stripped}")
+    } else {
+        format!("{staging}{path}")
+    }
+}
+
+pub(crate) async fn plan_source(
+    ctx: &SessionContext,
+    staging: &str,
+    source: &pb::Source,
+    path: &str,
+) -> Result<(DataFrame, PlannedSource), PlanError> {
+    let url_text = source_url(staging, &source.path);
+    let files = list_files(ctx, &url_text, &format!("{path}.path")).await?;
+    let urls: Vec<String> = files.iter().map(|f| f.url.clone()).collect();
+    let df = match &source.format {
+        Some(pb::source::Format::Csv(csv)) => {
+            if csv.has_header
+                && let Some(empty) = files.iter().find(|f| f.size == 0)
+            {
+                return Err(PlanError::at(
+                    format!("{path}.path"),
+                    format!("{}: the file is empty (expected a header line)", empty.url),
+                ));
+            }
+            read_csv(ctx, urls, csv, path).await?
+        }
+        _ => ctx
+            .read_parquet(urls, ParquetReadOptions::default())
+            .await
+            .map_err(|e| PlanError::at(format!("{path}.path"), crate::clean_message(&e)))?,
+    };
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let df = df.alias(&source.name)?;
+    Ok((
+        df,
+        PlannedSource {
+            name: source.name.clone(),
+            files,
+            spec: source.clone(),
+            schema,
+        },
+    ))
+}
+
+async fn list_files(
+    ctx: &SessionContext,
+    url_text: &str,
+    path: &str,
+) -> Result<Vec<SourceFile>, PlanError> {
+    let url = ListingTableUrl::parse(url_text)
+        .map_err(|e| PlanError::at(path, format!("'{url_text}': {}", crate::clean_message(&e))))?;
+    let store = ctx
+        .runtime_env()
+        .object_store(&url)
+        .map_err(|e| PlanError::at(path, format!("'{url_text}': {}", crate::clean_message(&e))))?;
+    let state = ctx.state();
+    let listed: Vec<_> = match url.list_all_files(&state, store.as_ref(), "").await {
+        Ok(stream) => stream.try_collect().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let mut files: Vec<SourceFile> = listed
+        .into_iter()
+        .filter(|m| {
+            let name = m.location.filename().unwrap_or_default();
+            !(name.starts_with('.') || name.starts_with('_'))
+        })
+        .map(|m| SourceFile {
+            url: format!("{}{}", url.object_store().as_str(), m.location),
+            size: m.size,
+        })
+        .collect();
+    files.sort_by(|a, b| a.url.cmp(&b.url));
+    if files.is_empty() {
+        return Err(PlanError::at(path, format!("no file matches '{url_text}'")));
+    }
+    Ok(files)
+}
+
+fn csv_options<'a>(csv: &pb::CsvFormat) -> CsvReadOptions<'a> {
+    let byte = |s: &str, d: u8| s.as_bytes().first().copied().unwrap_or(d);
+    let mut o = CsvReadOptions::new()
+        .has_header(csv.has_header)
+        .delimiter(byte(&csv.delimiter, b','))
+        .quote(byte(&csv.quote, b'"'))
+        .newlines_in_values(csv.newlines_in_values)
+        .file_extension("")
+        .schema_infer_max_records(INFER_ROWS);
+    if let Some(e) = csv.escape.as_bytes().first() {
+        o = o.escape(*e);
+    }
+    if !csv.null_value.is_empty() {
+        o = o.null_regex(Some(format!("^{}$", regex_escape(&csv.null_value))));
+    }
+    o
+}
+
+async fn read_csv(
+    ctx: &SessionContext,
+    urls: Vec<String>,
+    csv: &pb::CsvFormat,
+    path: &str,
+) -> Result<DataFrame, PlanError> {
+    let read_err = |e: datafusion::error::DataFusionError| {
+        PlanError::at(format!("{path}.path"), crate::clean_message(&e))
+    };
+    let inferred = ctx
+        .read_csv(urls.clone(), csv_options(csv))
+        .await
+        .map_err(read_err)?;
+    if csv.columns.is_empty() {
+        return Ok(inferred);
+    }
+    let mut fields: Vec<Field> = inferred
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for c in &csv.columns {
+        let col_path = format!("{path}.columns.{}", c.name);
+        let ty = crate::types::parse(&c.sql_type).map_err(|e| PlanError::at(&col_path, e))?;
+        let Some(f) = fields.iter_mut().find(|f| f.name() == &c.name) else {
+            let names: Vec<&str> = inferred
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            return Err(PlanError::at(
+                col_path,
+                format!(
+                    "no column '{}' in the CSV header{}",
+                    c.name,
+                    suggest::hint(&c.name, names)
+                ),
+            ));
+        };
+        *f = Field::new(f.name(), ty, true);
+    }
+    let schema = Schema::new(fields);
+    ctx.read_csv(urls, csv_options(csv).schema(&schema))
+        .await
+        .map_err(read_err)
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}

@@ -1,0 +1,257 @@
+//! The Ballista cluster a job runs on, and what the scheduler can tell about its jobs.
+//!
+//! [`Engine::embedded`] starts Ballista's scheduler and one executor inside this process,
+//! on loopback ports chosen by the OS (Ballista's standalone mode, built from its public
+//! pieces so that Sluice keeps a handle on the scheduler's state for progress and metrics).
+//! Planning and execution go through the same [`SessionContext`] API as a remote cluster.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
+use ballista_core::serde::protobuf::task_status;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::metrics::default_metrics_collector;
+use ballista_scheduler::scheduler_server::SchedulerServer;
+use ballista_scheduler::state::execution_graph::ExecutionGraphBox;
+use ballista_scheduler::state::execution_stage::ExecutionStage;
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::MetricsSet;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use tokio::net::TcpListener;
+
+/// Errors starting or talking to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Ballista failed to start.
+    #[error("cannot start the embedded Ballista cluster: {0}")]
+    Start(String),
+    /// Reading the scheduler's state failed.
+    #[error("cannot read the scheduler's job state: {0}")]
+    State(String),
+}
+
+/// How far a job has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Stages in the job.
+    pub stages: usize,
+    /// Stages finished.
+    pub stages_done: usize,
+    /// Tasks of the stages known so far.
+    pub tasks: usize,
+    /// Tasks finished.
+    pub tasks_done: usize,
+}
+
+/// Rows that a finished job's file scans produced, per scanned file URL prefix.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRows {
+    /// (first file URL of a scan, rows the scan produced).
+    pub scans: Vec<(Vec<String>, u64)>,
+}
+
+type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
+
+/// A Ballista cluster and a session on it.
+pub struct Engine {
+    ctx: SessionContext,
+    scheduler: Scheduler,
+    cluster: BallistaCluster,
+}
+
+/// Session settings shared by the client, the scheduler and the executors.
+pub fn session_config(partitions: usize) -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_target_partitions(partitions)
+        .with_ballista_standalone_parallelism(partitions)
+        .with_information_schema(true)
+}
+
+impl Engine {
+    /// Starts a scheduler and an executor with `partitions` task slots in this process.
+    pub async fn embedded(partitions: usize) -> Result<Self, EngineError> {
+        let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
+        let config = session_config(partitions);
+        let state: SessionState = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config.clone())
+            .build();
+
+        let builder_state = state.clone();
+        let session_builder = Arc::new(move |_: SessionConfig| Ok(builder_state.clone()));
+        let producer_config = config.clone();
+        let config_producer = Arc::new(move || producer_config.clone());
+        let cluster = BallistaCluster::new_memory("localhost:0", session_builder, config_producer);
+        let mut scheduler: Scheduler = SchedulerServer::new(
+            "localhost:0".to_owned(),
+            cluster.clone(),
+            BallistaCodec::default(),
+            Arc::new(
+                SchedulerConfig::default()
+                    .with_scheduler_policy(ballista_core::config::TaskSchedulingPolicy::PullStaged),
+            ),
+            default_metrics_collector().map_err(|e| start(&e))?,
+        );
+        scheduler.init().await.map_err(|e| start(&e))?;
+
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| start(&e))?;
+        let addr = listener.local_addr().map_err(|e| start(&e))?;
+        let max = config.ballista_grpc_client_max_message_size();
+        let service = SchedulerGrpcServer::new(scheduler.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+        tokio::spawn(
+            create_grpc_server(&GrpcServerConfig::default())
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+
+        let url = format!("http://127.0.0.1:{}", addr.port());
+        let client = connect(&url).await.map_err(|e| start(&e))?;
+        ballista_executor::new_standalone_executor_from_state(client, partitions, &state)
+            .await
+            .map_err(|e| start(&e))?;
+        let ctx = SessionContext::remote_with_state(&url, state)
+            .await
+            .map_err(|e| start(&e))?;
+        Ok(Self {
+            ctx,
+            scheduler,
+            cluster,
+        })
+    }
+
+    /// The session jobs are planned and run in.
+    pub fn ctx(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Ids of every job the scheduler knows.
+    pub async fn job_ids(&self) -> Result<HashSet<String>, EngineError> {
+        let jobs = self
+            .scheduler
+            .state
+            .task_manager
+            .get_all_jobs()
+            .await
+            .map_err(|e| EngineError::State(e.to_string()))?;
+        Ok(jobs.into_iter().map(|j| j.job_id.to_string()).collect())
+    }
+
+    /// Progress of the jobs running now, summed.
+    pub async fn running_progress(&self) -> JobProgress {
+        let mut p = JobProgress::default();
+        let running = self.scheduler.state.task_manager.get_running_job_cache();
+        for info in running.values() {
+            let graph = info.execution_graph.read().await;
+            add_progress(&mut p, &graph);
+        }
+        p
+    }
+
+    /// Rows produced by every file scan of the finished jobs `job_ids`.
+    pub async fn scan_rows(&self, job_ids: &[String]) -> ScanRows {
+        let mut out = ScanRows::default();
+        let job_state = self.cluster.job_state();
+        for id in job_ids {
+            let Ok(Some(graph)) = job_state.get_execution_graph(&id.as_str().into()).await else {
+                continue;
+            };
+            for stage in graph.stages().values() {
+                if let ExecutionStage::Successful(s) = stage {
+                    collect_scans(s.plan.as_ref(), &s.stage_metrics, &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn connect(
+    url: &str,
+) -> Result<SchedulerGrpcClient<tonic::transport::Channel>, tonic::transport::Error> {
+    let mut attempt = 0;
+    loop {
+        match SchedulerGrpcClient::connect(url.to_string()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if attempt >= 50 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+fn add_progress(p: &mut JobProgress, graph: &ExecutionGraphBox) {
+    for stage in graph.stages().values() {
+        p.stages += 1;
+        match stage {
+            ExecutionStage::Successful(s) => {
+                p.stages_done += 1;
+                p.tasks += s.partitions;
+                p.tasks_done += s.partitions;
+            }
+            ExecutionStage::Running(s) => {
+                p.tasks += s.partitions;
+                p.tasks_done += s
+                    .task_infos
+                    .iter()
+                    .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
+                    .map(|t| t.global_input_partition_ids.len().max(1))
+                    .sum::<usize>();
+            }
+            ExecutionStage::Resolved(s) => p.tasks += s.partitions,
+            ExecutionStage::UnResolved(_) | ExecutionStage::Failed(_) => {}
+        }
+    }
+}
+
+/// Pairs the stage's file scans (in plan pre-order) with the metric sets that carry scan
+/// metrics (Ballista collects metrics in pre-order too), and sums their output rows.
+fn collect_scans(plan: &dyn ExecutionPlan, metrics: &[MetricsSet], out: &mut ScanRows) {
+    let mut scans = Vec::new();
+    scan_files(plan, &mut scans);
+    let scan_metrics: Vec<&MetricsSet> = metrics
+        .iter()
+        .filter(|m| m.iter().any(|x| x.value().name() == "time_elapsed_opening"))
+        .collect();
+    if scans.len() != scan_metrics.len() {
+        return;
+    }
+    for (files, m) in scans.into_iter().zip(scan_metrics) {
+        let rows = m.output_rows().unwrap_or(0) as u64;
+        out.scans.push((files, rows));
+    }
+}
+
+fn scan_files(plan: &dyn ExecutionPlan, out: &mut Vec<Vec<String>>) {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    if let Some(exec) = plan.downcast_ref::<DataSourceExec>()
+        && let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>()
+    {
+        let files = config
+            .file_groups
+            .iter()
+            .flat_map(|g| g.files().iter())
+            .map(|f| f.object_meta.location.to_string())
+            .collect();
+        out.push(files);
+    }
+    for child in plan.children() {
+        scan_files(child.as_ref(), out);
+    }
+}

@@ -1,0 +1,431 @@
+//! Runs one job: plan, write a new table version, seal it, then swap the catalog entry.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::config::TableParquetOptions;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use object_store::ObjectStore;
+use sluice_catalog::{Catalog, CatalogError, ColumnEntry, PartitionEntry, TableEntry};
+use sluice_lake::{LakeError, Manifest, TableLocation};
+use sluice_planner::diagnose::{InputError, is_csv_error, locate_csv_error};
+use sluice_planner::{PlanError, PlannedJob, clean_message, plan_job};
+use sluice_proto as pb;
+
+use crate::engine::{Engine, JobProgress};
+
+/// Environment variable naming a failure to inject, for tests of the commit protocol:
+/// `before_commit` fails a run after its files are written and sealed, before the catalog
+/// moves.
+pub const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
+
+/// What a run is doing, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// Listing sources, inferring schemas, checking columns.
+    Planning,
+    /// Executing on the cluster.
+    Running(JobProgress),
+    /// Sealing the new version and updating the catalog.
+    Committing,
+}
+
+/// Why a run failed. In every case the catalog still points at the previous version.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The job does not fit its data (unknown column, missing file, …).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An input file has a bad row or value.
+    #[error("bad input in source '{}': {}", .0.source, .0)]
+    Input(InputError),
+    /// Execution failed for another reason.
+    #[error("the job failed while running: {0}")]
+    Execution(String),
+    /// The run exceeded the job's timeout.
+    #[error("the job ran longer than its timeout of {0} s")]
+    Timeout(u64),
+    /// Writing or sealing the version failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// The catalog could not be read or updated.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What a source contributed.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    /// Source name.
+    pub name: String,
+    /// Files read.
+    pub files: usize,
+    /// Bytes in those files.
+    pub bytes: u64,
+    /// Rows read, when the scheduler reported it.
+    pub rows: Option<u64>,
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run's id (also its version folder, `run-<id>`).
+    pub run_id: String,
+    /// Per source: files, bytes, rows.
+    pub sources: Vec<SourceReport>,
+    /// Rows written to the table.
+    pub rows_written: u64,
+    /// Data files written.
+    pub files_written: usize,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// The table as now registered.
+    pub table: TableEntry,
+    /// Old versions removed from the lake.
+    pub versions_removed: usize,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+}
+
+/// Where tables go: the lake root and the catalog that registers them.
+pub struct Lake {
+    /// URL of the lake root, ending in `/` (`file:///data/lake/`, `s3://bucket/lake/`).
+    pub url: String,
+    /// The store holding the lake.
+    pub store: Arc<dyn ObjectStore>,
+    /// URL of the store's root (`file:///`, `s3://bucket/`).
+    pub store_url: String,
+}
+
+impl Lake {
+    /// The lake at `url`, using the object store the engine's session has for it.
+    pub fn open(engine: &Engine, url: &str) -> Result<Self, LakeError> {
+        let url = if url.ends_with('/') {
+            url.to_string()
+        } else {
+            format!("{url}/")
+        };
+        let parsed = url::Url::parse(&url).map_err(|_| LakeError::Url(url.clone()))?;
+        let store_url = format!("{}://{}/", parsed.scheme(), parsed.host_str().unwrap_or(""));
+        let os_url = ObjectStoreUrl::parse(&store_url).map_err(|_| LakeError::Url(url.clone()))?;
+        let store = engine
+            .ctx()
+            .runtime_env()
+            .object_store(&os_url)
+            .map_err(|_| LakeError::Url(url.clone()))?;
+        Ok(Self {
+            url,
+            store,
+            store_url,
+        })
+    }
+
+    /// The lake root's path inside its store (`data/lake`).
+    pub fn path(&self) -> &str {
+        self.url
+            .strip_prefix(&self.store_url)
+            .unwrap_or("")
+            .trim_end_matches('/')
+    }
+
+    /// The embedded catalog kept in this lake.
+    pub fn embedded_catalog(&self) -> sluice_catalog::EmbeddedCatalog {
+        sluice_catalog::EmbeddedCatalog::new(self.store.clone(), self.path(), &self.url)
+    }
+
+    fn table(&self, target: &pb::Target) -> Result<TableLocation, LakeError> {
+        let root = if target.location.is_empty() {
+            let t = target.table.clone().unwrap_or_default();
+            format!("{}{}/{}/", self.url, t.database, t.table)
+        } else {
+            target.location.clone()
+        };
+        TableLocation::new(self.store.clone(), &self.store_url, &root)
+    }
+}
+
+/// Runs `spec` on `engine`, writing into `lake` and registering in `catalog`.
+/// `progress` is called as the run moves on.
+pub async fn run_job(
+    engine: &Engine,
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    spec: &pb::JobSpec,
+    progress: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    progress(RunEvent::Planning);
+    let planned = plan_job(engine.ctx(), spec).await?;
+    let target = spec.target.clone().unwrap_or_default();
+    let table_ref = target.table.clone().unwrap_or_default();
+    let columns = output_columns(&planned)?;
+    let table = lake.table(&target)?;
+    let run_id = sluice_lake::new_run_id();
+    let version_url = table.version_url(&run_id);
+
+    let jobs_before = engine.job_ids().await.unwrap_or_default();
+    let written = write_version(
+        engine,
+        &planned,
+        &version_url,
+        spec.timeout_seconds,
+        progress,
+    )
+    .await;
+    let rows_written = match written {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = table.delete_version(&run_id).await;
+            return Err(explain_failure(engine, &planned, e).await);
+        }
+    };
+
+    progress(RunEvent::Committing);
+    let result = commit(
+        lake,
+        catalog,
+        &table,
+        &table_ref,
+        &planned,
+        &columns,
+        &run_id,
+        rows_written,
+    )
+    .await;
+    let (entry, manifest, versions_removed) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = table.delete_version(&run_id).await;
+            return Err(e);
+        }
+    };
+
+    let new_jobs: Vec<String> = engine
+        .job_ids()
+        .await
+        .unwrap_or_default()
+        .difference(&jobs_before)
+        .cloned()
+        .collect();
+    let scans = engine.scan_rows(&new_jobs).await;
+    let sources = planned
+        .sources
+        .iter()
+        .map(|s| {
+            let mut rows = None;
+            for (files, n) in &scans.scans {
+                let ours = files
+                    .first()
+                    .is_some_and(|f| s.files.iter().any(|sf| sf.url.ends_with(f.as_str())));
+                if ours {
+                    *rows.get_or_insert(0) += n;
+                }
+            }
+            SourceReport {
+                name: s.name.clone(),
+                files: s.files.len(),
+                bytes: s.files.iter().map(|f| f.size).sum(),
+                rows,
+            }
+        })
+        .collect();
+    Ok(RunReport {
+        run_id,
+        sources,
+        rows_written,
+        files_written: manifest.files.len(),
+        bytes_written: manifest.bytes(),
+        table: entry,
+        versions_removed,
+        elapsed: started.elapsed(),
+    })
+}
+
+enum WriteFailure {
+    DataFusion(datafusion::error::DataFusionError),
+    Timeout(u64),
+}
+
+async fn write_version(
+    engine: &Engine,
+    planned: &PlannedJob,
+    version_url: &str,
+    timeout_seconds: u64,
+    progress: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<u64, WriteFailure> {
+    let mut parquet = TableParquetOptions::default();
+    parquet.global.compression = Some(
+        match planned.compression {
+            pb::Compression::Snappy => "snappy",
+            pb::Compression::Zstd => "zstd(3)",
+            pb::Compression::Gzip => "gzip(6)",
+            pb::Compression::None => "uncompressed",
+        }
+        .to_string(),
+    );
+    let options = DataFrameWriteOptions::new().with_partition_by(planned.partition_by.clone());
+    let write = planned
+        .output
+        .clone()
+        .write_parquet(version_url, options, Some(parquet));
+    tokio::pin!(write);
+    let deadline =
+        (timeout_seconds > 0).then(|| Instant::now() + Duration::from_secs(timeout_seconds));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            result = &mut write => {
+                let batches = result.map_err(WriteFailure::DataFusion)?;
+                return Ok(count_rows(&batches));
+            }
+            _ = tick.tick() => {
+                if deadline.is_some_and(|d| Instant::now() > d) {
+                    return Err(WriteFailure::Timeout(timeout_seconds));
+                }
+                progress(RunEvent::Running(engine.running_progress().await));
+            }
+        }
+    }
+}
+
+fn count_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().cloned())
+        .map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>())
+        .sum()
+}
+
+async fn explain_failure(engine: &Engine, planned: &PlannedJob, e: WriteFailure) -> RunError {
+    let e = match e {
+        WriteFailure::Timeout(s) => return RunError::Timeout(s),
+        WriteFailure::DataFusion(e) => e,
+    };
+    let message = clean_message(&e);
+    if is_csv_error(&message)
+        && let Some(found) = locate_csv_error(engine.ctx(), &planned.sources).await
+    {
+        return RunError::Input(found);
+    }
+    RunError::Execution(message)
+}
+
+fn output_columns(planned: &PlannedJob) -> Result<Vec<ColumnEntry>, RunError> {
+    let mut out = Vec::new();
+    for field in planned.output.schema().fields() {
+        let hive_type = sluice_catalog::types::hive_type(field.data_type()).map_err(|e| {
+            RunError::Plan(PlanError::Invalid(sluice_job::Diagnostic::new(
+                "target.input",
+                format!("column '{}': {e}", field.name()),
+            )))
+        })?;
+        out.push(ColumnEntry {
+            name: field.name().clone(),
+            hive_type,
+        });
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn commit(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    table: &TableLocation,
+    table_ref: &pb::TableRef,
+    planned: &PlannedJob,
+    columns: &[ColumnEntry],
+    run_id: &str,
+    rows: u64,
+) -> Result<(TableEntry, Manifest, usize), RunError> {
+    let files = table.list_version(run_id).await?;
+    let manifest = Manifest {
+        run_id: run_id.to_string(),
+        rows,
+        files,
+    };
+    table.seal(&manifest).await?;
+    if std::env::var(FAILPOINT_ENV).as_deref() == Ok("before_commit") {
+        return Err(RunError::Execution(format!(
+            "failpoint {FAILPOINT_ENV}=before_commit"
+        )));
+    }
+    let previous = catalog
+        .get_table(&table_ref.database, &table_ref.table)
+        .await?;
+    let version_url = table.version_url(run_id);
+    let partition_keys: Vec<ColumnEntry> = planned
+        .partition_by
+        .iter()
+        .map(|p| ColumnEntry {
+            name: p.clone(),
+            hive_type: "string".into(),
+        })
+        .collect();
+    let data_columns = columns
+        .iter()
+        .filter(|c| !planned.partition_by.contains(&c.name))
+        .cloned()
+        .collect();
+    let partitions = partitions_of(&manifest, &planned.partition_by, &version_url);
+    let entry = TableEntry {
+        database: table_ref.database.clone(),
+        name: table_ref.table.clone(),
+        location: version_url,
+        classification: "parquet".into(),
+        columns: data_columns,
+        partition_keys,
+        partitions,
+        parameters: sluice_catalog::crawler_parameters(
+            "parquet",
+            rows,
+            manifest.files.len() as u64,
+            manifest.bytes(),
+        ),
+        run_id: Some(run_id.to_string()),
+        version: 0,
+        updated_at: String::new(),
+    };
+    let entry = catalog.commit_table(entry).await?;
+    let _ = lake;
+    // Keep this version and the one readers may still be using; drop older ones.
+    let previous_run = previous.and_then(|p| p.run_id);
+    let mut removed = 0;
+    if let Ok(versions) = table.versions().await {
+        for v in versions {
+            let older = previous_run.as_deref().is_some_and(|p| v.as_str() < p);
+            if older {
+                if table.delete_version(&v).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok((entry, manifest, removed))
+}
+
+fn partitions_of(manifest: &Manifest, keys: &[String], version_url: &str) -> Vec<PartitionEntry> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let mut folders = BTreeSet::new();
+    for f in &manifest.files {
+        let parts: Vec<&str> = f.path.split('/').collect();
+        if parts.len() > keys.len() {
+            folders.insert(parts[..keys.len()].join("/"));
+        }
+    }
+    folders
+        .into_iter()
+        .map(|folder| PartitionEntry {
+            values: folder
+                .split('/')
+                .map(|kv| kv.split_once('=').map(|(_, v)| v).unwrap_or(kv).to_string())
+                .collect(),
+            location: format!("{version_url}{folder}/"),
+        })
+        .collect()
+}
