@@ -184,6 +184,23 @@ impl TableLocation {
                 Err(source) => return Err(self.err(&prefix, source)),
             }
         }
+        // A local file system keeps the emptied folders; remove them too.
+        if self.store_url == "file:///" {
+            let dir = std::path::Path::new("/").join(prefix.as_ref());
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(self.err(
+                        &prefix,
+                        object_store::Error::Generic {
+                            store: "LocalFileSystem",
+                            source: Box::new(e),
+                        },
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

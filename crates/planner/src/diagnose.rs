@@ -43,7 +43,9 @@ impl std::fmt::Display for InputError {
 
 /// Whether a failure message looks like a CSV read error.
 pub fn is_csv_error(message: &str) -> bool {
-    message.contains("Csv error") || message.contains("Parser error") || message.contains("CSV")
+    ["Csv error", "CsvError", "Parser error", "ParseError"]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 /// Reads every CSV source from the start and returns the first bad row found.
@@ -98,9 +100,6 @@ async fn check_file(
     }
     let mut decoder = builder.build_decoder();
     let header_lines = u64::from(csv.has_header);
-    // Rows handed to the decoder before the current batch: the line of a record is
-    // header_lines + rows_before + index in batch + 1.
-    let mut rows_done: u64 = 0;
     let mut pending: Vec<u8> = Vec::new();
     let mut finished = false;
     while !finished {
@@ -110,25 +109,25 @@ async fn check_file(
             None => finished = true,
         }
         loop {
+            // An empty slice tells the decoder the input has ended.
             let consumed = match decoder.decode(&pending) {
                 Ok(n) => n,
-                Err(e) => return Some(explain(e, schema, header_lines, rows_done)),
+                Err(e) => return Some(explain(e, schema, header_lines)),
             };
             pending.drain(..consumed);
-            if consumed == 0 || decoder.capacity() == 0 {
-                match decoder.flush() {
-                    Ok(Some(batch)) => rows_done += batch.num_rows() as u64,
-                    Ok(None) => {}
-                    Err(e) => return Some(explain(e, schema, header_lines, rows_done)),
+            if decoder.capacity() == 0 {
+                if let Err(e) = decoder.flush() {
+                    return Some(explain(e, schema, header_lines));
                 }
+                continue;
             }
-            if consumed == 0 {
+            if consumed == 0 || pending.is_empty() {
                 break;
             }
         }
     }
-    match decoder.flush() {
-        Err(e) => Some(explain(e, schema, header_lines, rows_done)),
+    match decoder.decode(&[]).and_then(|_| decoder.flush()) {
+        Err(e) => Some(explain(e, schema, header_lines)),
         Ok(_) => None,
     }
 }
@@ -138,12 +137,7 @@ fn regex_for(value: &str) -> Result<regex::Regex, regex::Error> {
 }
 
 /// Rewrites arrow's message in terms of file lines and column names.
-fn explain(
-    e: ArrowError,
-    schema: &Schema,
-    header_lines: u64,
-    rows_done: u64,
-) -> (Option<u64>, String) {
+fn explain(e: ArrowError, schema: &Schema, header_lines: u64) -> (Option<u64>, String) {
     let text = match &e {
         ArrowError::CsvError(s) | ArrowError::ParseError(s) => s.clone(),
         other => other.to_string(),
@@ -167,7 +161,8 @@ fn explain(
             .and_then(|i| schema.fields().get(i).map(|f| f.name().clone()))
             .unwrap_or_default();
         let row = between(rest, "at line ", ".").and_then(|l| l.parse::<u64>().ok());
-        let line = row.map(|r| r + header_lines + rows_done - rows_done.min(rows_done));
+        // Arrow counts data rows from 1 across batches; the file has the header above them.
+        let line = row.map(|r| r + header_lines);
         return (
             line,
             format!("column '{column}': cannot read {value} as {ty}"),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::listing::ListingTableUrl;
+
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 use sluice_job::suggest;
@@ -91,8 +92,8 @@ async fn list_files(
     url_text: &str,
     path: &str,
 ) -> Result<Vec<SourceFile>, PlanError> {
-    let url = ListingTableUrl::parse(url_text)
-        .map_err(|e| PlanError::at(path, format!("'{url_text}': {}", crate::clean_message(&e))))?;
+    let url =
+        listing_url(url_text).map_err(|e| PlanError::at(path, format!("'{url_text}': {e}")))?;
     let store = ctx
         .runtime_env()
         .object_store(&url)
@@ -118,6 +119,22 @@ async fn list_files(
         return Err(PlanError::at(path, format!("no file matches '{url_text}'")));
     }
     Ok(files)
+}
+
+/// A listing URL for `text`, with glob characters (`*`, `?`, `[`) after the last folder
+/// that has none (DataFusion splits globs only for plain paths, not for URLs).
+pub fn listing_url(text: &str) -> Result<ListingTableUrl, String> {
+    if !text.contains("://") {
+        return ListingTableUrl::parse(text).map_err(|e| crate::clean_message(&e));
+    }
+    let Some(star) = text.find(['*', '?', '[']) else {
+        return ListingTableUrl::parse(text).map_err(|e| crate::clean_message(&e));
+    };
+    let cut = text[..star].rfind('/').map_or(0, |i| i + 1);
+    let (base, pattern) = text.split_at(cut);
+    let url = url::Url::parse(base).map_err(|e| e.to_string())?;
+    let glob = glob::Pattern::new(pattern).map_err(|e| format!("bad pattern '{pattern}': {e}"))?;
+    ListingTableUrl::try_new(url, Some(glob)).map_err(|e| crate::clean_message(&e))
 }
 
 fn csv_options<'a>(csv: &pb::CsvFormat) -> CsvReadOptions<'a> {

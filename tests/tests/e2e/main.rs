@@ -1,0 +1,443 @@
+//! End-to-end tests of the embedded pipeline: the real `sluice` binary, real files, and an
+//! independent computation of the expected result with single-node DataFusion.
+
+mod support;
+
+use std::path::Path;
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use support::*;
+
+const SPOTIFY_JOIN: &str = "SELECT a.*, ar.name, ar.artist_popularity, ar.artist_genres, ar.followers, \
+     t.track_popularity, t.explicit \
+     FROM albums a JOIN artists ar ON a.artist_id = ar.id JOIN tracks t ON a.track_id = t.id";
+
+fn lake_arg(lake: &Path) -> String {
+    lake.to_str().expect("utf-8 path").to_string()
+}
+
+fn run_job(job: &Path, lake: &Path, env: &[(&str, &str)]) -> Run {
+    sluice(
+        &[
+            "run",
+            job.to_str().expect("utf-8"),
+            "--lake",
+            &lake_arg(lake),
+        ],
+        env,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spotify_job_matches_an_independent_join() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let job = support::repo().join("examples/spotify/job.yaml");
+    let run = run_job(&job, &lake, &[]).expect_ok();
+    assert!(run.stdout.contains("wrote  19,621 rows"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("albums") && run.stdout.contains("20,000 rows"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("spotify.tracks registered"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("query \"SELECT"),
+        "prints how to query: {}",
+        run.stdout
+    );
+
+    // The catalog entry points at a sealed version whose files are all listed.
+    let entry = catalog_entry(&lake, "spotify", "tracks").expect("table registered");
+    let location = entry["location"].as_str().expect("location").to_string();
+    assert!(
+        location.starts_with("file://") && location.contains("/run-"),
+        "{location}"
+    );
+    let dir = location.trim_start_matches("file://");
+    let marker = std::fs::read_to_string(Path::new(dir).join("_SUCCESS")).expect("sealed");
+    let manifest: serde_json::Value = serde_json::from_str(&marker).expect("manifest");
+    assert_eq!(manifest["rows"], 19621);
+    assert_eq!(entry["parameters"]["recordCount"], "19621");
+    assert_eq!(entry["parameters"]["classification"], "parquet");
+    let columns: Vec<&str> = entry["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        columns.len(),
+        20,
+        "14 album + 4 artist + 2 track columns: {columns:?}"
+    );
+    assert_eq!(
+        columns.iter().filter(|c| **c == "id").count(),
+        0,
+        "id copies dropped"
+    );
+
+    // Independent: the same join over the raw CSVs, compared column by column.
+    let expected_ctx = raw_csv_context(&spotify_data()).await;
+    expected_ctx
+        .register_table(
+            "expected",
+            expected_ctx
+                .sql(SPOTIFY_JOIN)
+                .await
+                .expect("join")
+                .into_view(),
+        )
+        .expect("register");
+    let actual_ctx = SessionContext::new();
+    actual_ctx
+        .register_parquet("actual", dir, ParquetReadOptions::default())
+        .await
+        .expect("read lake parquet");
+    let schema = actual_ctx
+        .table("actual")
+        .await
+        .expect("table")
+        .schema()
+        .as_arrow()
+        .clone();
+    let expected_schema = expected_ctx
+        .table("expected")
+        .await
+        .expect("table")
+        .schema()
+        .as_arrow()
+        .clone();
+    let names = |s: &datafusion::arrow::datatypes::Schema| -> Vec<String> {
+        s.fields().iter().map(|f| f.name().clone()).collect()
+    };
+    assert_eq!(
+        names(&schema),
+        names(&expected_schema),
+        "same columns in the same order"
+    );
+    let cols: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    let actual = fingerprint(&actual_ctx, "actual", &cols).await;
+    let expected = fingerprint(&expected_ctx, "expected", &cols).await;
+    assert_eq!(actual, expected);
+
+    // The CLI's own query path answers over the catalog.
+    let q = sluice(
+        &[
+            "query",
+            "SELECT count(*) AS n FROM spotify.tracks",
+            "--lake",
+            &lake_arg(&lake),
+            "--format",
+            "csv",
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert_eq!(q.stdout.trim(), "n\n19621");
+    let t = sluice(
+        &["tables", "--lake", &lake_arg(&lake), "--format", "json"],
+        &[],
+    )
+    .expect_ok();
+    assert!(
+        t.stdout.contains("\"database\":\"spotify\"") && t.stdout.contains(&location),
+        "{}",
+        t.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_runs_publish_nothing_and_old_versions_keep_answering() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let job = copy_example(tmp.path());
+    run_job(&job, &lake, &[]).expect_ok();
+    let first = catalog_entry(&lake, "spotify", "tracks").expect("registered");
+    let first_versions = versions(&lake, "spotify", "tracks");
+    assert_eq!(first_versions.len(), 1, "{first_versions:?}");
+
+    // 1. Fail after every file is written and sealed, just before the catalog moves.
+    let failed = run_job(&job, &lake, &[("SLUICE_FAILPOINT", "before_commit")]).expect_failure();
+    assert!(
+        failed.stderr.contains("nothing was published"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(
+        catalog_entry(&lake, "spotify", "tracks"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        versions(&lake, "spotify", "tracks"),
+        first_versions,
+        "the failed version is removed"
+    );
+
+    // 2. Fail midway through reading: a broken row deep in albums.csv.
+    let albums = tmp.path().join("data/albums.csv");
+    let original = std::fs::read_to_string(&albums).expect("read");
+    let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+    let broken = lines[15000]
+        .rsplit_once(',')
+        .expect("has fields")
+        .0
+        .to_string();
+    lines[15000] = broken;
+    std::fs::write(&albums, lines.join("\n") + "\n").expect("write");
+    let failed = run_job(&job, &lake, &[]).expect_failure();
+    assert!(
+        failed
+            .stderr
+            .contains("albums.csv:15001: wrong number of fields: expected 14 fields, found 13"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(
+        catalog_entry(&lake, "spotify", "tracks"),
+        Some(first.clone())
+    );
+    assert_eq!(versions(&lake, "spotify", "tracks"), first_versions);
+
+    // The previous version still answers queries.
+    let q = sluice(
+        &[
+            "query",
+            "SELECT count(*) AS n FROM spotify.tracks",
+            "--lake",
+            &lake_arg(&lake),
+            "--format",
+            "csv",
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert_eq!(q.stdout.trim(), "n\n19621");
+
+    // Later successful runs move the table on, keeping only the version before them.
+    std::fs::write(&albums, original).expect("restore");
+    run_job(&job, &lake, &[]).expect_ok();
+    let second = catalog_entry(&lake, "spotify", "tracks").expect("registered");
+    assert_eq!(second["version"], 2);
+    assert_eq!(versions(&lake, "spotify", "tracks").len(), 2);
+    run_job(&job, &lake, &[]).expect_ok();
+    let kept = versions(&lake, "spotify", "tracks");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        !kept.contains(&first_versions[0]),
+        "the oldest version is pruned: {kept:?}"
+    );
+}
+
+/// Each case edits a copy of the example and expects a failure whose message names the place.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_reported_with_file_and_line_and_publishes_nothing() {
+    struct Case {
+        what: &'static str,
+        edit: fn(&Path),
+        expect: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            what: "missing file",
+            edit: |d| std::fs::remove_file(d.join("data/artists.csv")).expect("rm"),
+            expect: &[
+                "job.yaml:16:",
+                "sources.artists.path",
+                "no file matches",
+                "artists.csv",
+            ],
+        },
+        Case {
+            what: "empty file",
+            edit: |d| std::fs::write(d.join("data/tracks.csv"), "").expect("truncate"),
+            expect: &["sources.tracks.path", "tracks.csv", "the file is empty"],
+        },
+        Case {
+            what: "unparseable number in a typed column",
+            edit: |d| {
+                let p = d.join("data/tracks.csv");
+                let mut lines: Vec<String> = std::fs::read_to_string(&p)
+                    .expect("read")
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                let parts: Vec<&str> = lines[499].split(',').collect();
+                lines[499] = format!("{},lots,{}", parts[0], parts[2]);
+                std::fs::write(&p, lines.join("\n") + "\n").expect("write");
+                let job = d.join("job.yaml");
+                let text = std::fs::read_to_string(&job).expect("read");
+                std::fs::write(
+                    &job,
+                    text.replace(
+                        "explicit: boolean",
+                        "explicit: boolean\n      track_popularity: bigint",
+                    ),
+                )
+                .expect("write");
+            },
+            expect: &[
+                "tracks.csv:500:",
+                "column 'track_popularity'",
+                "'lots'",
+                "Int64",
+            ],
+        },
+        Case {
+            what: "misspelt join column",
+            edit: |d| {
+                let job = d.join("job.yaml");
+                let text = std::fs::read_to_string(&job).expect("read");
+                std::fs::write(&job, text.replace("left: track_id", "left: track_idd"))
+                    .expect("write");
+            },
+            expect: &[
+                "job.yaml:36:",
+                "transforms[1].join.on[0].left: no column 'track_idd' in 'albums_artists' (did you mean 'track_id'?)",
+            ],
+        },
+    ];
+    for case in cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let lake = tmp.path().join("lake");
+        let job = copy_example(tmp.path());
+        (case.edit)(tmp.path());
+        let failed = run_job(&job, &lake, &[]).expect_failure();
+        for fragment in case.expect {
+            assert!(
+                failed.stderr.contains(fragment),
+                "{}: expected '{fragment}' in:\n{}",
+                case.what,
+                failed.stderr
+            );
+        }
+        assert_eq!(
+            catalog_entry(&lake, "spotify", "tracks"),
+            None,
+            "{}",
+            case.what
+        );
+        assert!(
+            versions(&lake, "spotify", "tracks").is_empty(),
+            "{}",
+            case.what
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_transform_kind_and_partitioned_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let job = tmp.path().join("job.yaml");
+    let staging = spotify_data();
+    std::fs::write(
+        &job,
+        format!(
+            r#"
+name: spotify-transforms
+staging: {staging}
+sources:
+  albums: {{ path: albums.csv }}
+  artists: {{ path: "artist*.csv" }}
+  tracks: {{ path: tracks.csv }}
+transforms:
+  - join: {{ name: with_artists, left: albums, right: artists, type: left, on: ["artist_id = id"] }}
+  - drop_duplicate_fields: {{ name: deduped, input: with_artists }}
+  - filter: {{ name: popular, input: deduped, predicate: "album_popularity >= 20" }}
+  - rename: {{ name: renamed, input: popular, fields: {{ name: artist_name }} }}
+  - cast: {{ name: casted, input: renamed, fields: {{ duration_ms: int, followers: double }} }}
+  - drop_fields: {{ name: slim, input: casted, fields: [artists, artist_genres] }}
+  - join: {{ name: with_tracks, left: slim, right: tracks, type: semi, on: [{{ left: track_id, right: id }}] }}
+  - select: {{ name: picked, input: with_tracks, fields: [track_id, album_type, artist_name, duration_ms, followers] }}
+  - sql:
+      name: final
+      inputs: [picked]
+      query: SELECT track_id, album_type, coalesce(artist_name, 'unknown') AS artist_name, duration_ms, followers FROM picked
+target:
+  input: final
+  compression: zstd
+  partition_by: [album_type]
+  table: {{ database: spotify, name: popular_tracks }}
+"#,
+            staging = staging.display()
+        ),
+    )
+    .expect("write job");
+    let run = run_job(&job, &lake, &[]).expect_ok();
+
+    let expected_ctx = raw_csv_context(&staging).await;
+    let expected = sql_text(
+        &expected_ctx,
+        "SELECT a.album_type, count(*) AS n, count(DISTINCT coalesce(ar.name, 'unknown')) AS artists, \
+         sum(CAST(a.duration_ms AS INT)) AS ms FROM albums a LEFT JOIN artists ar ON a.artist_id = ar.id \
+         WHERE a.album_popularity >= 20 AND a.track_id IN (SELECT id FROM tracks) \
+         GROUP BY a.album_type ORDER BY a.album_type",
+    )
+    .await;
+    let q = sluice(
+        &[
+            "query",
+            "SELECT album_type, count(*) AS n, count(DISTINCT artist_name) AS artists, sum(duration_ms) AS ms \
+             FROM spotify.popular_tracks GROUP BY album_type ORDER BY album_type",
+            "--lake",
+            &lake_arg(&lake),
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert_eq!(
+        q.stdout.trim(),
+        expected.trim(),
+        "run output:\n{}",
+        run.stdout
+    );
+
+    let entry = catalog_entry(&lake, "spotify", "popular_tracks").expect("registered");
+    let keys: Vec<&str> = entry["partition_keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(keys, ["album_type"]);
+    let mut values: Vec<String> = entry["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["values"][0].as_str().expect("value").to_string())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["album", "compilation", "single"]);
+    let types: Vec<(String, String)> = entry["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().expect("n").into(),
+                c["type"].as_str().expect("t").into(),
+            )
+        })
+        .collect();
+    assert!(
+        types.contains(&("duration_ms".into(), "int".into())),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&("followers".into(), "double".into())),
+        "{types:?}"
+    );
+    assert!(
+        !types.iter().any(|(n, _)| n == "album_type"),
+        "partition key is not a data column"
+    );
+}

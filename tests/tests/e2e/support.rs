@@ -1,0 +1,176 @@
+//! Helpers: run the real `sluice` binary, copy staging data, read the lake and catalog.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::{CsvReadOptions, SessionContext};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The example's staging folder.
+pub fn spotify_data() -> PathBuf {
+    repo().join("examples/spotify/data")
+}
+
+/// Path of a built binary of the workspace (`cargo build --bins` puts them beside `deps/`).
+pub fn binary(name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(format!(
+        "SLUICE_BIN_{}",
+        name.replace('-', "_").to_uppercase()
+    )) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (cargo build --bins)",
+        bin.display()
+    );
+    bin
+}
+
+/// The result of one CLI call.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Self {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the call succeeded.
+    pub fn expect_ok(self) -> Self {
+        assert!(
+            self.ok,
+            "sluice failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics with both streams unless the call failed.
+    pub fn expect_failure(self) -> Self {
+        assert!(
+            !self.ok,
+            "sluice should have failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `sluice ARGS` with extra environment variables.
+pub fn sluice(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(binary("sluice"));
+    cmd.args(args)
+        .env_remove("SLUICE_LAKE")
+        .env_remove("SLUICE_FAILPOINT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().expect("sluice starts"))
+}
+
+/// Copies the example's staging CSVs and job into `dir`; returns the job file path.
+pub fn copy_example(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    for f in ["albums.csv", "artists.csv", "tracks.csv"] {
+        std::fs::copy(spotify_data().join(f), data.join(f)).expect("copy csv");
+    }
+    let job = dir.join("job.yaml");
+    std::fs::copy(repo().join("examples/spotify/job.yaml"), &job).expect("copy job");
+    job
+}
+
+/// The embedded catalog's entry for a table, as JSON.
+pub fn catalog_entry(lake: &Path, database: &str, table: &str) -> Option<serde_json::Value> {
+    let p = lake
+        .join("_sluice_catalog")
+        .join(database)
+        .join(format!("{table}.json"));
+    let text = std::fs::read_to_string(p).ok()?;
+    Some(serde_json::from_str(&text).expect("catalog entry is JSON"))
+}
+
+/// Names of the version folders of a table in the lake.
+pub fn versions(lake: &Path, database: &str, table: &str) -> Vec<String> {
+    let dir = lake.join(database).join(table);
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Registers the three raw CSVs of `staging` as albums, artists, tracks in a plain
+/// single-node DataFusion session.
+pub async fn raw_csv_context(staging: &Path) -> SessionContext {
+    let ctx = SessionContext::new();
+    for t in ["albums", "artists", "tracks"] {
+        let p = staging.join(format!("{t}.csv"));
+        ctx.register_csv(t, p.to_str().expect("utf-8 path"), CsvReadOptions::new())
+            .await
+            .expect("register csv");
+    }
+    ctx
+}
+
+/// Runs SQL and renders the result as text, for comparisons.
+pub async fn sql_text(ctx: &SessionContext, sql: &str) -> String {
+    let batches: Vec<RecordBatch> = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pretty_format_batches(&batches).expect("format").to_string()
+}
+
+/// A per-column fingerprint of `table`: count, distinct count, min and max of every column
+/// (as text), and the sum of numeric columns (floats rounded, as summation order varies).
+pub async fn fingerprint(
+    ctx: &SessionContext,
+    table: &str,
+    columns: &[(String, DataType)],
+) -> String {
+    let mut parts = vec!["count(*) AS n".to_string()];
+    for (i, (c, ty)) in columns.iter().enumerate() {
+        parts.push(format!("count(\"{c}\") AS c{i}"));
+        parts.push(format!("count(DISTINCT \"{c}\") AS d{i}"));
+        parts.push(format!("min(CAST(\"{c}\" AS VARCHAR)) AS lo{i}"));
+        parts.push(format!("max(CAST(\"{c}\" AS VARCHAR)) AS hi{i}"));
+        if ty.is_integer() {
+            parts.push(format!("sum(\"{c}\") AS s{i}"));
+        } else if ty.is_floating() {
+            parts.push(format!("round(sum(\"{c}\"), 2) AS s{i}"));
+        }
+    }
+    sql_text(ctx, &format!("SELECT {} FROM {table}", parts.join(", "))).await
+}
