@@ -183,11 +183,10 @@ async fn run(
         }
         RunEvent::Running(p) => {
             let width = 30;
-            let filled = if p.tasks == 0 {
-                0
-            } else {
-                width * p.tasks_done / p.tasks
-            };
+            let filled = (width * p.tasks_done)
+                .checked_div(p.tasks)
+                .unwrap_or(0)
+                .min(width);
             progress_bar.set_message(format!(
                 "running  [{}{}] stages {}/{}  tasks {}/{}",
                 "#".repeat(filled),
@@ -208,9 +207,17 @@ async fn run(
     output::print_report(&loaded, &report, catalog.kind());
     if preview > 0 {
         let table = format!("{}.{}", report.table.database, report.table.name);
-        let sql = format!("SELECT * FROM {table} LIMIT {preview}");
+        // The first columns only, so the preview fits a terminal.
+        let columns: Vec<String> = report
+            .table
+            .columns
+            .iter()
+            .take(6)
+            .map(|c| format!("\"{}\"", c.name))
+            .collect();
+        let sql = format!("SELECT {} FROM {table} LIMIT {preview}", columns.join(", "));
         let batches = query_catalog(&catalog, &sql).await?;
-        println!("\nFirst {preview} rows of {table}:");
+        println!("\nFirst {preview} rows of {table} (first columns):");
         output::print_batches(&batches, Format::Table)?;
     }
     print_next_steps(&report, &lake_arg.lake);

@@ -185,7 +185,6 @@ pub async fn run_job(
 
     progress(RunEvent::Committing);
     let result = commit(
-        lake,
         catalog,
         &table,
         &table_ref,
@@ -332,7 +331,6 @@ fn output_columns(planned: &PlannedJob) -> Result<Vec<ColumnEntry>, RunError> {
 
 #[allow(clippy::too_many_arguments)]
 async fn commit(
-    lake: &Lake,
     catalog: &dyn Catalog,
     table: &TableLocation,
     table_ref: &pb::TableRef,
@@ -390,17 +388,14 @@ async fn commit(
         updated_at: String::new(),
     };
     let entry = catalog.commit_table(entry).await?;
-    let _ = lake;
     // Keep this version and the one readers may still be using; drop older ones.
     let previous_run = previous.and_then(|p| p.run_id);
     let mut removed = 0;
     if let Ok(versions) = table.versions().await {
         for v in versions {
             let older = previous_run.as_deref().is_some_and(|p| v.as_str() < p);
-            if older {
-                if table.delete_version(&v).await.is_ok() {
-                    removed += 1;
-                }
+            if older && table.delete_version(&v).await.is_ok() {
+                removed += 1;
             }
         }
     }

@@ -113,7 +113,7 @@ pub fn crawler_parameters(
     p.insert("recordCount".into(), records.to_string());
     p.insert("objectCount".into(), objects.to_string());
     p.insert("sizeKey".into(), bytes.to_string());
-    let avg = if records == 0 { 0 } else { bytes / records };
+    let avg = bytes.checked_div(records).unwrap_or(0);
     p.insert("averageRecordSize".into(), avg.to_string());
     p
 }

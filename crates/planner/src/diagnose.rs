@@ -146,10 +146,7 @@ fn explain(e: ArrowError, schema: &Schema, header_lines: u64) -> (Option<u64>, S
     if let Some(rest) = text.strip_prefix("incorrect number of fields for line ") {
         let (n, tail) = rest.split_once(',').unwrap_or((rest, ""));
         let line = n.trim().parse::<u64>().ok();
-        let tail = tail
-            .trim()
-            .replace("expected", "expected")
-            .replace(" got ", " fields, found ");
+        let tail = tail.trim().replace(" got ", " fields, found ");
         return (line, format!("wrong number of fields: {tail}"));
     }
     // "Error while parsing value 'V' as type 'T' for column C at line L. Row data: ..."
