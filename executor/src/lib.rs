@@ -1,1 +1,138 @@
-//! placeholder
+//! Sluice's Ballista executor.
+//!
+//! [`start_in_process`] runs an executor inside the caller's process (the embedded cluster of
+//! `sluice run`), sharing the caller's runtime environment and object stores. Unlike
+//! Ballista's standalone helper it keeps its work folder (shuffle files) alive while it runs
+//! and removes it when dropped. The `sluice-executor` binary runs one as its own process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::ExecutorRegistration;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::scheduler::{
+    ExecutorOperatingSystemSpecification, ExecutorSpecification,
+};
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
+use ballista_core::{BALLISTA_PROTOCOL_VERSION, ConfigProducer, RuntimeProducer};
+use ballista_executor::executor::Executor;
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::health::ExecutorHealth;
+use ballista_executor::metrics::LoggingMetricsCollector;
+use datafusion::execution::SessionState;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// Errors starting an executor.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The work folder could not be created.
+    #[error("cannot create the executor's work folder: {0}")]
+    WorkDir(#[source] std::io::Error),
+    /// The Flight port could not be bound.
+    #[error("cannot bind the executor's Flight port: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The work folder path is not UTF-8.
+    #[error("the work folder path {0} is not valid UTF-8")]
+    Path(String),
+}
+
+/// An executor running inside this process. Dropping it removes its work folder.
+pub struct InProcessExecutor {
+    work_dir: tempfile::TempDir,
+    address: SocketAddr,
+}
+
+impl InProcessExecutor {
+    /// The executor's Flight address (shuffle reads).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The folder holding its shuffle files.
+    pub fn work_dir(&self) -> &Path {
+        self.work_dir.path()
+    }
+}
+
+/// Starts an executor with `vcores` task slots that pulls tasks from `scheduler`, runs them
+/// with `state`'s runtime (object stores, memory pool) and serves shuffle data over Flight on
+/// a loopback port chosen by the OS.
+pub async fn start_in_process(
+    scheduler: SchedulerGrpcClient<Channel>,
+    vcores: usize,
+    state: &SessionState,
+) -> Result<InProcessExecutor, ExecutorError> {
+    let work_dir = tempfile::Builder::new()
+        .prefix("sluice-executor-")
+        .tempdir()
+        .map_err(ExecutorError::WorkDir)?;
+    let work_path = work_dir
+        .path()
+        .to_str()
+        .ok_or_else(|| ExecutorError::Path(work_dir.path().display().to_string()))?
+        .to_string();
+
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(ExecutorError::Bind)?;
+    let address = listener.local_addr().map_err(ExecutorError::Bind)?;
+
+    let registration = ExecutorRegistration {
+        id: ballista_core::ids::new_instance_id(),
+        host: Some("127.0.0.1".to_string()),
+        port: u32::from(address.port()),
+        grpc_port: 0,
+        specification: Some(
+            ExecutorSpecification::default()
+                .with_vcores(vcores as u32)
+                .into(),
+        ),
+        os_info: Some(ExecutorOperatingSystemSpecification::default().into()),
+        ballista_protocol_version: BALLISTA_PROTOCOL_VERSION,
+    };
+
+    let config = state.config().clone().upgrade_for_ballista();
+    let max_message = config.ballista_grpc_client_max_message_size();
+    let runtime = state.runtime_env().clone();
+    let config_producer: ConfigProducer = Arc::new(move || config.clone());
+    let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
+    let logical = state.config().ballista_logical_extension_codec();
+    let physical = state.config().ballista_physical_extension_codec();
+    let codec: BallistaCodec<
+        datafusion_proto::protobuf::LogicalPlanNode,
+        datafusion_proto::protobuf::PhysicalPlanNode,
+    > = BallistaCodec::new(logical, physical);
+
+    let executor = Arc::new(Executor::with_default_execution_engine(
+        registration,
+        &work_path,
+        runtime_producer,
+        config_producer,
+        Arc::new(state.into()),
+        Arc::new(LoggingMetricsCollector::default()),
+        vcores,
+    ));
+
+    let flight = FlightServiceServer::new(BallistaFlightService::new(work_path))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    tokio::spawn(
+        create_grpc_server(&GrpcServerConfig::default())
+            .add_service(flight)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    tokio::spawn(ballista_executor::execution_loop::poll_loop(
+        scheduler,
+        executor,
+        codec,
+        None,
+        None,
+        ExecutorHealth::new(),
+    ));
+    Ok(InProcessExecutor { work_dir, address })
+}

@@ -67,6 +67,8 @@ pub struct Engine {
     ctx: SessionContext,
     scheduler: Scheduler,
     cluster: BallistaCluster,
+    /// The in-process executor of an embedded engine (kept alive with the engine).
+    _executor: Option<sluice_executor::InProcessExecutor>,
 }
 
 /// Session settings shared by the client, the scheduler and the executors.
@@ -120,7 +122,7 @@ impl Engine {
 
         let url = format!("http://127.0.0.1:{}", addr.port());
         let client = connect(&url).await.map_err(|e| start(&e))?;
-        ballista_executor::new_standalone_executor_from_state(client, partitions, &state)
+        let executor = sluice_executor::start_in_process(client, partitions, &state)
             .await
             .map_err(|e| start(&e))?;
         let ctx = SessionContext::remote_with_state(&url, state)
@@ -130,6 +132,7 @@ impl Engine {
             ctx,
             scheduler,
             cluster,
+            _executor: Some(executor),
         })
     }
 

@@ -634,7 +634,7 @@ target:
         let text = SPOTIFY.replace("type: inner", "type: inner\n      kind: x");
         let err = parse_str(&text).expect_err("invalid");
         assert!(
-            matches!(err, JobFileError::Syntax { line: 12, .. }),
+            matches!(err, JobFileError::Syntax { line: 14, .. }),
             "{err}"
         );
         assert!(err.to_string().contains("unknown field `kind`"), "{err}");

@@ -99,9 +99,20 @@ async fn list_files(
         .object_store(&url)
         .map_err(|e| PlanError::at(path, format!("'{url_text}': {}", crate::clean_message(&e))))?;
     let state = ctx.state();
-    let listed: Vec<_> = match url.list_all_files(&state, store.as_ref(), "").await {
-        Ok(stream) => stream.try_collect().await.unwrap_or_default(),
-        Err(_) => Vec::new(),
+    let listing = match url.list_all_files(&state, store.as_ref(), "").await {
+        Ok(stream) => stream.try_collect::<Vec<_>>().await,
+        Err(e) => Err(e),
+    };
+    // A folder that does not exist lists as an error on some stores: that is "no file".
+    let listed = match listing {
+        Ok(files) => files,
+        Err(e) if is_not_found(&e) => Vec::new(),
+        Err(e) => {
+            return Err(PlanError::at(
+                path,
+                format!("cannot list '{url_text}': {}", crate::clean_message(&e)),
+            ));
+        }
     };
     let mut files: Vec<SourceFile> = listed
         .into_iter()
@@ -119,6 +130,15 @@ async fn list_files(
         return Err(PlanError::at(path, format!("no file matches '{url_text}'")));
     }
     Ok(files)
+}
+
+fn is_not_found(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as E;
+    match e.find_root() {
+        E::ObjectStore(os) => matches!(os.as_ref(), object_store::Error::NotFound { .. }),
+        E::IoError(io) => io.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 /// A listing URL for `text`, with glob characters (`*`, `?`, `[`) after the last folder

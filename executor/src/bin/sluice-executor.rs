@@ -1,0 +1,68 @@
+//! `sluice-executor`: a Ballista executor process that runs the tasks of Sluice jobs.
+//!
+//! It registers with the scheduler's Ballista port, pulls tasks, reads staging and writes the
+//! lake with the object stores of its own environment, and serves shuffle data over Flight.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use clap::Parser;
+
+/// Runs a Sluice (Ballista) executor.
+#[derive(Parser)]
+#[command(name = "sluice-executor", version, about)]
+struct Args {
+    /// Scheduler host (its Ballista port).
+    #[arg(long, env = "SLUICE_SCHEDULER_HOST", default_value = "127.0.0.1")]
+    scheduler_host: String,
+    /// Scheduler's Ballista gRPC port.
+    #[arg(long, env = "SLUICE_SCHEDULER_PORT", default_value_t = 50050)]
+    scheduler_port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_host: String,
+    /// Host other processes reach this executor at (default: the bind host).
+    #[arg(long)]
+    external_host: Option<String>,
+    /// Flight port serving shuffle data.
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// gRPC port of the executor service.
+    #[arg(long, default_value_t = 50052)]
+    grpc_port: u16,
+    /// Task slots (default: the number of cores).
+    #[arg(long)]
+    vcores: Option<usize>,
+    /// Folder for shuffle files (default: a temporary folder).
+    #[arg(long)]
+    work_dir: Option<String>,
+}
+
+fn main() -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let args = Args::parse();
+    let vcores = args
+        .vcores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let config = ExecutorProcessConfig {
+        bind_host: args.bind_host.clone(),
+        external_host: Some(args.external_host.unwrap_or(args.bind_host)),
+        port: args.port,
+        grpc_port: args.grpc_port,
+        scheduler_host: args.scheduler_host,
+        scheduler_port: args.scheduler_port,
+        vcores,
+        work_dir: args.work_dir,
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(start_executor_process(Arc::new(config)))
+        .map_err(|e| anyhow::anyhow!("executor failed: {e}"))
+}
