@@ -1,6 +1,7 @@
 //! `sluice`: run ETL jobs on an embedded cluster, list the catalog's tables, query the lake.
 
 mod output;
+mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,18 @@ struct LakeArgs {
     lake: String,
 }
 
+/// Which scheduler to talk to.
+#[derive(clap::Args, Clone)]
+struct SchedulerArgs {
+    /// The scheduler's gRPC URL.
+    #[arg(
+        long,
+        env = "SLUICE_SCHEDULER",
+        default_value = "http://127.0.0.1:50050"
+    )]
+    scheduler: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a job file on the embedded cluster (scheduler and executor in this process).
@@ -44,6 +57,48 @@ enum Command {
         /// Rows of the result to show after the run (0 for none).
         #[arg(long, default_value_t = 5)]
         preview: usize,
+    },
+    /// Submit a job file to a scheduler and follow the run (exits non-zero unless it succeeds).
+    Submit {
+        /// The job file (YAML).
+        job: PathBuf,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+        /// Print the run id and return at once.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List a scheduler's runs, newest first.
+    Jobs {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+        /// Only runs in these states (waiting, running, succeeded, failed, …).
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one run.
+    Status {
+        /// The run id.
+        run_id: String,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
+    /// Follow a run until it ends (exits non-zero unless it succeeds).
+    Watch {
+        /// The run id.
+        run_id: String,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
+    /// Stop a run: it ends STOPPED and publishes nothing.
+    Cancel {
+        /// The run id.
+        run_id: String,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
     },
     /// Check a job file without running it.
     Validate {
@@ -116,6 +171,23 @@ async fn dispatch(cli: Cli) -> Result<()> {
             partitions,
             preview,
         } => run(&job, &lake, partitions, preview).await,
+        Command::Submit {
+            job,
+            scheduler,
+            detach,
+        } => remote::submit(&job, &scheduler.scheduler, detach).await,
+        Command::Jobs {
+            scheduler,
+            states,
+            limit,
+        } => remote::jobs(&scheduler.scheduler, &states, limit).await,
+        Command::Status { run_id, scheduler } => {
+            remote::status(&scheduler.scheduler, &run_id).await
+        }
+        Command::Watch { run_id, scheduler } => remote::watch(&scheduler.scheduler, &run_id).await,
+        Command::Cancel { run_id, scheduler } => {
+            remote::cancel(&scheduler.scheduler, &run_id).await
+        }
         Command::Validate { job } => {
             let loaded = load_job(&job)?;
             println!(
@@ -201,7 +273,8 @@ async fn run(
             progress_bar.set_message("committing: sealing the version, updating the catalog")
         }
     };
-    let result = run_job(&engine, &lake, &catalog, &loaded.spec, &progress).await;
+    let run_id = sluice_lake::new_run_id();
+    let result = run_job(&engine, &lake, &catalog, &loaded.spec, &run_id, &progress).await;
     bar.finish_and_clear();
     let report = result.map_err(|e| run_error(&loaded, e))?;
     output::print_report(&loaded, &report, catalog.kind());

@@ -79,11 +79,69 @@ pub fn session_config(partitions: usize) -> SessionConfig {
         .with_information_schema(true)
 }
 
+/// Settings of the Ballista scheduler inside Sluice.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Task slots per executor and target partitions of plans.
+    pub partitions: usize,
+    /// Seconds without a heartbeat after which an executor is declared dead and its tasks
+    /// re-run elsewhere.
+    pub executor_timeout_seconds: u64,
+    /// Whether the scheduler pushes tasks to executors (separate processes) or executors
+    /// pull them (the in-process executor of the embedded engine).
+    pub push_tasks: bool,
+}
+
+impl EngineOptions {
+    /// Defaults for `partitions` slots: executors expire after 30 s of silence.
+    pub fn new(partitions: usize) -> Self {
+        Self {
+            partitions: partitions.max(1),
+            executor_timeout_seconds: 30,
+            push_tasks: true,
+        }
+    }
+}
+
+/// Ballista's scheduler gRPC service, to be served on the port executors connect to.
+pub type BallistaService = SchedulerGrpcServer<Scheduler>;
+
 impl Engine {
     /// Starts a scheduler and an executor with `partitions` task slots in this process.
     pub async fn embedded(partitions: usize) -> Result<Self, EngineError> {
         let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
-        let config = session_config(partitions);
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| start(&e))?;
+        let addr = listener.local_addr().map_err(|e| start(&e))?;
+        let url = format!("http://127.0.0.1:{}", addr.port());
+        let options = EngineOptions {
+            push_tasks: false,
+            ..EngineOptions::new(partitions)
+        };
+        let (mut engine, service) = Self::for_service(options, &url).await?;
+        tokio::spawn(
+            create_grpc_server(&GrpcServerConfig::default())
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let client = connect(&url).await.map_err(|e| start(&e))?;
+        let state = engine.ctx.state();
+        let executor = sluice_executor::start_in_process(client, partitions, &state)
+            .await
+            .map_err(|e| start(&e))?;
+        engine._executor = Some(executor);
+        Ok(engine)
+    }
+
+    /// A scheduler whose Ballista service the caller serves at `own_url` (the URL executors
+    /// and this engine's own session reach it at). Executors are separate processes.
+    pub async fn for_service(
+        options: EngineOptions,
+        own_url: &str,
+    ) -> Result<(Self, BallistaService), EngineError> {
+        let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
+        let config = session_config(options.partitions);
         let state: SessionState = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config.clone())
@@ -93,47 +151,55 @@ impl Engine {
         let session_builder = Arc::new(move |_: SessionConfig| Ok(builder_state.clone()));
         let producer_config = config.clone();
         let config_producer = Arc::new(move || producer_config.clone());
-        let cluster = BallistaCluster::new_memory("localhost:0", session_builder, config_producer);
+        // Ballista names the scheduler by host:port; executors add the scheme themselves.
+        let endpoint = own_url
+            .split_once("://")
+            .map_or(own_url, |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string();
+        let cluster =
+            BallistaCluster::new_memory(endpoint.clone(), session_builder, config_producer);
+        let policy = if options.push_tasks {
+            ballista_core::config::TaskSchedulingPolicy::PushStaged
+        } else {
+            ballista_core::config::TaskSchedulingPolicy::PullStaged
+        };
+        let mut scheduler_config = SchedulerConfig::default().with_scheduler_policy(policy);
+        scheduler_config.executor_timeout_seconds = options.executor_timeout_seconds;
+        scheduler_config.expire_dead_executor_interval_seconds =
+            (options.executor_timeout_seconds / 3).clamp(1, 15);
+        scheduler_config.scheduler_id = endpoint.clone();
         let mut scheduler: Scheduler = SchedulerServer::new(
-            "localhost:0".to_owned(),
+            endpoint,
             cluster.clone(),
             BallistaCodec::default(),
-            Arc::new(
-                SchedulerConfig::default()
-                    .with_scheduler_policy(ballista_core::config::TaskSchedulingPolicy::PullStaged),
-            ),
+            Arc::new(scheduler_config),
             default_metrics_collector().map_err(|e| start(&e))?,
         );
         scheduler.init().await.map_err(|e| start(&e))?;
-
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| start(&e))?;
-        let addr = listener.local_addr().map_err(|e| start(&e))?;
         let max = config.ballista_grpc_client_max_message_size();
         let service = SchedulerGrpcServer::new(scheduler.clone())
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
-        tokio::spawn(
-            create_grpc_server(&GrpcServerConfig::default())
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        let ctx = SessionContext::remote_with_state(own_url, state)
+            .await
+            .map_err(|e| start(&e))?;
+        Ok((
+            Self {
+                ctx,
+                scheduler,
+                cluster,
+                _executor: None,
+            },
+            service,
+        ))
+    }
 
-        let url = format!("http://127.0.0.1:{}", addr.port());
-        let client = connect(&url).await.map_err(|e| start(&e))?;
-        let executor = sluice_executor::start_in_process(client, partitions, &state)
-            .await
-            .map_err(|e| start(&e))?;
-        let ctx = SessionContext::remote_with_state(&url, state)
-            .await
-            .map_err(|e| start(&e))?;
-        Ok(Self {
-            ctx,
-            scheduler,
-            cluster,
-            _executor: Some(executor),
-        })
+    /// Asks the scheduler to cancel these Ballista jobs.
+    pub async fn cancel_jobs(&self, job_ids: &[String]) {
+        for id in job_ids {
+            let _ = self.scheduler.cancel_job(id.as_str().into()).await;
+        }
     }
 
     /// The session jobs are planned and run in.
@@ -151,6 +217,17 @@ impl Engine {
             .await
             .map_err(|e| EngineError::State(e.to_string()))?;
         Ok(jobs.into_iter().map(|j| j.job_id.to_string()).collect())
+    }
+
+    /// Ids of the Ballista jobs running now.
+    pub fn running_job_ids(&self) -> HashSet<String> {
+        self.scheduler
+            .state
+            .task_manager
+            .get_running_job_cache()
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     /// Progress of the jobs running now, summed.

@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod query;
 pub mod runner;
+pub mod service;
 
 pub use engine::{Engine, EngineError, JobProgress};
 pub use runner::{Lake, RunError, RunEvent, RunReport, SourceReport, run_job};

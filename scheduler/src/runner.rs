@@ -136,7 +136,8 @@ impl Lake {
         sluice_catalog::EmbeddedCatalog::new(self.store.clone(), self.path(), &self.url)
     }
 
-    fn table(&self, target: &pb::Target) -> Result<TableLocation, LakeError> {
+    /// Where `target`'s table lives in this lake.
+    pub fn table(&self, target: &pb::Target) -> Result<TableLocation, LakeError> {
         let root = if target.location.is_empty() {
             let t = target.table.clone().unwrap_or_default();
             format!("{}{}/{}/", self.url, t.database, t.table)
@@ -147,15 +148,17 @@ impl Lake {
     }
 }
 
-/// Runs `spec` on `engine`, writing into `lake` and registering in `catalog`.
-/// `progress` is called as the run moves on.
+/// Runs `spec` on `engine` as run `run_id` (see [`sluice_lake::new_run_id`]), writing into
+/// `lake` and registering in `catalog`. `progress` is called as the run moves on.
 pub async fn run_job(
     engine: &Engine,
     lake: &Lake,
     catalog: &dyn Catalog,
     spec: &pb::JobSpec,
+    run_id: &str,
     progress: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunReport, RunError> {
+    let run_id = run_id.to_string();
     let started = Instant::now();
     progress(RunEvent::Planning);
     let planned = plan_job(engine.ctx(), spec).await?;
@@ -163,7 +166,6 @@ pub async fn run_job(
     let table_ref = target.table.clone().unwrap_or_default();
     let columns = output_columns(&planned)?;
     let table = lake.table(&target)?;
-    let run_id = sluice_lake::new_run_id();
     let version_url = table.version_url(&run_id);
 
     let jobs_before = engine.job_ids().await.unwrap_or_default();
@@ -282,6 +284,8 @@ async fn write_version(
             }
             _ = tick.tick() => {
                 if deadline.is_some_and(|d| Instant::now() > d) {
+                    let running: Vec<String> = engine.running_job_ids().into_iter().collect();
+                    engine.cancel_jobs(&running).await;
                     return Err(WriteFailure::Timeout(timeout_seconds));
                 }
                 progress(RunEvent::Running(engine.running_progress().await));

@@ -73,6 +73,10 @@ pub(crate) struct Node {
 /// Plans `spec` on `ctx`: lists and checks the source files, infers their schemas and
 /// builds every transform. Nothing is executed.
 pub async fn plan_job(ctx: &SessionContext, spec: &pb::JobSpec) -> Result<PlannedJob, PlanError> {
+    sluice_job::names::check_job_name(&spec.name).map_err(|e| PlanError::at("name", e))?;
+    if spec.sources.is_empty() {
+        return Err(PlanError::at("sources", "at least one source is required"));
+    }
     let mut nodes: HashMap<String, Node> = HashMap::new();
     let mut planned_sources = Vec::new();
     for source in &spec.sources {
@@ -95,6 +99,14 @@ pub async fn plan_job(ctx: &SessionContext, spec: &pb::JobSpec) -> Result<Planne
         .target
         .as_ref()
         .ok_or_else(|| PlanError::at("target", "a target is required"))?;
+    let table = target
+        .table
+        .as_ref()
+        .ok_or_else(|| PlanError::at("target.table", "a catalog table is required"))?;
+    sluice_job::names::check_catalog_name(&table.database)
+        .map_err(|e| PlanError::at("target.table.database", e))?;
+    sluice_job::names::check_catalog_name(&table.table)
+        .map_err(|e| PlanError::at("target.table.name", e))?;
     let node = lookup(&nodes, &target.input, "target.input")?;
     let output = finish_output(&node.df, &target.input, &target.partition_by)?;
     Ok(PlannedJob {

@@ -34,6 +34,9 @@ struct Args {
     /// Task slots (default: the number of cores).
     #[arg(long)]
     vcores: Option<usize>,
+    /// Seconds between heartbeats to the scheduler (keep well under its executor timeout).
+    #[arg(long, default_value_t = 5)]
+    heartbeat_seconds: u64,
     /// Folder for shuffle files (default: a temporary folder).
     #[arg(long)]
     work_dir: Option<String>,
@@ -56,6 +59,8 @@ fn main() -> Result<()> {
         scheduler_port: args.scheduler_port,
         vcores,
         work_dir: args.work_dir,
+        executor_heartbeat_interval_seconds: args.heartbeat_seconds,
+        task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PushStaged,
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

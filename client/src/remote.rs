@@ -1,0 +1,267 @@
+//! Commands that talk to a `sluice-scheduler` over gRPC: submit, jobs, status, watch, cancel.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use sluice_proto as pb;
+use sluice_proto::RunState;
+use sluice_proto::job_service_client::JobServiceClient;
+use tonic::transport::Channel;
+
+use crate::output::{human_bytes, thousands};
+
+/// Connects to the scheduler's JobService.
+pub async fn connect(url: &str) -> Result<JobServiceClient<Channel>> {
+    JobServiceClient::connect(url.to_string())
+        .await
+        .with_context(|| format!("cannot reach the scheduler at {url}"))
+}
+
+fn state_of(run: &pb::JobRun) -> RunState {
+    RunState::try_from(run.state).unwrap_or(RunState::Unspecified)
+}
+
+fn state_name(run: &pb::JobRun) -> &'static str {
+    state_of(run)
+        .as_str_name()
+        .strip_prefix("RUN_STATE_")
+        .unwrap_or("UNKNOWN")
+}
+
+fn is_final(state: RunState) -> bool {
+    matches!(
+        state,
+        RunState::Stopped | RunState::Succeeded | RunState::Failed | RunState::Timeout
+    )
+}
+
+fn status_error(e: tonic::Status, job: Option<&sluice_job::LoadedJob>) -> anyhow::Error {
+    let message = e.message().to_string();
+    // "invalid job: <path>: <message>": point at the job file's line.
+    if let (Some(job), Some(rest)) = (job, message.strip_prefix("invalid job: "))
+        && let Some((path, what)) = rest.split_once(": ")
+    {
+        let d = sluice_job::Diagnostic::new(path, what);
+        return anyhow!("the scheduler refused the job:\n{}", job.describe(&d));
+    }
+    anyhow!("{} ({:?})", message, e.code())
+}
+
+/// `sluice submit`: submits a job file and follows the run until it ends.
+pub async fn submit(job_path: &Path, scheduler: &str, detach: bool) -> Result<()> {
+    let job = sluice_job::load(job_path).map_err(|e| anyhow!("invalid job file:\n{e}"))?;
+    let mut client = connect(scheduler).await?;
+    let response = client
+        .submit_job(pb::SubmitJobRequest {
+            spec: Some(job.spec.clone()),
+        })
+        .await
+        .map_err(|e| status_error(e, Some(&job)))?;
+    let run_id = response.into_inner().run_id;
+    println!("submitted run {run_id}");
+    if detach {
+        return Ok(());
+    }
+    follow(&mut client, &run_id).await
+}
+
+/// `sluice watch`: follows a run until it ends; fails unless it succeeded.
+pub async fn watch(scheduler: &str, run_id: &str) -> Result<()> {
+    let mut client = connect(scheduler).await?;
+    follow(&mut client, run_id).await
+}
+
+async fn follow(client: &mut JobServiceClient<Channel>, run_id: &str) -> Result<()> {
+    let mut stream = client
+        .watch_job(pb::WatchJobRequest {
+            run_id: run_id.to_string(),
+        })
+        .await
+        .map_err(|e| status_error(e, None))?
+        .into_inner();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed:>4} {msg:<28} [{bar:30}] {pos}/{len} tasks",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#>-"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let mut last = None;
+    while let Some(run) = stream.message().await.map_err(|e| status_error(e, None))? {
+        if let Some(p) = &run.progress {
+            bar.set_length(u64::from(p.tasks));
+            bar.set_position(u64::from(p.tasks_done));
+            bar.set_message(format!(
+                "{} stage {}/{}",
+                state_name(&run),
+                p.stages_done,
+                p.stages
+            ));
+        } else {
+            bar.set_message(state_name(&run).to_string());
+        }
+        let done = is_final(state_of(&run));
+        last = Some(run);
+        if done {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let run = last.ok_or_else(|| anyhow!("the scheduler sent no state for run {run_id}"))?;
+    print_run(&run);
+    match state_of(&run) {
+        RunState::Succeeded => Ok(()),
+        RunState::Unspecified
+        | RunState::Waiting
+        | RunState::Starting
+        | RunState::Running
+        | RunState::Stopping => {
+            bail!(
+                "lost track of run {run_id} while it was {}",
+                state_name(&run)
+            )
+        }
+        _ => bail!(
+            "run {run_id} ended {}: {}",
+            state_name(&run),
+            if run.error_message.is_empty() {
+                "no reason given"
+            } else {
+                &run.error_message
+            }
+        ),
+    }
+}
+
+fn time_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Prints one run in full.
+pub fn print_run(run: &pb::JobRun) {
+    println!(
+        "run     {} (job '{}', attempt {})",
+        run.id, run.job_name, run.attempt
+    );
+    println!("state   {}", state_name(run));
+    println!(
+        "times   submitted {}  started {}  ended {}",
+        time_ms(run.submitted_at_ms),
+        time_ms(run.started_at_ms),
+        time_ms(run.ended_at_ms)
+    );
+    if run.ended_at_ms > 0 && run.started_at_ms > 0 {
+        println!(
+            "time    {:.2} s",
+            (run.ended_at_ms - run.started_at_ms) as f64 / 1000.0
+        );
+    }
+    for s in &run.sources {
+        let rows = s
+            .rows
+            .map(|r| format!("{} rows", thousands(r)))
+            .unwrap_or_else(|| "rows not reported".into());
+        println!(
+            "read    {:<12} {:>14}  {} files  {}",
+            s.name,
+            rows,
+            s.files,
+            human_bytes(s.bytes)
+        );
+    }
+    if state_of(run) == RunState::Succeeded {
+        println!(
+            "wrote   {} rows in {} files ({}) to {}",
+            thousands(run.rows_written),
+            run.files_written,
+            human_bytes(run.bytes_written),
+            run.table_location
+        );
+        println!("table   {}", run.table);
+    }
+    if !run.error_message.is_empty() {
+        println!("error   {}", run.error_message);
+    }
+}
+
+/// `sluice status`.
+pub async fn status(scheduler: &str, run_id: &str) -> Result<()> {
+    let mut client = connect(scheduler).await?;
+    let run = client
+        .get_job(pb::GetJobRequest {
+            run_id: run_id.to_string(),
+        })
+        .await
+        .map_err(|e| status_error(e, None))?
+        .into_inner();
+    print_run(&run);
+    Ok(())
+}
+
+/// `sluice cancel`.
+pub async fn cancel(scheduler: &str, run_id: &str) -> Result<()> {
+    let mut client = connect(scheduler).await?;
+    let run = client
+        .cancel_job(pb::CancelJobRequest {
+            run_id: run_id.to_string(),
+        })
+        .await
+        .map_err(|e| status_error(e, None))?
+        .into_inner();
+    println!("run {} is {}", run.id, state_name(&run));
+    Ok(())
+}
+
+/// `sluice jobs`: runs, newest first.
+pub async fn jobs(scheduler: &str, states: &[String], limit: u32) -> Result<()> {
+    let mut client = connect(scheduler).await?;
+    let mut wanted = Vec::new();
+    for s in states {
+        let name = format!("RUN_STATE_{}", s.to_uppercase());
+        let state = RunState::from_str_name(&name)
+            .ok_or_else(|| anyhow!("unknown state '{s}': use waiting, starting, running, stopping, stopped, succeeded, failed or timeout"))?;
+        wanted.push(state as i32);
+    }
+    let runs = client
+        .list_jobs(pb::ListJobsRequest {
+            states: wanted,
+            page_size: limit,
+            page_token: String::new(),
+        })
+        .await
+        .map_err(|e| status_error(e, None))?
+        .into_inner()
+        .runs;
+    println!(
+        "{:<34} {:<20} {:<10} {:>12}  {:<19}  error",
+        "run", "job", "state", "rows", "submitted"
+    );
+    for r in runs {
+        let rows = if state_of(&r) == RunState::Succeeded {
+            thousands(r.rows_written)
+        } else {
+            "-".into()
+        };
+        let mut error = r.error_message.clone();
+        error.truncate(60);
+        println!(
+            "{:<34} {:<20} {:<10} {:>12}  {:<19}  {}",
+            r.id,
+            r.job_name,
+            state_name(&r),
+            rows,
+            time_ms(r.submitted_at_ms),
+            error
+        );
+    }
+    Ok(())
+}

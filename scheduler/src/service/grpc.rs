@@ -1,0 +1,132 @@
+//! The tonic `JobService`: the job manager over gRPC.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use sluice_proto as pb;
+use sluice_proto::job_service_server::JobService;
+use tonic::{Request, Response, Status};
+
+use super::jobs::{JobError, JobManager, is_final};
+
+/// Serves [`JobManager`] as `sluice.v1.JobService`.
+pub struct JobServiceImpl {
+    manager: Arc<JobManager>,
+}
+
+impl JobServiceImpl {
+    /// The service over `manager`.
+    pub fn new(manager: Arc<JobManager>) -> Self {
+        Self { manager }
+    }
+}
+
+fn status(e: JobError) -> Status {
+    match e {
+        JobError::InvalidSpec(m) => Status::invalid_argument(format!("invalid job: {m}")),
+        JobError::NotFound(_) => Status::not_found(e.to_string()),
+        JobError::NotCancellable(..) => Status::failed_precondition(e.to_string()),
+        JobError::Store(_) => Status::internal(e.to_string()),
+        JobError::Unavailable(m) => Status::unavailable(m),
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::JobRun, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JobService for JobServiceImpl {
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("invalid job: spec: a job spec is required"))?;
+        let run = self.manager.submit(spec).await.map_err(status)?;
+        Ok(Response::new(pb::SubmitJobResponse { run_id: run.id }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::JobRun>, Status> {
+        let run = self
+            .manager
+            .get(&request.into_inner().run_id)
+            .map_err(status)?;
+        Ok(Response::new(run))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let req = request.into_inner();
+        let offset: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token
+                .parse()
+                .map_err(|_| Status::invalid_argument("page_token: not a token from ListJobs"))?
+        };
+        let size = if req.page_size == 0 {
+            50
+        } else {
+            req.page_size as usize
+        };
+        let runs: Vec<pb::JobRun> = self
+            .manager
+            .list()
+            .map_err(status)?
+            .into_iter()
+            .filter(|r| req.states.is_empty() || req.states.contains(&r.state))
+            .collect();
+        let page: Vec<pb::JobRun> = runs.iter().skip(offset).take(size).cloned().collect();
+        let next = offset + page.len();
+        Ok(Response::new(pb::ListJobsResponse {
+            runs: page,
+            next_page_token: if next < runs.len() {
+                next.to_string()
+            } else {
+                String::new()
+            },
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::JobRun>, Status> {
+        let run = self
+            .manager
+            .cancel(&request.into_inner().run_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(run))
+    }
+
+    type WatchJobStream = WatchStream;
+
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let mut rx = self
+            .manager
+            .watch(&request.into_inner().run_id)
+            .map_err(status)?;
+        let stream = async_stream::stream! {
+            loop {
+                let run = rx.borrow_and_update().clone();
+                let done = is_final(pb::RunState::try_from(run.state).unwrap_or(pb::RunState::Unspecified));
+                yield Ok(run);
+                if done || rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

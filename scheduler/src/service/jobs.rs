@@ -1,0 +1,364 @@
+//! The job manager: queues runs, runs them one at a time on the engine, records every state
+//! change in the run store and tells watchers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_catalog::Catalog;
+use sluice_proto as pb;
+use sluice_proto::RunState;
+use tokio::sync::{Semaphore, watch};
+
+use super::store::{RunStore, StoreError};
+use crate::engine::Engine;
+use crate::runner::{Lake, RunError, RunEvent, run_job};
+
+/// Why a request to the manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The spec is invalid; the message names the field.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// No run has this id.
+    #[error("no run with id '{0}'")]
+    NotFound(String),
+    /// The run can no longer be cancelled.
+    #[error("run '{0}' cannot be cancelled: it is {1}")]
+    NotCancellable(String, String),
+    /// The run store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something outside the job failed (storage, cluster).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Whether a run has ended.
+pub fn is_final(state: RunState) -> bool {
+    matches!(
+        state,
+        RunState::Stopped | RunState::Succeeded | RunState::Failed | RunState::Timeout
+    )
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+struct Live {
+    sender: watch::Sender<pb::JobRun>,
+    task: Option<tokio::task::AbortHandle>,
+    /// Set once the run starts committing: from then on it cannot be cancelled.
+    committing: bool,
+}
+
+/// Runs jobs and keeps their records.
+pub struct JobManager {
+    engine: Engine,
+    lake: Lake,
+    catalog: Arc<dyn Catalog>,
+    store: RunStore,
+    live: Mutex<HashMap<String, Live>>,
+    slots: Semaphore,
+}
+
+impl JobManager {
+    /// A manager that runs at most one job at a time on `engine`.
+    pub fn new(
+        engine: Engine,
+        lake: Lake,
+        catalog: Arc<dyn Catalog>,
+        store: RunStore,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            engine,
+            lake,
+            catalog,
+            store,
+            live: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(1),
+        })
+    }
+
+    /// Picks up runs that were in flight when the scheduler stopped: each is queued again
+    /// (outputs are run-scoped, so a retry is safe). Returns how many.
+    pub fn recover(self: &Arc<Self>) -> Result<usize, JobError> {
+        let mut n = 0;
+        for mut run in self.store.list()? {
+            let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
+            if is_final(state) {
+                continue;
+            }
+            if state == RunState::Stopping {
+                run.state = RunState::Stopped as i32;
+                run.ended_at_ms = now_ms();
+                run.error_message =
+                    "stopped: the scheduler restarted while the run was stopping".into();
+                self.store.put(&run)?;
+                continue;
+            }
+            run.state = RunState::Waiting as i32;
+            run.error_message = "resubmitted after a scheduler restart".into();
+            self.store.put(&run)?;
+            self.start(run);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Checks `spec` against its data (files, schemas, columns) and queues a run.
+    pub async fn submit(self: &Arc<Self>, spec: pb::JobSpec) -> Result<pb::JobRun, JobError> {
+        sluice_planner::plan_job(self.engine.ctx(), &spec)
+            .await
+            .map_err(|e| match e {
+                sluice_planner::PlanError::Invalid(d) => JobError::InvalidSpec(d.to_string()),
+                other => JobError::Unavailable(other.to_string()),
+            })?;
+        let target = spec.target.clone().unwrap_or_default();
+        let table = target.table.clone().unwrap_or_default();
+        let run = pb::JobRun {
+            id: sluice_lake::new_run_id(),
+            job_name: spec.name.clone(),
+            state: RunState::Waiting as i32,
+            submitted_at_ms: now_ms(),
+            attempt: 1,
+            table: format!("{}.{}", table.database, table.table),
+            spec: Some(spec),
+            ..Default::default()
+        };
+        self.store.put(&run)?;
+        self.start(run.clone());
+        Ok(run)
+    }
+
+    /// The run's current record.
+    pub fn get(&self, id: &str) -> Result<pb::JobRun, JobError> {
+        if let Some(live) = self.live.lock().map_err(poisoned)?.get(id) {
+            return Ok(live.sender.borrow().clone());
+        }
+        self.store
+            .list()?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| JobError::NotFound(id.to_string()))
+    }
+
+    /// Every run, newest first.
+    pub fn list(&self) -> Result<Vec<pb::JobRun>, JobError> {
+        let mut runs = self.store.list()?;
+        let live = self.live.lock().map_err(poisoned)?;
+        for r in &mut runs {
+            if let Some(l) = live.get(&r.id) {
+                *r = l.sender.borrow().clone();
+            }
+        }
+        Ok(runs)
+    }
+
+    /// A receiver of the run's records as they change (ended runs: just the last one).
+    pub fn watch(&self, id: &str) -> Result<watch::Receiver<pb::JobRun>, JobError> {
+        if let Some(live) = self.live.lock().map_err(poisoned)?.get(id) {
+            return Ok(live.sender.subscribe());
+        }
+        let run = self.get(id)?;
+        let (_tx, rx) = watch::channel(run);
+        Ok(rx)
+    }
+
+    /// Stops a run: it ends STOPPED and publishes nothing.
+    pub async fn cancel(self: &Arc<Self>, id: &str) -> Result<pb::JobRun, JobError> {
+        let (task, mut run) = {
+            let mut live = self.live.lock().map_err(poisoned)?;
+            let Some(l) = live.get_mut(id) else {
+                let run = self.get(id)?;
+                let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
+                return Err(JobError::NotCancellable(
+                    id.into(),
+                    state.as_str_name().into(),
+                ));
+            };
+            if l.committing {
+                return Err(JobError::NotCancellable(
+                    id.into(),
+                    "committing its output".into(),
+                ));
+            }
+            let mut run = l.sender.borrow().clone();
+            run.state = RunState::Stopping as i32;
+            l.sender.send_replace(run.clone());
+            (l.task.take(), run)
+        };
+        self.store.put(&run)?;
+        if let Some(task) = task {
+            task.abort();
+        }
+        // Stop the cluster's work for this run (one run at a time: all running jobs are its).
+        let running: Vec<String> = self.engine.running_job_ids().into_iter().collect();
+        self.engine.cancel_jobs(&running).await;
+        for _ in 0..50 {
+            if self.engine.running_job_ids().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Some(spec) = &run.spec
+            && let Some(target) = &spec.target
+            && let Ok(table) = self.lake.table(target)
+        {
+            let _ = table.delete_version(&run.id).await;
+        }
+        run.state = RunState::Stopped as i32;
+        run.ended_at_ms = now_ms();
+        run.error_message = "stopped by request".into();
+        self.finish(run.clone())?;
+        Ok(run)
+    }
+
+    fn finish(&self, run: pb::JobRun) -> Result<(), JobError> {
+        self.store.put(&run)?;
+        if let Some(l) = self.live.lock().map_err(poisoned)?.remove(&run.id) {
+            l.sender.send_replace(run);
+        }
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, run: pb::JobRun) {
+        let (sender, _) = watch::channel(run.clone());
+        let id = run.id.clone();
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(
+                id.clone(),
+                Live {
+                    sender,
+                    task: None,
+                    committing: false,
+                },
+            );
+        }
+        let me = self.clone();
+        let handle = tokio::spawn(async move { me.execute(run).await });
+        if let Ok(mut live) = self.live.lock()
+            && let Some(l) = live.get_mut(&id)
+        {
+            l.task = Some(handle.abort_handle());
+        }
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut pb::JobRun)) -> Option<pb::JobRun> {
+        let live = self.live.lock().ok()?;
+        let l = live.get(id)?;
+        let mut run = l.sender.borrow().clone();
+        f(&mut run);
+        l.sender.send_replace(run.clone());
+        Some(run)
+    }
+
+    async fn execute(self: Arc<Self>, run: pb::JobRun) {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
+        let id = run.id.clone();
+        let spec = run.spec.clone().unwrap_or_default();
+        let max_attempts = spec.max_retries + 1;
+        let mut attempt = run.attempt.max(1);
+        loop {
+            if let Some(r) = self.update(&id, |r| {
+                r.state = RunState::Starting as i32;
+                r.attempt = attempt;
+                r.started_at_ms = now_ms();
+            }) {
+                let _ = self.store.put(&r);
+            }
+            // A retried or recovered attempt starts from an empty version folder.
+            if let Some(target) = &spec.target
+                && let Ok(table) = self.lake.table(target)
+            {
+                let _ = table.delete_version(&id).await;
+            }
+            let me = self.clone();
+            let progress_id = id.clone();
+            let progress = move |event: RunEvent| {
+                let store_it = matches!(event, RunEvent::Committing);
+                let updated = me.update(&progress_id, |r| match &event {
+                    RunEvent::Planning => {}
+                    RunEvent::Running(p) => {
+                        r.state = RunState::Running as i32;
+                        r.progress = Some(pb::RunProgress {
+                            stages: p.stages as u32,
+                            stages_done: p.stages_done as u32,
+                            tasks: p.tasks as u32,
+                            tasks_done: p.tasks_done as u32,
+                        });
+                    }
+                    RunEvent::Committing => r.state = RunState::Running as i32,
+                });
+                if store_it {
+                    if let Ok(mut live) = me.live.lock()
+                        && let Some(l) = live.get_mut(&progress_id)
+                    {
+                        l.committing = true;
+                    }
+                    if let Some(r) = updated {
+                        let _ = me.store.put(&r);
+                    }
+                }
+            };
+            let result = run_job(
+                &self.engine,
+                &self.lake,
+                self.catalog.as_ref(),
+                &spec,
+                &id,
+                &progress,
+            )
+            .await;
+            let Some(mut record) = self.update(&id, |_| {}) else {
+                return;
+            };
+            record.ended_at_ms = now_ms();
+            match result {
+                Ok(report) => {
+                    record.state = RunState::Succeeded as i32;
+                    record.error_message.clear();
+                    record.rows_written = report.rows_written;
+                    record.files_written = report.files_written as u64;
+                    record.bytes_written = report.bytes_written;
+                    record.table_location = report.table.location.clone();
+                    record.sources = report
+                        .sources
+                        .iter()
+                        .map(|s| pb::SourceMetrics {
+                            name: s.name.clone(),
+                            files: s.files as u64,
+                            bytes: s.bytes,
+                            rows: s.rows,
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    let retryable = matches!(e, RunError::Execution(_) | RunError::Lake(_));
+                    if retryable && attempt < max_attempts {
+                        tracing::warn!(run = %id, attempt, error = %e, "run failed; retrying");
+                        attempt += 1;
+                        continue;
+                    }
+                    record.state = if matches!(e, RunError::Timeout(_)) {
+                        RunState::Timeout as i32
+                    } else {
+                        RunState::Failed as i32
+                    };
+                    record.error_message = e.to_string();
+                }
+            }
+            if let Err(e) = self.finish(record) {
+                tracing::error!(run = %id, error = %e, "cannot record the run's end");
+            }
+            return;
+        }
+    }
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> JobError {
+    JobError::Unavailable("internal state lock poisoned".into())
+}

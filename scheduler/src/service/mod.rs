@@ -1,0 +1,9 @@
+//! The scheduler service: the job manager, its run store and its gRPC face.
+
+pub mod grpc;
+pub mod jobs;
+pub mod store;
+
+pub use grpc::JobServiceImpl;
+pub use jobs::{JobError, JobManager};
+pub use store::RunStore;
