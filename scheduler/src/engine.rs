@@ -76,6 +76,9 @@ pub fn session_config(partitions: usize) -> SessionConfig {
     SessionConfig::new_with_ballista()
         .with_target_partitions(partitions)
         .with_ballista_standalone_parallelism(partitions)
+        // Ballista 55's adaptive planner does not re-run a stage whose executor died after
+        // rolling it back (the job hangs); the static planner recovers.
+        .with_ballista_adaptive_query_planner(false)
         .with_information_schema(true)
 }
 
@@ -98,7 +101,7 @@ impl EngineOptions {
         Self {
             partitions: partitions.max(1),
             executor_timeout_seconds: 30,
-            push_tasks: true,
+            push_tasks: false,
         }
     }
 }

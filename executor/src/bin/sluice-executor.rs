@@ -60,7 +60,7 @@ fn main() -> Result<()> {
         vcores,
         work_dir: args.work_dir,
         executor_heartbeat_interval_seconds: args.heartbeat_seconds,
-        task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PushStaged,
+        task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -99,6 +99,7 @@ impl JobManager {
                 continue;
             }
             run.state = RunState::Waiting as i32;
+            run.attempt += 1;
             run.error_message = "resubmitted after a scheduler restart".into();
             self.store.put(&run)?;
             self.start(run);

@@ -1,6 +1,7 @@
 //! End-to-end tests of the embedded pipeline: the real `sluice` binary, real files, and an
 //! independent computation of the expected result with single-node DataFusion.
 
+mod cluster;
 mod support;
 
 use std::path::Path;

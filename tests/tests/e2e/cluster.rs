@@ -1,0 +1,418 @@
+//! The cluster: a real `sluice-scheduler` and two `sluice-executor` processes on loopback
+//! ports, driven through the `sluice` CLI over gRPC.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+use crate::support::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A process that is killed when dropped.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(bin: &str, args: &[String], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let child = Command::new(binary(bin))
+            .args(args)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin} starts: {e}"));
+        Self { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, needle: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{what} did not say '{needle}':\n{}", self.log_text());
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A scheduler and two executors with their own lake and data folder.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub url: String,
+    port: u16,
+    pub scheduler: Proc,
+    pub executors: Vec<Proc>,
+}
+
+impl Cluster {
+    pub fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let scheduler = start_scheduler(dir, port);
+        let executors = (0..2)
+            .map(|i| {
+                let args = vec![
+                    "--scheduler-port".to_string(),
+                    port.to_string(),
+                    "--port".into(),
+                    free_port().to_string(),
+                    "--grpc-port".into(),
+                    free_port().to_string(),
+                    "--vcores".into(),
+                    "2".into(),
+                    "--heartbeat-seconds".into(),
+                    "1".into(),
+                ];
+                let p = Proc::spawn(
+                    "sluice-executor",
+                    &args,
+                    dir.join(format!("executor{i}.log")),
+                );
+                p.wait_for_log("Starting poll work loop", "executor");
+                p
+            })
+            .collect();
+        Self {
+            dir: dir.to_path_buf(),
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            scheduler,
+            executors,
+        }
+    }
+
+    /// Kills the scheduler with SIGKILL and starts a new one on the same port and data.
+    pub fn restart_scheduler(&mut self) {
+        self.scheduler.kill();
+        self.scheduler = start_scheduler(&self.dir, self.port);
+    }
+
+    pub fn lake(&self) -> PathBuf {
+        self.dir.join("lake")
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--scheduler", &self.url]);
+        sluice(&all, &[])
+    }
+}
+
+fn start_scheduler(dir: &Path, port: u16) -> Proc {
+    let args = vec![
+        "--bind".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--lake".into(),
+        dir.join("lake").display().to_string(),
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+        "--executor-timeout-seconds".into(),
+        "4".into(),
+    ];
+    let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let p = Proc::spawn(
+        "sluice-scheduler",
+        &args,
+        dir.join(format!("scheduler{n}.log")),
+    );
+    p.wait_for_log("sluice-scheduler listening", "scheduler");
+    p
+}
+
+fn state(cluster: &Cluster, run_id: &str) -> String {
+    let out = cluster.cli(&["status", run_id]).expect_ok().stdout;
+    out.lines()
+        .find_map(|l| l.strip_prefix("state   "))
+        .unwrap_or("?")
+        .trim()
+        .to_string()
+}
+
+fn wait_for_state(cluster: &Cluster, run_id: &str, wanted: &[&str], seconds: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let s = state(cluster, run_id);
+        if wanted.contains(&s.as_str()) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn submitted_id(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("submitted run "))
+        .expect("a run id")
+        .trim()
+        .to_string()
+}
+
+/// A job whose self-join takes a while: `modulo` sets how long (smaller is longer).
+fn self_join_job(dir: &Path, name: &str, modulo: u32) -> PathBuf {
+    let job = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &job,
+        format!(
+            r#"
+name: {name}
+staging: {staging}
+sources:
+  albums: {{ path: albums.csv }}
+transforms:
+  - sql:
+      name: pairs
+      inputs: [albums]
+      query: >
+        SELECT a.album_type, count(*) AS pairs, sum(a.duration_ms - b.duration_ms) AS diff
+        FROM albums a JOIN albums b
+          ON a.album_type = b.album_type AND a.track_number % {modulo} = b.track_number % {modulo}
+        GROUP BY a.album_type
+target:
+  input: pairs
+  table: {{ database: test, name: {table} }}
+"#,
+            staging = spotify_data().display(),
+            table = name.replace('-', "_"),
+        ),
+    )
+    .expect("write job");
+    job
+}
+
+async fn table_fingerprint(lake: &Path, database: &str, table: &str) -> String {
+    let entry = catalog_entry(lake, database, table).expect("registered");
+    let location = entry["location"]
+        .as_str()
+        .expect("location")
+        .trim_start_matches("file://")
+        .to_string();
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", &location, ParquetReadOptions::default())
+        .await
+        .expect("read parquet");
+    let schema = ctx.table("t").await.expect("t").schema().as_arrow().clone();
+    let cols: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    fingerprint(&ctx, "t", &cols).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start(tmp.path());
+    let job = repo().join("examples/spotify/job.yaml");
+    let submitted = cluster
+        .cli(&["submit", job.to_str().expect("utf-8")])
+        .expect_ok();
+    assert!(
+        submitted.stdout.contains("state   SUCCEEDED"),
+        "{}",
+        submitted.stdout
+    );
+    assert!(
+        submitted.stdout.contains("wrote   19,621 rows"),
+        "{}",
+        submitted.stdout
+    );
+
+    let embedded_lake = tmp.path().join("embedded-lake");
+    sluice(
+        &[
+            "run",
+            job.to_str().expect("utf-8"),
+            "--lake",
+            embedded_lake.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert_eq!(
+        table_fingerprint(&cluster.lake(), "spotify", "tracks").await,
+        table_fingerprint(&embedded_lake, "spotify", "tracks").await,
+        "the cluster's output equals the embedded run's"
+    );
+
+    // An invalid spec is refused up front with the field and a suggestion; no run is left.
+    let bad = tmp.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&job).expect("read");
+    std::fs::write(
+        &bad,
+        text.replace("left: artist_id", "left: artist_idd").replace(
+            "staging: data",
+            &format!("staging: {}", spotify_data().display()),
+        ),
+    )
+    .expect("write");
+    let refused = cluster
+        .cli(&["submit", bad.to_str().expect("utf-8")])
+        .expect_failure();
+    assert!(
+        refused.stderr.contains("the scheduler refused the job")
+            && refused.stderr.contains("bad.yaml:29:13: transforms[0].join.on[0].left: no column 'artist_idd' in 'albums' (did you mean 'artist_id'?)"),
+        "{}",
+        refused.stderr
+    );
+    let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "header and the one good run:\n{listed}"
+    );
+
+    // A missing source file is refused the same way.
+    let missing = tmp.path().join("missing.yaml");
+    std::fs::write(
+        &missing,
+        text.replace("staging: data", "staging: /nonexistent/staging"),
+    )
+    .expect("write");
+    let refused = cluster
+        .cli(&["submit", missing.to_str().expect("utf-8")])
+        .expect_failure();
+    assert!(
+        refused.stderr.contains("no file matches"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster::start(tmp.path());
+    let spotify = repo().join("examples/spotify/job.yaml");
+    let done = cluster
+        .cli(&["submit", spotify.to_str().expect("utf-8")])
+        .expect_ok();
+    let done_id = submitted_id(&done);
+
+    let long = self_join_job(tmp.path(), "long-job", 1);
+    let submitted = cluster
+        .cli(&["submit", long.to_str().expect("utf-8"), "--detach"])
+        .expect_ok();
+    let long_id = submitted_id(&submitted);
+    assert_eq!(
+        wait_for_state(&cluster, &long_id, &["RUNNING"], 30),
+        "RUNNING"
+    );
+    let cancelled = cluster.cli(&["cancel", &long_id]).expect_ok();
+    assert!(cancelled.stdout.contains("STOPPED"), "{}", cancelled.stdout);
+    assert_eq!(state(&cluster, &long_id), "STOPPED");
+    assert!(
+        catalog_entry(&cluster.lake(), "test", "long_job").is_none(),
+        "nothing published"
+    );
+    assert!(
+        versions(&cluster.lake(), "test", "long_job").is_empty(),
+        "no version left"
+    );
+    let watched = cluster.cli(&["watch", &long_id]).expect_failure();
+    assert!(
+        watched.stderr.contains("ended STOPPED"),
+        "{}",
+        watched.stderr
+    );
+
+    // A run in flight when the scheduler dies is resubmitted when it comes back.
+    let medium = self_join_job(tmp.path(), "medium-job", 8);
+    let submitted = cluster
+        .cli(&["submit", medium.to_str().expect("utf-8"), "--detach"])
+        .expect_ok();
+    let medium_id = submitted_id(&submitted);
+    assert_eq!(
+        wait_for_state(&cluster, &medium_id, &["RUNNING"], 30),
+        "RUNNING"
+    );
+    cluster.restart_scheduler();
+    let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
+    for (id, _) in [
+        (&done_id, "SUCCEEDED"),
+        (&long_id, "STOPPED"),
+        (&medium_id, ""),
+    ] {
+        assert!(
+            listed.contains(id.as_str()),
+            "{id} listed after the restart:\n{listed}"
+        );
+    }
+    assert_eq!(state(&cluster, &done_id), "SUCCEEDED");
+    assert_eq!(state(&cluster, &long_id), "STOPPED");
+    assert_eq!(
+        wait_for_state(&cluster, &medium_id, &["SUCCEEDED", "FAILED"], 120),
+        "SUCCEEDED",
+        "resubmitted after the restart:\n{}",
+        cluster.cli(&["status", &medium_id]).stdout
+    );
+    let status = cluster.cli(&["status", &medium_id]).expect_ok().stdout;
+    assert!(
+        status.contains("attempt 2") || status.contains("resubmitted"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_survives_losing_an_executor() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster::start(tmp.path());
+    let job = self_join_job(tmp.path(), "resilient", 16);
+    let submitted = cluster
+        .cli(&["submit", job.to_str().expect("utf-8"), "--detach"])
+        .expect_ok();
+    let id = submitted_id(&submitted);
+    assert_eq!(wait_for_state(&cluster, &id, &["RUNNING"], 30), "RUNNING");
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.executors[0].kill();
+    assert_eq!(
+        wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 240),
+        "SUCCEEDED",
+        "{}\nscheduler log:\n{}",
+        cluster.cli(&["status", &id]).stdout,
+        cluster.scheduler.log_text()
+    );
+    let embedded_lake = tmp.path().join("embedded-lake");
+    sluice(
+        &[
+            "run",
+            job.to_str().expect("utf-8"),
+            "--lake",
+            embedded_lake.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert_eq!(
+        table_fingerprint(&cluster.lake(), "test", "resilient").await,
+        table_fingerprint(&embedded_lake, "test", "resilient").await
+    );
+}
