@@ -64,16 +64,16 @@ impl Drop for Proc {
 }
 
 /// A scheduler and two executors with their own lake and data folder.
-pub struct Cluster {
-    pub dir: PathBuf,
-    pub url: String,
+struct Cluster {
+    dir: PathBuf,
+    url: String,
     port: u16,
-    pub scheduler: Proc,
-    pub executors: Vec<Proc>,
+    scheduler: Proc,
+    executors: Vec<Proc>,
 }
 
 impl Cluster {
-    pub fn start(dir: &Path) -> Self {
+    fn start(dir: &Path) -> Self {
         let port = free_port();
         let scheduler = start_scheduler(dir, port);
         let executors = (0..2)
@@ -109,16 +109,16 @@ impl Cluster {
     }
 
     /// Kills the scheduler with SIGKILL and starts a new one on the same port and data.
-    pub fn restart_scheduler(&mut self) {
+    fn restart_scheduler(&mut self) {
         self.scheduler.kill();
         self.scheduler = start_scheduler(&self.dir, self.port);
     }
 
-    pub fn lake(&self) -> PathBuf {
+    fn lake(&self) -> PathBuf {
         self.dir.join("lake")
     }
 
-    pub fn cli(&self, args: &[&str]) -> Run {
+    fn cli(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--scheduler", &self.url]);
         sluice(&all, &[])
