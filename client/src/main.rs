@@ -4,7 +4,6 @@ mod output;
 mod remote;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -351,14 +350,14 @@ async fn query_catalog(
 
 /// Opens the lake's embedded catalog without starting a cluster.
 fn open_catalog(lake_arg: &LakeArgs) -> Result<sluice_catalog::EmbeddedCatalog> {
+    use datafusion::execution::object_store::ObjectStoreRegistry;
     let url = lake_url(&lake_arg.lake)?;
-    let path = url::Url::parse(&url)?
-        .to_file_path()
-        .map_err(|_| anyhow!("only local lakes are supported here: {url}"))?;
-    let local: Arc<dyn datafusion::object_store::ObjectStore> =
-        Arc::new(datafusion::object_store::local::LocalFileSystem::new());
-    let rel = path.to_string_lossy().trim_start_matches('/').to_string();
-    Ok(sluice_catalog::EmbeddedCatalog::new(local, &rel, &url))
+    let parsed = url::Url::parse(&url)?;
+    let store = sluice_storage::SluiceObjectStores::new()
+        .get_store(&parsed)
+        .map_err(|e| anyhow!("cannot open the lake {url}: {e}"))?;
+    let path = parsed.path().trim_matches('/').to_string();
+    Ok(sluice_catalog::EmbeddedCatalog::new(store, &path, &url))
 }
 
 async fn query_lake(

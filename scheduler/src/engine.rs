@@ -22,6 +22,7 @@ use ballista_scheduler::scheduler_server::SchedulerServer;
 use ballista_scheduler::state::execution_graph::ExecutionGraphBox;
 use ballista_scheduler::state::execution_stage::ExecutionStage;
 use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
@@ -145,9 +146,14 @@ impl Engine {
     ) -> Result<(Self, BallistaService), EngineError> {
         let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
         let config = session_config(options.partitions);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
+            .build_arc()
+            .map_err(|e| start(&e))?;
         let state: SessionState = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config.clone())
+            .with_runtime_env(runtime)
             .build();
 
         let builder_state = state.clone();

@@ -22,7 +22,13 @@ pub fn query_context() -> SessionContext {
         .with_default_catalog_and_schema(SQL_CATALOG, "default")
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true);
-    SessionContext::new_with_config(config)
+    match datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
+        .build_arc()
+    {
+        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+        Err(_) => SessionContext::new_with_config(config),
+    }
 }
 
 /// Registers every entry as `<database>.<table>` in `ctx`'s default catalog.

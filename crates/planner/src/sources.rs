@@ -108,9 +108,18 @@ async fn list_files(
         Ok(files) => files,
         Err(e) if is_not_found(&e) => Vec::new(),
         Err(e) => {
+            let message = crate::clean_message(&e);
+            let message = if message.contains("NoSuchBucket") {
+                format!(
+                    "the bucket '{}' does not exist",
+                    url.object_store().as_str()
+                )
+            } else {
+                message
+            };
             return Err(PlanError::at(
                 path,
-                format!("cannot list '{url_text}': {}", crate::clean_message(&e)),
+                format!("cannot list '{url_text}': {message}"),
             ));
         }
     };

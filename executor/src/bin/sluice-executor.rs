@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use clap::Parser;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// Runs a Sluice (Ballista) executor.
 #[derive(Parser)]
@@ -50,6 +51,26 @@ fn main() -> Result<()> {
     let vcores = args
         .vcores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Shuffle and spill files go to --work-dir, or to a folder removed on exit.
+    let (work_dir, _temp_dir) = match args.work_dir.clone() {
+        Some(dir) => (dir, None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("sluice-executor-")
+                .tempdir()
+                .context("cannot create a work folder")?;
+            (t.path().display().to_string(), Some(t))
+        }
+    };
+    let registry = sluice_storage::SluiceObjectStores::new();
+    let spill_dir = work_dir.clone();
+    let runtime_producer: ballista_core::RuntimeProducer = Arc::new(move |_| {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_temp_file_path(spill_dir.clone())
+            .with_object_store_registry(registry.clone())
+            .build()?;
+        Ok(Arc::new(runtime))
+    });
     let config = ExecutorProcessConfig {
         bind_host: args.bind_host.clone(),
         external_host: Some(args.external_host.unwrap_or(args.bind_host)),
@@ -58,7 +79,8 @@ fn main() -> Result<()> {
         scheduler_host: args.scheduler_host,
         scheduler_port: args.scheduler_port,
         vcores,
-        work_dir: args.work_dir,
+        work_dir: Some(work_dir),
+        override_runtime_producer: Some(runtime_producer),
         executor_heartbeat_interval_seconds: args.heartbeat_seconds,
         task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
         ..Default::default()

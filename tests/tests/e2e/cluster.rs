@@ -23,12 +23,13 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(bin: &str, args: &[String], log: PathBuf) -> Self {
+    fn spawn(bin: &str, args: &[String], env: &[(String, String)], log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("log file");
         let child = Command::new(binary(bin))
             .args(args)
             .env("SLUICE_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err))
             .spawn()
@@ -66,6 +67,8 @@ impl Drop for Proc {
 /// A scheduler and two executors with their own lake and data folder.
 struct Cluster {
     dir: PathBuf,
+    lake: String,
+    env: Vec<(String, String)>,
     url: String,
     port: u16,
     scheduler: Proc,
@@ -74,8 +77,13 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &dir.join("lake").display().to_string(), Vec::new())
+    }
+
+    /// A cluster whose lake is `lake` (a folder or URL), its processes run with `env`.
+    fn start_with(dir: &Path, lake: &str, env: Vec<(String, String)>) -> Self {
         let port = free_port();
-        let scheduler = start_scheduler(dir, port);
+        let scheduler = start_scheduler(dir, port, lake, &env);
         let executors = (0..2)
             .map(|i| {
                 let args = vec![
@@ -93,6 +101,7 @@ impl Cluster {
                 let p = Proc::spawn(
                     "sluice-executor",
                     &args,
+                    &env,
                     dir.join(format!("executor{i}.log")),
                 );
                 p.wait_for_log("Starting poll work loop", "executor");
@@ -101,6 +110,8 @@ impl Cluster {
             .collect();
         Self {
             dir: dir.to_path_buf(),
+            lake: lake.to_string(),
+            env,
             url: format!("http://127.0.0.1:{port}"),
             port,
             scheduler,
@@ -111,7 +122,17 @@ impl Cluster {
     /// Kills the scheduler with SIGKILL and starts a new one on the same port and data.
     fn restart_scheduler(&mut self) {
         self.scheduler.kill();
-        self.scheduler = start_scheduler(&self.dir, self.port);
+        self.scheduler = start_scheduler(&self.dir, self.port, &self.lake, &self.env);
+    }
+
+    /// Runs `sluice ARGS` (no `--scheduler`) with the cluster's environment.
+    fn cli_local(&self, args: &[&str]) -> Run {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        sluice(args, &env)
     }
 
     fn lake(&self) -> PathBuf {
@@ -121,16 +142,21 @@ impl Cluster {
     fn cli(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--scheduler", &self.url]);
-        sluice(&all, &[])
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        sluice(&all, &env)
     }
 }
 
-fn start_scheduler(dir: &Path, port: u16) -> Proc {
+fn start_scheduler(dir: &Path, port: u16, lake: &str, env: &[(String, String)]) -> Proc {
     let args = vec![
         "--bind".to_string(),
         format!("127.0.0.1:{port}"),
         "--lake".into(),
-        dir.join("lake").display().to_string(),
+        lake.to_string(),
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--executor-timeout-seconds".into(),
@@ -140,6 +166,7 @@ fn start_scheduler(dir: &Path, port: u16) -> Proc {
     let p = Proc::spawn(
         "sluice-scheduler",
         &args,
+        env,
         dir.join(format!("scheduler{n}.log")),
     );
     p.wait_for_log("sluice-scheduler listening", "scheduler");
@@ -414,5 +441,105 @@ async fn a_run_survives_losing_an_executor() {
     assert_eq!(
         table_fingerprint(&cluster.lake(), "test", "resilient").await,
         table_fingerprint(&embedded_lake, "test", "resilient").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_staging_and_lake_on_the_cluster() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let moto = crate::moto::Moto::start();
+    let data = spotify_data();
+    moto.python(&format!(
+        "for b in ['staging', 'lake']:\n    s3.create_bucket(Bucket=b)\n\
+         for t in ['albums', 'artists', 'tracks']:\n    s3.upload_file('{}/' + t + '.csv', 'staging', 'spotify/' + t + '.csv')",
+        data.display()
+    ));
+    let cluster = Cluster::start_with(tmp.path(), "s3://lake/warehouse", moto.env());
+    let job = tmp.path().join("job.yaml");
+    let text = std::fs::read_to_string(repo().join("examples/spotify/job.yaml")).expect("read");
+    std::fs::write(
+        &job,
+        text.replace("staging: data", "staging: s3://staging/spotify/"),
+    )
+    .expect("write");
+    let run = cluster
+        .cli(&["submit", job.to_str().expect("utf-8")])
+        .expect_ok();
+    assert!(run.stdout.contains("wrote   19,621 rows"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("to s3://lake/warehouse/spotify/tracks/run-"),
+        "{}",
+        run.stdout
+    );
+
+    // The files are in the bucket, sealed, and the catalog entry is there too.
+    let keys = moto.python(
+        "r = s3.list_objects_v2(Bucket='lake', Prefix='warehouse/')\nprint('\\n'.join(o['Key'] for o in r.get('Contents', [])))",
+    );
+    assert!(
+        keys.contains("warehouse/_sluice_catalog/spotify/tracks.json"),
+        "{keys}"
+    );
+    assert!(
+        keys.contains("/_SUCCESS") && keys.contains(".parquet"),
+        "{keys}"
+    );
+
+    // Same answers as the embedded run over local folders.
+    let local_lake = tmp.path().join("local-lake");
+    sluice(
+        &[
+            "run",
+            repo()
+                .join("examples/spotify/job.yaml")
+                .to_str()
+                .expect("utf-8"),
+            "--lake",
+            local_lake.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+    .expect_ok();
+    let sql = "SELECT count(*) AS n, count(DISTINCT artist_id) AS artists, sum(duration_ms) AS ms, \
+               sum(followers) AS followers, min(track_name) AS first, max(release_date) AS latest FROM spotify.tracks";
+    let on_s3 = cluster
+        .cli_local(&[
+            "query",
+            sql,
+            "--lake",
+            "s3://lake/warehouse",
+            "--format",
+            "csv",
+        ])
+        .expect_ok();
+    let local = sluice(
+        &[
+            "query",
+            sql,
+            "--lake",
+            local_lake.to_str().expect("utf-8"),
+            "--format",
+            "csv",
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert_eq!(on_s3.stdout, local.stdout);
+
+    // A bucket that does not exist is refused at submit.
+    let missing = tmp.path().join("missing.yaml");
+    std::fs::write(
+        &missing,
+        text.replace("staging: data", "staging: s3://no-such-bucket/spotify/"),
+    )
+    .expect("write");
+    let refused = cluster
+        .cli(&["submit", missing.to_str().expect("utf-8")])
+        .expect_failure();
+    assert!(
+        refused.stderr.contains("sources.albums.path") && refused.stderr.contains("does not exist"),
+        "{}",
+        refused.stderr
     );
 }

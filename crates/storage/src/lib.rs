@@ -1,0 +1,102 @@
+//! The object stores Sluice reads staging from and writes the lake to.
+//!
+//! [`SluiceObjectStores`] is a DataFusion object-store registry: `file://` is the local file
+//! system, and every `s3://bucket` gets an S3 client built once, on first use, from this
+//! process's own environment (the standard `AWS_*` variables: credentials, region,
+//! `AWS_ENDPOINT_URL` for S3-compatible servers, `AWS_ALLOW_HTTP`). The scheduler, the
+//! executors and the CLI each build theirs, so no credentials travel inside plans.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, RetryConfig};
+use url::Url;
+
+/// Environment variables naming an S3-compatible endpoint, most specific first.
+const ENDPOINT_VARS: [&str; 3] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"];
+
+/// A registry that knows local folders and builds S3 stores on demand.
+#[derive(Debug)]
+pub struct SluiceObjectStores {
+    inner: DefaultObjectStoreRegistry,
+    s3: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl SluiceObjectStores {
+    /// A registry with the local file system registered.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: DefaultObjectStoreRegistry::new(),
+            s3: RwLock::new(HashMap::new()),
+        })
+    }
+}
+
+/// An S3 client for `bucket` configured from the environment.
+pub fn s3_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = ENDPOINT_VARS.iter().find_map(|v| std::env::var(v).ok()) {
+        // S3-compatible servers (moto, MinIO) want path-style requests.
+        builder = builder
+            .with_endpoint(&endpoint)
+            .with_virtual_hosted_style_request(false);
+        if endpoint.starts_with("http://") {
+            builder = builder.with_allow_http(true);
+        }
+    }
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        builder = builder.with_region(region);
+    }
+    // Give up on an unreachable endpoint in seconds, not minutes.
+    builder = builder.with_retry(RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(20),
+        ..RetryConfig::default()
+    });
+    let store = builder.build().map_err(|e| {
+        DataFusionError::External(format!("cannot configure S3 for bucket '{bucket}': {e}").into())
+    })?;
+    Ok(Arc::new(store))
+}
+
+impl ObjectStoreRegistry for SluiceObjectStores {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.inner.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        self.inner.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.inner.get_store(url) {
+            return Ok(store);
+        }
+        if !matches!(url.scheme(), "s3" | "s3a") {
+            return Err(DataFusionError::Configuration(format!(
+                "no object store for '{url}': Sluice reads file:// and s3:// URLs"
+            )));
+        }
+        let bucket = url
+            .host_str()
+            .ok_or_else(|| DataFusionError::Configuration(format!("'{url}' names no bucket")))?
+            .to_string();
+        if let Some(s) = self.s3.read().ok().and_then(|m| m.get(&bucket).cloned()) {
+            return Ok(s);
+        }
+        let store = s3_from_env(&bucket)?;
+        if let Ok(mut m) = self.s3.write() {
+            m.insert(bucket, store.clone());
+        }
+        Ok(store)
+    }
+}
