@@ -204,6 +204,11 @@ fn submitted_id(run: &Run) -> String {
 
 /// A job whose self-join takes a while: `modulo` sets how long (smaller is longer).
 fn self_join_job(dir: &Path, name: &str, modulo: u32) -> PathBuf {
+    self_join_job_with(dir, name, modulo, "")
+}
+
+/// [`self_join_job`] with extra top-level YAML (such as `timeout_seconds: 3`).
+fn self_join_job_with(dir: &Path, name: &str, modulo: u32, extra: &str) -> PathBuf {
     let job = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &job,
@@ -211,6 +216,7 @@ fn self_join_job(dir: &Path, name: &str, modulo: u32) -> PathBuf {
             r#"
 name: {name}
 staging: {staging}
+{extra}
 sources:
   albums: {{ path: albums.csv }}
 transforms:
