@@ -28,6 +28,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use sluice_writer::{SluiceLogicalCodec, SluicePhysicalCodec, SluiceQueryPlanner};
 use tokio::net::TcpListener;
 
 /// Errors starting or talking to the engine.
@@ -80,6 +81,9 @@ pub fn session_config(partitions: usize) -> SessionConfig {
         // Ballista 55's adaptive planner does not re-run a stage whose executor died after
         // rolling it back (the job hangs); the static planner recovers.
         .with_ballista_adaptive_query_planner(false)
+        // Carry Sluice's parallel Parquet write through plan serialization.
+        .with_ballista_logical_extension_codec(Arc::new(SluiceLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(SluicePhysicalCodec::default()))
         .with_information_schema(true)
 }
 
@@ -154,6 +158,7 @@ impl Engine {
             .with_default_features()
             .with_config(config.clone())
             .with_runtime_env(runtime)
+            .with_query_planner(Arc::new(SluiceQueryPlanner))
             .build();
 
         let builder_state = state.clone();
@@ -181,7 +186,10 @@ impl Engine {
         let mut scheduler: Scheduler = SchedulerServer::new(
             endpoint,
             cluster.clone(),
-            BallistaCodec::default(),
+            BallistaCodec::new(
+                Arc::new(SluiceLogicalCodec::default()),
+                Arc::new(SluicePhysicalCodec::default()),
+            ),
             Arc::new(scheduler_config),
             default_metrics_collector().map_err(|e| start(&e))?,
         );
@@ -226,6 +234,20 @@ impl Engine {
             .await
             .map_err(|e| EngineError::State(e.to_string()))?;
         Ok(jobs.into_iter().map(|j| j.job_id.to_string()).collect())
+    }
+
+    /// Ids of the executors registered now.
+    pub async fn executor_ids(&self) -> HashSet<String> {
+        match self
+            .scheduler
+            .state
+            .executor_manager
+            .get_executors_state()
+            .await
+        {
+            Ok(executors) => executors.into_iter().map(|(m, ..)| m.id).collect(),
+            Err(_) => HashSet::new(),
+        }
     }
 
     /// Ids of the Ballista jobs running now.

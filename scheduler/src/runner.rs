@@ -8,12 +8,14 @@ use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::DataFrame;
 use object_store::ObjectStore;
 use sluice_catalog::{Catalog, CatalogError, ColumnEntry, PartitionEntry, TableEntry};
-use sluice_lake::{LakeError, Manifest, TableLocation};
+use sluice_lake::{DataFile, LakeError, Manifest, TableLocation};
 use sluice_planner::diagnose::{InputError, is_csv_error, locate_csv_error};
 use sluice_planner::{PlanError, PlannedJob, clean_message, plan_job};
 use sluice_proto as pb;
+use sluice_writer::{ParallelParquetWrite, WriteOptions};
 
 use crate::engine::{Engine, JobProgress};
 
@@ -42,6 +44,10 @@ pub enum RunError {
     /// An input file has a bad row or value.
     #[error("bad input in source '{}': {}", .0.source, .0)]
     Input(InputError),
+    /// An executor was lost while the job ran. Ballista re-runs the lost work, but its
+    /// recovery can count some rows twice, so the run's output is discarded; re-run it.
+    #[error("executor(s) {0} were lost while the job ran; its output was discarded")]
+    ExecutorLost(String),
     /// Execution failed for another reason.
     #[error("the job failed while running: {0}")]
     Execution(String),
@@ -169,6 +175,7 @@ pub async fn run_job(
     let version_url = table.version_url(&run_id);
 
     let jobs_before = engine.job_ids().await.unwrap_or_default();
+    let executors_before = engine.executor_ids().await;
     let written = write_version(
         engine,
         &planned,
@@ -177,15 +184,24 @@ pub async fn run_job(
         progress,
     )
     .await;
-    let rows_written = match written {
-        Ok(rows) => rows,
+    let written = match written {
+        Ok(w) => w,
         Err(e) => {
             let _ = table.delete_version(&run_id).await;
             return Err(explain_failure(engine, &planned, e).await);
         }
     };
+    let executors_after = engine.executor_ids().await;
+    let mut lost: Vec<&String> = executors_before.difference(&executors_after).collect();
+    if !lost.is_empty() {
+        lost.sort();
+        let _ = table.delete_version(&run_id).await;
+        let names: Vec<&str> = lost.iter().map(|s| s.as_str()).collect();
+        return Err(RunError::ExecutorLost(names.join(", ")));
+    }
 
     progress(RunEvent::Committing);
+    let rows_written = written.rows;
     let result = commit(
         catalog,
         &table,
@@ -194,6 +210,7 @@ pub async fn run_job(
         &columns,
         &run_id,
         rows_written,
+        written.files,
     )
     .await;
     let (entry, manifest, versions_removed) = match result {
@@ -250,28 +267,64 @@ enum WriteFailure {
     Timeout(u64),
 }
 
+/// What a write produced: rows, and (for parallel writes) the files the tasks reported.
+struct Written {
+    rows: u64,
+    files: Option<Vec<DataFile>>,
+}
+
 async fn write_version(
     engine: &Engine,
     planned: &PlannedJob,
     version_url: &str,
     timeout_seconds: u64,
     progress: &(dyn Fn(RunEvent) + Send + Sync),
-) -> Result<u64, WriteFailure> {
-    let mut parquet = TableParquetOptions::default();
-    parquet.global.compression = Some(
-        match planned.compression {
-            pb::Compression::Snappy => "snappy",
-            pb::Compression::Zstd => "zstd(3)",
-            pb::Compression::Gzip => "gzip(6)",
-            pb::Compression::None => "uncompressed",
-        }
-        .to_string(),
-    );
-    let options = DataFrameWriteOptions::new().with_partition_by(planned.partition_by.clone());
-    let write = planned
-        .output
-        .clone()
-        .write_parquet(version_url, options, Some(parquet));
+) -> Result<Written, WriteFailure> {
+    let compression = match planned.compression {
+        pb::Compression::Snappy => "snappy",
+        pb::Compression::Zstd => "zstd(3)",
+        pb::Compression::Gzip => "gzip(6)",
+        pb::Compression::None => "uncompressed",
+    }
+    .to_string();
+    let parallel = planned.partition_by.is_empty();
+    let write: std::pin::Pin<
+        Box<dyn std::future::Future<Output = datafusion::error::Result<Written>> + Send>,
+    > = if parallel {
+        // Every output partition's task writes its own file (see sluice-writer).
+        let options = WriteOptions {
+            folder_url: version_url.to_string(),
+            compression,
+        };
+        let plan = ParallelParquetWrite::new(planned.output.logical_plan().clone(), options)
+            .map_err(WriteFailure::DataFusion)?
+            .into_plan();
+        let df = DataFrame::new(engine.ctx().state(), plan);
+        let prefix = version_url.to_string();
+        Box::pin(async move {
+            let batches = df.collect().await?;
+            let files = reported_files(&batches, &prefix);
+            let rows = files.iter().map(|(_, rows)| rows).sum();
+            Ok(Written {
+                rows,
+                files: Some(files.into_iter().map(|(f, _)| f).collect()),
+            })
+        })
+    } else {
+        // Hive-partitioned output goes through DataFusion's writer (one task).
+        let mut parquet = TableParquetOptions::default();
+        parquet.global.compression = Some(compression);
+        let options = DataFrameWriteOptions::new().with_partition_by(planned.partition_by.clone());
+        let df = planned.output.clone();
+        let url = version_url.to_string();
+        Box::pin(async move {
+            let batches = df.write_parquet(&url, options, Some(parquet)).await?;
+            Ok(Written {
+                rows: count_rows(&batches),
+                files: None,
+            })
+        })
+    };
     tokio::pin!(write);
     let deadline =
         (timeout_seconds > 0).then(|| Instant::now() + Duration::from_secs(timeout_seconds));
@@ -279,8 +332,7 @@ async fn write_version(
     loop {
         tokio::select! {
             result = &mut write => {
-                let batches = result.map_err(WriteFailure::DataFusion)?;
-                return Ok(count_rows(&batches));
+                return result.map_err(WriteFailure::DataFusion);
             }
             _ = tick.tick() => {
                 if deadline.is_some_and(|d| Instant::now() > d) {
@@ -292,6 +344,39 @@ async fn write_version(
             }
         }
     }
+}
+
+/// The (file, rows) rows the write tasks returned, with paths relative to the version.
+fn reported_files(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+    version_url: &str,
+) -> Vec<(DataFile, u64)> {
+    use datafusion::arrow::array::{AsArray, StringArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let (Some(files), Some(rows), Some(bytes)) = (
+            b.column(0).as_any().downcast_ref::<StringArray>(),
+            b.column(1)
+                .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>(),
+            b.column(2)
+                .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>(),
+        ) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            let path = files.value(i);
+            let rel = path.strip_prefix(version_url).unwrap_or(path).to_string();
+            out.push((
+                DataFile {
+                    path: rel,
+                    size: bytes.value(i),
+                },
+                rows.value(i),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    out
 }
 
 fn count_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
@@ -342,8 +427,23 @@ async fn commit(
     columns: &[ColumnEntry],
     run_id: &str,
     rows: u64,
+    reported: Option<Vec<DataFile>>,
 ) -> Result<(TableEntry, Manifest, usize), RunError> {
-    let files = table.list_version(run_id).await?;
+    let listed = table.list_version(run_id).await?;
+    let files = match reported {
+        // Keep exactly the files the successful tasks reported; anything else in the folder
+        // is from a failed or retried task attempt and must not become part of the table.
+        Some(reported) => {
+            for stray in listed
+                .iter()
+                .filter(|f| !reported.iter().any(|r| r.path == f.path))
+            {
+                table.delete_file(run_id, &stray.path).await?;
+            }
+            reported
+        }
+        None => listed,
+    };
     let manifest = Manifest {
         run_id: run_id.to_string(),
         rows,

@@ -169,6 +169,16 @@ impl TableLocation {
         Ok(())
     }
 
+    /// Deletes one file of a version (`path` relative to the version folder).
+    pub async fn delete_file(&self, run_id: &str, path: &str) -> Result<(), LakeError> {
+        let location = Path::parse(format!("{}/{path}", self.version_path(run_id)))
+            .map_err(|_| LakeError::Url(path.to_string()))?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(self.err(&location, source)),
+        }
+    }
+
     /// Deletes everything a run wrote (after a failure, or for old versions).
     pub async fn delete_version(&self, run_id: &str) -> Result<(), LakeError> {
         let prefix = self.version_path(run_id);

@@ -81,6 +81,8 @@ fn main() -> Result<()> {
         vcores,
         work_dir: Some(work_dir),
         override_runtime_producer: Some(runtime_producer),
+        override_logical_codec: Some(Arc::new(sluice_writer::SluiceLogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(sluice_writer::SluicePhysicalCodec::default())),
         executor_heartbeat_interval_seconds: args.heartbeat_seconds,
         task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
         ..Default::default()

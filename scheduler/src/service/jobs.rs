@@ -42,6 +42,9 @@ pub fn is_final(state: RunState) -> bool {
     )
 }
 
+/// Attempts added when executors are lost during a run.
+const MAX_EXECUTOR_LOSS_RETRIES: u32 = 3;
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -263,6 +266,7 @@ impl JobManager {
         let spec = run.spec.clone().unwrap_or_default();
         let max_attempts = spec.max_retries + 1;
         let mut attempt = run.attempt.max(1);
+        let mut lost_executor_retries = 0;
         loop {
             if let Some(r) = self.update(&id, |r| {
                 r.state = RunState::Starting as i32;
@@ -338,8 +342,16 @@ impl JobManager {
                         .collect();
                 }
                 Err(e) => {
+                    // Losing an executor is the cluster's failure, not the job's: always
+                    // worth a few more attempts, on top of the job's own retries.
+                    let lost = matches!(e, RunError::ExecutorLost(_));
+                    if lost {
+                        lost_executor_retries += 1;
+                    }
                     let retryable = matches!(e, RunError::Execution(_) | RunError::Lake(_));
-                    if retryable && attempt < max_attempts {
+                    if (lost && lost_executor_retries <= MAX_EXECUTOR_LOSS_RETRIES)
+                        || (retryable && attempt < max_attempts)
+                    {
                         tracing::warn!(run = %id, attempt, error = %e, "run failed; retrying");
                         attempt += 1;
                         continue;

@@ -16,6 +16,10 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Cluster tests run one at a time: each starts three processes that run CPU-heavy jobs,
+/// and on a 2-core machine overlapping clusters starve executor heartbeats.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A process that is killed when dropped.
 struct Proc {
     child: Child,
@@ -160,7 +164,10 @@ fn start_scheduler(dir: &Path, port: u16, lake: &str, env: &[(String, String)]) 
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--executor-timeout-seconds".into(),
-        "4".into(),
+        "8".into(),
+        // Many output partitions, so the tasks of a stage spread over both executors.
+        "--partitions".into(),
+        "8".into(),
     ];
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let p = Proc::spawn(
@@ -262,6 +269,7 @@ async fn table_fingerprint(lake: &Path, database: &str, table: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::start(tmp.path());
     let job = repo().join("examples/spotify/job.yaml");
@@ -342,6 +350,7 @@ async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut cluster = Cluster::start(tmp.path());
     let spotify = repo().join("examples/spotify/job.yaml");
@@ -416,6 +425,7 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_survives_losing_an_executor() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut cluster = Cluster::start(tmp.path());
     let job = self_join_job(tmp.path(), "resilient", 16);
@@ -452,6 +462,7 @@ async fn a_run_survives_losing_an_executor() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_staging_and_lake_on_the_cluster() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let moto = crate::moto::Moto::start();
     let data = spotify_data();

@@ -1,0 +1,20 @@
+//! Parallel Parquet writes for Ballista.
+//!
+//! DataFusion's `DataSinkExec` needs a single input partition, so Ballista funnels a
+//! `write_parquet` through one task. [`ParallelParquetWrite`] (logical) and
+//! [`ParallelParquetWriteExec`] (physical) instead write every output partition from its own
+//! task, on whichever executor runs it: each task writes one Parquet file under the run's
+//! folder and returns a row `(file, rows, bytes)`. The caller commits the run from those rows
+//! once every task has finished (files from failed or retried task attempts are not in them).
+//!
+//! [`SluiceLogicalCodec`] and [`SluicePhysicalCodec`] carry the nodes through Ballista's plan
+//! serialization (and delegate everything else to Ballista's codecs); [`SluiceQueryPlanner`]
+//! plans the logical node on the scheduler.
+
+mod codec;
+mod exec;
+mod node;
+
+pub use codec::{SluiceLogicalCodec, SluicePhysicalCodec};
+pub use exec::ParallelParquetWriteExec;
+pub use node::{ParallelParquetWrite, SluiceQueryPlanner, WriteOptions, written_schema};
