@@ -55,6 +55,21 @@ pub struct JobProgress {
     pub tasks_done: usize,
 }
 
+/// One stage of a running job, as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageSnapshot {
+    /// The Ballista job.
+    pub job_id: String,
+    /// Stage id within the job.
+    pub stage_id: usize,
+    /// `unresolved`, `resolved`, `running`, `successful` or `failed`.
+    pub state: &'static str,
+    /// Tasks (input partitions) of the stage.
+    pub partitions: usize,
+    /// Durations in milliseconds of the tasks finished so far, by task id.
+    pub finished_tasks: Vec<(usize, u64)>,
+}
+
 /// Rows that a finished job's file scans produced, per scanned file URL prefix.
 #[derive(Debug, Clone, Default)]
 pub struct ScanRows {
@@ -259,6 +274,45 @@ impl Engine {
             .keys()
             .map(|k| k.to_string())
             .collect()
+    }
+
+    /// The stages of the jobs running now.
+    pub async fn running_stages(&self) -> Vec<StageSnapshot> {
+        let mut out = Vec::new();
+        let running = self.scheduler.state.task_manager.get_running_job_cache();
+        for (job_id, info) in running.iter() {
+            let graph = info.execution_graph.read().await;
+            for (stage_id, stage) in graph.stages() {
+                let (state, partitions, tasks) = match stage {
+                    ExecutionStage::UnResolved(_) => ("unresolved", 0, None),
+                    ExecutionStage::Resolved(s) => ("resolved", s.partitions, None),
+                    ExecutionStage::Running(s) => ("running", s.partitions, Some(&s.task_infos)),
+                    ExecutionStage::Successful(s) => {
+                        ("successful", s.partitions, Some(&s.task_infos))
+                    }
+                    ExecutionStage::Failed(s) => ("failed", s.partitions, None),
+                };
+                let finished_tasks = tasks
+                    .map(|t| {
+                        t.iter()
+                            .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
+                            .map(|t| {
+                                let ms = t.end_exec_time.saturating_sub(t.start_exec_time) as u64;
+                                (t.task_id, ms)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(StageSnapshot {
+                    job_id: job_id.to_string(),
+                    stage_id: *stage_id,
+                    state,
+                    partitions,
+                    finished_tasks,
+                });
+            }
+        }
+        out
     }
 
     /// Progress of the jobs running now, summed.

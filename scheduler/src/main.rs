@@ -91,14 +91,16 @@ async fn serve(args: Args) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,ballista=warn,ballista_scheduler=warn")
-    });
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(serve(args))
+        .context("cannot start the async runtime")?;
+    // The OTLP exporter needs the runtime while it is built.
+    let _enter = runtime.enter();
+    let _telemetry = sluice_telemetry::init(
+        "sluice-scheduler",
+        "info,ballista=warn,ballista_scheduler=warn,ballista_core=warn",
+    );
+    runtime.block_on(serve(args))
 }

@@ -16,6 +16,7 @@ use sluice_planner::diagnose::{InputError, is_csv_error, locate_csv_error};
 use sluice_planner::{PlanError, PlannedJob, clean_message, plan_job};
 use sluice_proto as pb;
 use sluice_writer::{ParallelParquetWrite, WriteOptions};
+use tracing::Instrument;
 
 use crate::engine::{Engine, JobProgress};
 
@@ -167,7 +168,9 @@ pub async fn run_job(
     let run_id = run_id.to_string();
     let started = Instant::now();
     progress(RunEvent::Planning);
-    let planned = plan_job(engine.ctx(), spec).await?;
+    let planned = plan_job(engine.ctx(), spec)
+        .instrument(tracing::info_span!("plan", job = %spec.name))
+        .await?;
     let target = spec.target.clone().unwrap_or_default();
     let table_ref = target.table.clone().unwrap_or_default();
     let columns = output_columns(&planned)?;
@@ -183,6 +186,7 @@ pub async fn run_job(
         spec.timeout_seconds,
         progress,
     )
+    .instrument(tracing::info_span!("execute", version = %version_url))
     .await;
     let written = match written {
         Ok(w) => w,
@@ -326,12 +330,14 @@ async fn write_version(
         })
     };
     tokio::pin!(write);
+    let mut stages = StageSpans::default();
     let deadline =
         (timeout_seconds > 0).then(|| Instant::now() + Duration::from_secs(timeout_seconds));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             result = &mut write => {
+                stages.update(engine.running_stages().await);
                 return result.map_err(WriteFailure::DataFusion);
             }
             _ = tick.tick() => {
@@ -341,8 +347,48 @@ async fn write_version(
                     return Err(WriteFailure::Timeout(timeout_seconds));
                 }
                 progress(RunEvent::Running(engine.running_progress().await));
+                stages.update(engine.running_stages().await);
             }
         }
+    }
+}
+
+/// `stage` spans (children of the run's span) that open when the scheduler starts a stage
+/// and close when it finishes, with one event per finished task.
+#[derive(Default)]
+struct StageSpans {
+    open: std::collections::HashMap<(String, usize), (tracing::Span, usize)>,
+    ended: std::collections::HashSet<(String, usize)>,
+}
+
+impl StageSpans {
+    fn update(&mut self, snapshot: Vec<crate::engine::StageSnapshot>) {
+        let mut seen = std::collections::HashSet::new();
+        for s in snapshot {
+            let key = (s.job_id.clone(), s.stage_id);
+            seen.insert(key.clone());
+            if s.state == "unresolved" || s.state == "resolved" || self.ended.contains(&key) {
+                continue;
+            }
+            let (span, reported) = self.open.entry(key).or_insert_with(|| {
+                (
+                    tracing::info_span!("stage", job = %s.job_id, stage = s.stage_id, tasks = s.partitions),
+                    0,
+                )
+            });
+            for (task, ms) in s.finished_tasks.iter().skip(*reported) {
+                tracing::info!(parent: &*span, task, duration_ms = ms, "task finished");
+            }
+            *reported = s.finished_tasks.len();
+            if s.state != "running" {
+                tracing::info!(parent: &*span, state = s.state, "stage ended");
+                let key = (s.job_id.clone(), s.stage_id);
+                self.open.remove(&key);
+                self.ended.insert(key);
+            }
+        }
+        // Stages of jobs that ended vanish from the snapshot: close their spans.
+        self.open.retain(|k, _| seen.contains(k));
     }
 }
 

@@ -44,9 +44,6 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let args = Args::parse();
     let vcores = args
         .vcores
@@ -91,6 +88,9 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // The OTLP exporter needs the runtime while it is built.
+    let _enter = runtime.enter();
+    let _telemetry = sluice_telemetry::init("sluice-executor", "info");
     runtime
         .block_on(start_executor_process(Arc::new(config)))
         .map_err(|e| anyhow::anyhow!("executor failed: {e}"))

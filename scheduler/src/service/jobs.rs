@@ -9,6 +9,7 @@ use sluice_catalog::Catalog;
 use sluice_proto as pb;
 use sluice_proto::RunState;
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
 use super::store::{RunStore, StoreError};
 use crate::engine::Engine;
@@ -309,6 +310,7 @@ impl JobManager {
                     }
                 }
             };
+            let span = tracing::info_span!("job_run", run_id = %id, job = %spec.name, attempt);
             let result = run_job(
                 &self.engine,
                 &self.lake,
@@ -317,6 +319,7 @@ impl JobManager {
                 &id,
                 &progress,
             )
+            .instrument(span)
             .await;
             let Some(mut record) = self.update(&id, |_| {}) else {
                 return;

@@ -560,3 +560,79 @@ async fn s3_staging_and_lake_on_the_cluster() {
         refused.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_spans_reach_an_otlp_endpoint() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spans = tmp.path().join("spans.jsonl");
+    let mut receiver = Command::new(crate::moto::venv().join("bin/python"))
+        .arg(repo().join("tests/otlp_receiver.py"))
+        .arg(&spans)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the OTLP receiver starts");
+    let mut port = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = receiver.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut port)
+            .expect("the receiver prints its port");
+    }
+    let endpoint = format!("http://127.0.0.1:{}", port.trim());
+    let lake = tmp.path().join("lake").display().to_string();
+    let cluster = Cluster::start_with(
+        tmp.path(),
+        &lake,
+        vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), endpoint)],
+    );
+    let job = repo().join("examples/spotify/job.yaml");
+    cluster
+        .cli(&["submit", job.to_str().expect("utf-8")])
+        .expect_ok();
+
+    // The batch exporter sends within seconds; wait for the run's spans.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut received: Vec<serde_json::Value> = Vec::new();
+    while Instant::now() < deadline {
+        received = std::fs::read_to_string(&spans)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let names: Vec<&str> = received.iter().filter_map(|s| s["name"].as_str()).collect();
+        if ["job_run", "plan", "execute", "stage"]
+            .iter()
+            .all(|n| names.contains(n))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let find = |name: &str| -> Vec<&serde_json::Value> {
+        received
+            .iter()
+            .filter(|s| s["name"] == name && s["service"] == "sluice-scheduler")
+            .collect()
+    };
+    let runs = find("job_run");
+    assert_eq!(runs.len(), 1, "one job_run span: {received:?}");
+    let trace = runs[0]["trace_id"].clone();
+    for child in ["plan", "execute", "stage"] {
+        let spans = find(child);
+        assert!(!spans.is_empty(), "no {child} span: {received:?}");
+        assert!(
+            spans.iter().all(|s| s["trace_id"] == trace),
+            "{child} is in the run's trace"
+        );
+    }
+    let execute = find("execute")[0]["span_id"].clone();
+    assert!(
+        find("stage").iter().all(|s| s["parent_span_id"] == execute),
+        "stages are children of the execute span: {received:?}"
+    );
+}
