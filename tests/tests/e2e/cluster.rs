@@ -331,6 +331,43 @@ async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
         "header and the one good run:\n{listed}"
     );
 
+    // A job that fails while running is retried max_retries times, then ends FAILED.
+    let failing = tmp.path().join("failing.yaml");
+    std::fs::write(
+        &failing,
+        format!(
+            r#"
+name: failing
+staging: {}
+max_retries: 2
+sources:
+  albums: {{ path: albums.csv }}
+transforms:
+  - sql:
+      name: boom
+      inputs: [albums]
+      query: SELECT track_id, track_number / (track_number - track_number) AS boom FROM albums
+target:
+  input: boom
+  table: {{ database: test, name: failing }}
+"#,
+            spotify_data().display()
+        ),
+    )
+    .expect("write");
+    let failed = cluster
+        .cli(&["submit", failing.to_str().expect("utf-8")])
+        .expect_failure();
+    assert!(
+        failed.stdout.contains("attempt 3")
+            && failed.stderr.contains("ended FAILED")
+            && failed.stderr.contains("DivideByZero"),
+        "stdout:\n{}\nstderr:\n{}",
+        failed.stdout,
+        failed.stderr
+    );
+    assert!(catalog_entry(&cluster.lake(), "test", "failing").is_none());
+
     // A missing source file is refused the same way.
     let missing = tmp.path().join("missing.yaml");
     std::fs::write(
