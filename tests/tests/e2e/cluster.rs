@@ -247,6 +247,19 @@ target:
     job
 }
 
+/// Runs `job` embedded into a fresh local lake and checks the cluster's table equals it.
+async fn assert_same_as_embedded(cluster: &Cluster, job: &Path, database: &str, table: &str) {
+    let embedded_lake = cluster.dir.join("embedded-lake");
+    let job = job.to_str().expect("utf-8");
+    let lake = embedded_lake.to_str().expect("utf-8");
+    sluice(&["run", job, "--lake", lake], &[]).expect_ok();
+    assert_eq!(
+        table_fingerprint(&cluster.lake(), database, table).await,
+        table_fingerprint(&embedded_lake, database, table).await,
+        "the cluster's output equals the embedded run's"
+    );
+}
+
 async fn table_fingerprint(lake: &Path, database: &str, table: &str) -> String {
     let entry = catalog_entry(lake, database, table).expect("registered");
     let location = entry["location"]
@@ -287,22 +300,7 @@ async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
         submitted.stdout
     );
 
-    let embedded_lake = tmp.path().join("embedded-lake");
-    sluice(
-        &[
-            "run",
-            job.to_str().expect("utf-8"),
-            "--lake",
-            embedded_lake.to_str().expect("utf-8"),
-        ],
-        &[],
-    )
-    .expect_ok();
-    assert_eq!(
-        table_fingerprint(&cluster.lake(), "spotify", "tracks").await,
-        table_fingerprint(&embedded_lake, "spotify", "tracks").await,
-        "the cluster's output equals the embedded run's"
-    );
+    assert_same_as_embedded(&cluster, &job, "spotify", "tracks").await;
 
     // An invalid spec is refused up front with the field and a suggestion; no run is left.
     let bad = tmp.path().join("bad.yaml");
@@ -480,21 +478,7 @@ async fn a_run_survives_losing_an_executor() {
         cluster.cli(&["status", &id]).stdout,
         cluster.scheduler.log_text()
     );
-    let embedded_lake = tmp.path().join("embedded-lake");
-    sluice(
-        &[
-            "run",
-            job.to_str().expect("utf-8"),
-            "--lake",
-            embedded_lake.to_str().expect("utf-8"),
-        ],
-        &[],
-    )
-    .expect_ok();
-    assert_eq!(
-        table_fingerprint(&cluster.lake(), "test", "resilient").await,
-        table_fingerprint(&embedded_lake, "test", "resilient").await
-    );
+    assert_same_as_embedded(&cluster, &job, "test", "resilient").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
