@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use sluice_proto as pb;
 use sluice_proto::RunState;
 use sluice_proto::job_service_client::JobServiceClient;
@@ -81,28 +83,36 @@ async fn follow(client: &mut JobServiceClient<Channel>, run_id: &str) -> Result<
         .await
         .map_err(|e| status_error(e, None))?
         .into_inner();
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {elapsed:>4} {msg:<28} [{bar:30}] {pos}/{len} tasks",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("#>-"),
+    // One line for the run, one bar per stage as the scheduler reveals them.
+    let multi = MultiProgress::new();
+    let overall = multi.add(ProgressBar::new_spinner());
+    overall.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} run {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    bar.enable_steady_tick(Duration::from_millis(100));
+    overall.enable_steady_tick(Duration::from_millis(100));
+    let stage_style = ProgressStyle::with_template(
+        "       stage {prefix:>3} [{bar:30}] {pos:>4}/{len:<4} tasks {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("#>-");
+    let mut stages: BTreeMap<u32, ProgressBar> = BTreeMap::new();
     let mut last = None;
     while let Some(run) = stream.message().await.map_err(|e| status_error(e, None))? {
+        overall.set_message(state_name(&run).to_string());
         if let Some(p) = &run.progress {
-            bar.set_length(u64::from(p.tasks));
-            bar.set_position(u64::from(p.tasks_done));
-            bar.set_message(format!(
-                "{} stage {}/{}",
-                state_name(&run),
-                p.stages_done,
-                p.stages
-            ));
-        } else {
-            bar.set_message(state_name(&run).to_string());
+            for st in &p.stage_list {
+                let bar = stages.entry(st.stage_id).or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new(u64::from(st.tasks)));
+                    b.set_style(stage_style.clone());
+                    b.set_prefix(st.stage_id.to_string());
+                    b
+                });
+                // A stage whose inputs are not ready has no task count yet: show it empty.
+                bar.set_length(u64::from(st.tasks.max(1)));
+                bar.set_position(u64::from(st.tasks_done));
+                bar.set_message(st.state.clone());
+            }
         }
         let done = is_final(state_of(&run));
         last = Some(run);
@@ -110,7 +120,7 @@ async fn follow(client: &mut JobServiceClient<Channel>, run_id: &str) -> Result<
             break;
         }
     }
-    bar.finish_and_clear();
+    let _ = multi.clear();
     let run = last.ok_or_else(|| anyhow!("the scheduler sent no state for run {run_id}"))?;
     print_run(&run);
     match state_of(&run) {

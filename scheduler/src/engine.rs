@@ -42,8 +42,21 @@ pub enum EngineError {
     State(String),
 }
 
+/// How far one stage has got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageProgress {
+    /// Stage id.
+    pub stage_id: usize,
+    /// `waiting`, `running`, `done` or `failed`.
+    pub state: &'static str,
+    /// Tasks of the stage (0 while its inputs are not ready).
+    pub tasks: usize,
+    /// Tasks finished.
+    pub tasks_done: usize,
+}
+
 /// How far a job has got.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobProgress {
     /// Stages in the job.
     pub stages: usize,
@@ -53,6 +66,8 @@ pub struct JobProgress {
     pub tasks: usize,
     /// Tasks finished.
     pub tasks_done: usize,
+    /// Every stage, by id.
+    pub stage_list: Vec<StageProgress>,
 }
 
 /// One stage of a running job, as the scheduler sees it.
@@ -361,26 +376,37 @@ async fn connect(
 }
 
 fn add_progress(p: &mut JobProgress, graph: &ExecutionGraphBox) {
-    for stage in graph.stages().values() {
-        p.stages += 1;
-        match stage {
-            ExecutionStage::Successful(s) => {
-                p.stages_done += 1;
-                p.tasks += s.partitions;
-                p.tasks_done += s.partitions;
-            }
+    let mut ids: Vec<&usize> = graph.stages().keys().collect();
+    ids.sort();
+    for id in ids {
+        let Some(stage) = graph.stages().get(id) else {
+            continue;
+        };
+        let (state, tasks, done) = match stage {
+            ExecutionStage::Successful(s) => ("done", s.partitions, s.partitions),
             ExecutionStage::Running(s) => {
-                p.tasks += s.partitions;
-                p.tasks_done += s
+                let done = s
                     .task_infos
                     .iter()
                     .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
                     .map(|t| t.global_input_partition_ids.len().max(1))
                     .sum::<usize>();
+                ("running", s.partitions, done.min(s.partitions))
             }
-            ExecutionStage::Resolved(s) => p.tasks += s.partitions,
-            ExecutionStage::UnResolved(_) | ExecutionStage::Failed(_) => {}
-        }
+            ExecutionStage::Resolved(s) => ("waiting", s.partitions, 0),
+            ExecutionStage::UnResolved(_) => ("waiting", 0, 0),
+            ExecutionStage::Failed(s) => ("failed", s.partitions, 0),
+        };
+        p.stages += 1;
+        p.stages_done += usize::from(state == "done");
+        p.tasks += tasks;
+        p.tasks_done += done;
+        p.stage_list.push(StageProgress {
+            stage_id: *id,
+            state,
+            tasks,
+            tasks_done: done,
+        });
     }
 }
 

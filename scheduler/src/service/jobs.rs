@@ -295,6 +295,16 @@ impl JobManager {
                             stages_done: p.stages_done as u32,
                             tasks: p.tasks as u32,
                             tasks_done: p.tasks_done as u32,
+                            stage_list: p
+                                .stage_list
+                                .iter()
+                                .map(|s| pb::StageProgress {
+                                    stage_id: s.stage_id as u32,
+                                    state: s.state.to_string(),
+                                    tasks: s.tasks as u32,
+                                    tasks_done: s.tasks_done as u32,
+                                })
+                                .collect(),
                         });
                     }
                     RunEvent::Committing => r.state = RunState::Running as i32,
