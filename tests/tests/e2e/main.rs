@@ -18,6 +18,18 @@ fn lake_arg(lake: &Path) -> String {
     lake.to_str().expect("utf-8 path").to_string()
 }
 
+/// `SELECT count(*) FROM spotify.tracks` through `sluice query`.
+fn count_via_cli(lake: &Path) -> u64 {
+    let sql = "SELECT count(*) AS n FROM spotify.tracks";
+    let q = sluice(
+        &["query", sql, "--lake", &lake_arg(lake), "--format", "csv"],
+        &[],
+    )
+    .expect_ok();
+    let n = q.stdout.trim().strip_prefix("n\n").expect("a CSV count");
+    n.parse().expect("a number")
+}
+
 fn run_job(job: &Path, lake: &Path, env: &[(&str, &str)]) -> Run {
     sluice(
         &[
@@ -132,19 +144,7 @@ async fn spotify_job_matches_an_independent_join() {
     assert_eq!(actual, expected);
 
     // The CLI's own query path answers over the catalog.
-    let q = sluice(
-        &[
-            "query",
-            "SELECT count(*) AS n FROM spotify.tracks",
-            "--lake",
-            &lake_arg(&lake),
-            "--format",
-            "csv",
-        ],
-        &[],
-    )
-    .expect_ok();
-    assert_eq!(q.stdout.trim(), "n\n19621");
+    assert_eq!(count_via_cli(&lake), 19621);
     let t = sluice(
         &["tables", "--lake", &lake_arg(&lake), "--format", "json"],
         &[],
@@ -210,19 +210,7 @@ async fn failed_runs_publish_nothing_and_old_versions_keep_answering() {
     assert_eq!(versions(&lake, "spotify", "tracks"), first_versions);
 
     // The previous version still answers queries.
-    let q = sluice(
-        &[
-            "query",
-            "SELECT count(*) AS n FROM spotify.tracks",
-            "--lake",
-            &lake_arg(&lake),
-            "--format",
-            "csv",
-        ],
-        &[],
-    )
-    .expect_ok();
-    assert_eq!(q.stdout.trim(), "n\n19621");
+    assert_eq!(count_via_cli(&lake), 19621);
 
     // Later successful runs move the table on, keeping only the version before them.
     std::fs::write(&albums, original).expect("restore");
