@@ -149,9 +149,9 @@ pub(crate) fn resolve(
         }
     }
     let found = schema.columns_with_unqualified_name(name);
-    match found.len() {
-        1 => Ok(found.into_iter().next().expect("one column")),
-        0 => {
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => {
             let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             Err(PlanError::at(
                 path,
