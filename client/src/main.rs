@@ -209,17 +209,7 @@ fn load_job(path: &Path) -> Result<LoadedJob> {
 
 /// The lake argument as an absolute `file://` URL (or the URL as given).
 fn lake_url(arg: &str) -> Result<String> {
-    if arg.contains("://") {
-        return Ok(arg.to_string());
-    }
-    let path = PathBuf::from(arg);
-    std::fs::create_dir_all(&path)
-        .with_context(|| format!("cannot create the lake folder {}", path.display()))?;
-    let abs = std::fs::canonicalize(&path)
-        .with_context(|| format!("cannot resolve the lake folder {}", path.display()))?;
-    let url = url::Url::from_directory_path(&abs)
-        .map_err(|_| anyhow!("{} is not a usable folder path", abs.display()))?;
-    Ok(url.to_string())
+    Ok(sluice_storage::lake_url(arg)?)
 }
 
 async fn run(

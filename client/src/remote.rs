@@ -32,13 +32,6 @@ fn state_name(run: &pb::JobRun) -> &'static str {
         .unwrap_or("UNKNOWN")
 }
 
-fn is_final(state: RunState) -> bool {
-    matches!(
-        state,
-        RunState::Stopped | RunState::Succeeded | RunState::Failed | RunState::Timeout
-    )
-}
-
 fn status_error(e: tonic::Status, job: Option<&sluice_job::LoadedJob>) -> anyhow::Error {
     let message = e.message().to_string();
     // "invalid job: <path>: <message>": point at the job file's line.
@@ -114,7 +107,7 @@ async fn follow(client: &mut JobServiceClient<Channel>, run_id: &str) -> Result<
                 bar.set_message(st.state.clone());
             }
         }
-        let done = is_final(state_of(&run));
+        let done = state_of(&run).is_final();
         last = Some(run);
         if done {
             break;

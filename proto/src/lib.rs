@@ -11,3 +11,13 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+impl RunState {
+    /// Whether a run in this state has ended (STOPPED, SUCCEEDED, FAILED or TIMEOUT).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunState::Stopped | RunState::Succeeded | RunState::Failed | RunState::Timeout
+        )
+    }
+}

@@ -19,7 +19,6 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::metrics::default_metrics_collector;
 use ballista_scheduler::scheduler_server::SchedulerServer;
-use ballista_scheduler::state::execution_graph::ExecutionGraphBox;
 use ballista_scheduler::state::execution_stage::ExecutionStage;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -70,6 +69,34 @@ pub struct JobProgress {
     pub stage_list: Vec<StageProgress>,
 }
 
+impl JobProgress {
+    /// Progress summed over the stages of one snapshot, with one entry per stage.
+    pub fn from_stages(snapshot: &[StageSnapshot]) -> Self {
+        let mut p = Self::default();
+        let mut stages: Vec<&StageSnapshot> = snapshot.iter().collect();
+        stages.sort_by_key(|s| (s.job_id.clone(), s.stage_id));
+        for s in stages {
+            let state = match s.state {
+                "successful" => "done",
+                "running" => "running",
+                "failed" => "failed",
+                _ => "waiting",
+            };
+            p.stages += 1;
+            p.stages_done += usize::from(state == "done");
+            p.tasks += s.partitions;
+            p.tasks_done += s.partitions_done;
+            p.stage_list.push(StageProgress {
+                stage_id: s.stage_id,
+                state,
+                tasks: s.partitions,
+                tasks_done: s.partitions_done,
+            });
+        }
+        p
+    }
+}
+
 /// One stage of a running job, as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageSnapshot {
@@ -81,6 +108,8 @@ pub struct StageSnapshot {
     pub state: &'static str,
     /// Tasks (input partitions) of the stage.
     pub partitions: usize,
+    /// Input partitions finished.
+    pub partitions_done: usize,
     /// Durations in milliseconds of the tasks finished so far, by task id.
     pub finished_tasks: Vec<(usize, u64)>,
 }
@@ -307,38 +336,42 @@ impl Engine {
                     }
                     ExecutionStage::Failed(s) => ("failed", s.partitions, None),
                 };
-                let finished_tasks = tasks
+                let succeeded: Vec<_> = tasks
                     .map(|t| {
                         t.iter()
                             .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
-                            .map(|t| {
-                                let ms = t.end_exec_time.saturating_sub(t.start_exec_time) as u64;
-                                (t.task_id, ms)
-                            })
                             .collect()
                     })
                     .unwrap_or_default();
+                let finished_tasks = succeeded
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.task_id,
+                            t.end_exec_time.saturating_sub(t.start_exec_time) as u64,
+                        )
+                    })
+                    .collect();
+                let partitions_done = if state == "successful" {
+                    partitions
+                } else {
+                    let done: usize = succeeded
+                        .iter()
+                        .map(|t| t.global_input_partition_ids.len().max(1))
+                        .sum();
+                    done.min(partitions)
+                };
                 out.push(StageSnapshot {
                     job_id: job_id.to_string(),
                     stage_id: *stage_id,
                     state,
                     partitions,
+                    partitions_done,
                     finished_tasks,
                 });
             }
         }
         out
-    }
-
-    /// Progress of the jobs running now, summed.
-    pub async fn running_progress(&self) -> JobProgress {
-        let mut p = JobProgress::default();
-        let running = self.scheduler.state.task_manager.get_running_job_cache();
-        for info in running.values() {
-            let graph = info.execution_graph.read().await;
-            add_progress(&mut p, &graph);
-        }
-        p
     }
 
     /// Rows produced by every file scan of the finished jobs `job_ids`.
@@ -372,41 +405,6 @@ async fn connect(
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-    }
-}
-
-fn add_progress(p: &mut JobProgress, graph: &ExecutionGraphBox) {
-    let mut ids: Vec<&usize> = graph.stages().keys().collect();
-    ids.sort();
-    for id in ids {
-        let Some(stage) = graph.stages().get(id) else {
-            continue;
-        };
-        let (state, tasks, done) = match stage {
-            ExecutionStage::Successful(s) => ("done", s.partitions, s.partitions),
-            ExecutionStage::Running(s) => {
-                let done = s
-                    .task_infos
-                    .iter()
-                    .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
-                    .map(|t| t.global_input_partition_ids.len().max(1))
-                    .sum::<usize>();
-                ("running", s.partitions, done.min(s.partitions))
-            }
-            ExecutionStage::Resolved(s) => ("waiting", s.partitions, 0),
-            ExecutionStage::UnResolved(_) => ("waiting", 0, 0),
-            ExecutionStage::Failed(s) => ("failed", s.partitions, 0),
-        };
-        p.stages += 1;
-        p.stages_done += usize::from(state == "done");
-        p.tasks += tasks;
-        p.tasks_done += done;
-        p.stage_list.push(StageProgress {
-            stage_id: *id,
-            state,
-            tasks,
-            tasks_done: done,
-        });
     }
 }
 

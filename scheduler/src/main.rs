@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
 use clap::Parser;
 use sluice_proto::job_service_server::JobServiceServer;
@@ -39,14 +39,7 @@ struct Args {
 }
 
 fn lake_url(arg: &str) -> Result<String> {
-    if arg.contains("://") {
-        return Ok(arg.to_string());
-    }
-    std::fs::create_dir_all(arg).with_context(|| format!("cannot create the lake folder {arg}"))?;
-    let abs = std::fs::canonicalize(arg).with_context(|| format!("cannot resolve {arg}"))?;
-    url::Url::from_directory_path(&abs)
-        .map(|u| u.to_string())
-        .map_err(|_| anyhow!("{} is not a usable folder", abs.display()))
+    Ok(sluice_storage::lake_url(arg)?)
 }
 
 async fn serve(args: Args) -> Result<()> {

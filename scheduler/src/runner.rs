@@ -346,8 +346,9 @@ async fn write_version(
                     engine.cancel_jobs(&running).await;
                     return Err(WriteFailure::Timeout(timeout_seconds));
                 }
-                progress(RunEvent::Running(engine.running_progress().await));
-                stages.update(engine.running_stages().await);
+                let snapshot = engine.running_stages().await;
+                progress(RunEvent::Running(JobProgress::from_stages(&snapshot)));
+                stages.update(snapshot);
             }
         }
     }

@@ -84,7 +84,7 @@ async fn check_file(
         Ok(r) => r.into_stream(),
         Err(e) => return Some((None, format!("cannot read the file: {e}"))),
     };
-    let byte = |s: &str, d: u8| s.as_bytes().first().copied().unwrap_or(d);
+    let byte = crate::sources::option_byte;
     let mut builder = ReaderBuilder::new(schema.clone())
         .with_header(csv.has_header)
         .with_delimiter(byte(&csv.delimiter, b','))

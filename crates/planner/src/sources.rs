@@ -166,8 +166,13 @@ pub fn listing_url(text: &str) -> Result<ListingTableUrl, String> {
     ListingTableUrl::try_new(url, Some(glob)).map_err(|e| crate::clean_message(&e))
 }
 
+/// The one-byte CSV option `s` (delimiter, quote), or `default` when unset.
+pub(crate) fn option_byte(s: &str, default: u8) -> u8 {
+    s.as_bytes().first().copied().unwrap_or(default)
+}
+
 fn csv_options<'a>(csv: &pb::CsvFormat) -> CsvReadOptions<'a> {
-    let byte = |s: &str, d: u8| s.as_bytes().first().copied().unwrap_or(d);
+    let byte = option_byte;
     let mut o = CsvReadOptions::new()
         .has_header(csv.has_header)
         .delimiter(byte(&csv.delimiter, b','))

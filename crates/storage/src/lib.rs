@@ -37,6 +37,41 @@ impl SluiceObjectStores {
     }
 }
 
+/// Why a lake location cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    /// The local folder cannot be created or resolved.
+    #[error("cannot use the folder {path}: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path cannot be written as a URL.
+    #[error("{0} is not a usable folder path")]
+    NotAFolder(String),
+}
+
+/// A lake given as a folder (created if missing) or a URL, as a URL ending in `/`.
+pub fn lake_url(arg: &str) -> std::result::Result<String, LocationError> {
+    if arg.contains("://") {
+        return Ok(if arg.ends_with('/') {
+            arg.to_string()
+        } else {
+            format!("{arg}/")
+        });
+    }
+    let folder = |source| LocationError::Folder {
+        path: arg.to_string(),
+        source,
+    };
+    std::fs::create_dir_all(arg).map_err(folder)?;
+    let abs = std::fs::canonicalize(arg).map_err(folder)?;
+    Url::from_directory_path(&abs)
+        .map(|u| u.to_string())
+        .map_err(|_| LocationError::NotAFolder(abs.display().to_string()))
+}
+
 /// An S3 client for `bucket` configured from the environment.
 pub fn s3_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);

@@ -8,7 +8,7 @@ use sluice_proto as pb;
 use sluice_proto::job_service_server::JobService;
 use tonic::{Request, Response, Status};
 
-use super::jobs::{JobError, JobManager, is_final};
+use super::jobs::{JobError, JobManager};
 
 /// Serves [`JobManager`] as `sluice.v1.JobService`.
 pub struct JobServiceImpl {
@@ -120,7 +120,7 @@ impl JobService for JobServiceImpl {
         let stream = async_stream::stream! {
             loop {
                 let run = rx.borrow_and_update().clone();
-                let done = is_final(pb::RunState::try_from(run.state).unwrap_or(pb::RunState::Unspecified));
+                let done = pb::RunState::try_from(run.state).unwrap_or(pb::RunState::Unspecified).is_final();
                 yield Ok(run);
                 if done || rx.changed().await.is_err() {
                     break;

@@ -35,14 +35,6 @@ pub enum JobError {
     Unavailable(String),
 }
 
-/// Whether a run has ended.
-pub fn is_final(state: RunState) -> bool {
-    matches!(
-        state,
-        RunState::Stopped | RunState::Succeeded | RunState::Failed | RunState::Timeout
-    )
-}
-
 /// Attempts added when executors are lost during a run.
 const MAX_EXECUTOR_LOSS_RETRIES: u32 = 3;
 
@@ -91,7 +83,7 @@ impl JobManager {
         let mut n = 0;
         for mut run in self.store.list()? {
             let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
-            if is_final(state) {
+            if state.is_final() {
                 continue;
             }
             if state == RunState::Stopping {
