@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_catalog::Catalog;
+use sluice_catalog::schema::SchemaChangePolicy;
+use sluice_catalog::{Catalog, CatalogKind, Catalogs};
 use sluice_job::LoadedJob;
 use sluice_planner::PlanError;
 use sluice_scheduler::{Engine, Lake, RunError, RunEvent, RunReport, query, run_job};
@@ -28,6 +29,11 @@ struct LakeArgs {
     /// Lake folder (or file:// URL); the embedded catalog is kept inside it.
     #[arg(long, env = "SLUICE_LAKE", default_value = "lake")]
     lake: String,
+    /// Catalog for targets that name none, for `tables`, `query` and `crawl`: `embedded`
+    /// (in the lake) or `glue` (AWS Glue: region, credentials and endpoint from the
+    /// standard AWS settings, e.g. AWS_REGION and AWS_ENDPOINT_URL_GLUE).
+    #[arg(long, env = "SLUICE_CATALOG", default_value = "embedded")]
+    catalog: CatalogKind,
 }
 
 /// Which scheduler to talk to.
@@ -112,6 +118,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Register the Parquet or CSV files under a folder or S3 prefix as tables, as a Glue
+    /// crawler does: schemas merged across files, `key=value` folders as partitions.
+    Crawl {
+        /// Folder or URL (`s3://bucket/prefix/`) to crawl. Data files or partition folders
+        /// directly under it make one table; plain folders make one table each.
+        url: String,
+        /// Database to register the tables in.
+        #[arg(long)]
+        database: String,
+        /// Table name, when the URL holds one table (default: the folder's name).
+        #[arg(long)]
+        table: Option<String>,
+        /// When a table exists with other columns: `update` it, or `log` and keep it.
+        #[arg(long, value_enum, default_value_t = Policy::Update)]
+        schema_change: Policy,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
     /// Run SQL over the catalog's tables (`database.table`).
     Query {
         /// The SQL statement.
@@ -122,6 +146,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+/// A crawler's schema change policy.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Policy {
+    /// New columns are added and types widened (UPDATE_IN_DATABASE).
+    Update,
+    /// The registered table is kept; differences are printed (LOG).
+    Log,
 }
 
 /// How results are printed.
@@ -196,6 +229,19 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tables { lake, format } => tables(&lake, format).await,
+        Command::Crawl {
+            url,
+            database,
+            table,
+            schema_change,
+            lake,
+        } => {
+            let policy = match schema_change {
+                Policy::Update => SchemaChangePolicy::Update,
+                Policy::Log => SchemaChangePolicy::Log,
+            };
+            crawl(&url, &database, table.as_deref(), policy, &lake).await
+        }
         Command::Query { sql, lake, format } => {
             let batches = query_lake(&lake, &sql).await?;
             output::print_batches(&batches, format)
@@ -233,7 +279,7 @@ async fn run(
         .await
         .context("cannot start the embedded cluster")?;
     let lake = Lake::open(&engine, &lake_url(&lake_arg.lake)?).context("cannot open the lake")?;
-    let catalog = lake.embedded_catalog();
+    let catalogs = lake.catalogs(lake_arg.catalog);
     let progress_bar = bar.clone();
     let progress = move |event: RunEvent| match event {
         RunEvent::Planning => {
@@ -260,10 +306,10 @@ async fn run(
         }
     };
     let run_id = sluice_lake::new_run_id();
-    let result = run_job(&engine, &lake, &catalog, &loaded.spec, &run_id, &progress).await;
+    let result = run_job(&engine, &lake, &catalogs, &loaded.spec, &run_id, &progress).await;
     bar.finish_and_clear();
     let report = result.map_err(|e| run_error(&loaded, e))?;
-    output::print_report(&loaded, &report, catalog.kind());
+    output::print_report(&loaded, &report);
     if preview > 0 {
         let table = format!("{}.{}", report.table.database, report.table.name);
         // The first columns only, so the preview fits a terminal.
@@ -275,7 +321,9 @@ async fn run(
             .map(|c| format!("\"{}\"", c.name))
             .collect();
         let sql = format!("SELECT {} FROM {table} LIMIT {preview}", columns.join(", "));
-        let batches = query_catalog(&catalog, &sql).await?;
+        let target = loaded.spec.target.clone().unwrap_or_default();
+        let catalog = sluice_scheduler::runner::target_catalog(&catalogs, &target).await?;
+        let batches = query_catalog(catalog.as_ref(), &sql).await?;
         println!("\nFirst {preview} rows of {table} (first columns):");
         output::print_batches(&batches, Format::Table)?;
     }
@@ -335,37 +383,113 @@ async fn query_catalog(
         .map_err(|e| anyhow!("query failed: {}", sluice_planner::clean_message(&e)))
 }
 
-/// Opens the lake's embedded catalog without starting a cluster.
-fn open_catalog(lake_arg: &LakeArgs) -> Result<sluice_catalog::EmbeddedCatalog> {
-    use datafusion::execution::object_store::ObjectStoreRegistry;
+/// The lake's catalogs, without starting a cluster.
+fn open_catalogs(lake_arg: &LakeArgs) -> Result<Catalogs> {
     let url = lake_url(&lake_arg.lake)?;
-    let parsed = url::Url::parse(&url)?;
+    let (store, path) = open_store(&url)?;
+    let embedded = sluice_catalog::EmbeddedCatalog::new(store, &path, &url);
+    Ok(Catalogs::new(
+        std::sync::Arc::new(embedded),
+        lake_arg.catalog,
+    ))
+}
+
+/// The object store holding `url`, and the path of `url` inside it.
+fn open_store(url: &str) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, String)> {
+    use datafusion::execution::object_store::ObjectStoreRegistry;
+    let parsed = url::Url::parse(url)?;
     let store = sluice_storage::SluiceObjectStores::new()
         .get_store(&parsed)
-        .map_err(|e| anyhow!("cannot open the lake {url}: {e}"))?;
-    let path = parsed.path().trim_matches('/').to_string();
-    Ok(sluice_catalog::EmbeddedCatalog::new(store, &path, &url))
+        .map_err(|e| anyhow!("cannot open {url}: {e}"))?;
+    Ok((store, parsed.path().trim_matches('/').to_string()))
+}
+
+/// The lake's default catalog.
+async fn default_catalog(lake_arg: &LakeArgs) -> Result<std::sync::Arc<dyn Catalog>> {
+    open_catalogs(lake_arg)?
+        .get(None)
+        .await
+        .context("cannot open the catalog")
 }
 
 async fn query_lake(
     lake_arg: &LakeArgs,
     sql: &str,
 ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    let catalog = open_catalog(lake_arg)?;
-    query_catalog(&catalog, sql).await
+    let catalog = default_catalog(lake_arg).await?;
+    query_catalog(catalog.as_ref(), sql).await
 }
 
 async fn tables(lake_arg: &LakeArgs, format: Format) -> Result<()> {
-    let catalog = open_catalog(lake_arg)?;
+    let catalog = default_catalog(lake_arg).await?;
     let tables = catalog
         .list_tables()
         .await
         .context("cannot read the catalog")?;
     if tables.is_empty() && format == Format::Table {
         bail!(
-            "no tables in the lake at {}; run a job first",
-            lake_arg.lake
+            "no tables in the {} catalog; run a job first",
+            catalog.kind()
         );
     }
     output::print_tables(&tables, format)
+}
+
+async fn crawl(
+    url_arg: &str,
+    database: &str,
+    table: Option<&str>,
+    policy: SchemaChangePolicy,
+    lake_arg: &LakeArgs,
+) -> Result<()> {
+    let url = if url_arg.contains("://") {
+        url_arg.to_string()
+    } else {
+        let dir =
+            std::fs::canonicalize(url_arg).with_context(|| format!("cannot crawl {url_arg}"))?;
+        url::Url::from_directory_path(&dir)
+            .map_err(|_| anyhow!("cannot crawl {}: not a folder path", dir.display()))?
+            .to_string()
+    };
+    let parsed = url::Url::parse(&url).with_context(|| format!("{url} is not a URL"))?;
+    let (store, _) = open_store(&url)?;
+    let catalog = default_catalog(lake_arg).await?;
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar.set_message(format!("crawling {url}: listing files, reading schemas"));
+    let found = sluice_crawler::crawl(store, &parsed, database, table).await;
+    bar.finish_and_clear();
+    let found = found.map_err(|e| anyhow!("crawl failed: {e}\nnothing was registered"))?;
+    // Every table is checked against the catalog before any is registered.
+    for t in &found.tables {
+        if let Some(old) = catalog.get_table(&t.entry.database, &t.entry.name).await? {
+            sluice_catalog::schema::reconcile(
+                &format!("{}.{}", old.database, old.name),
+                Some(sluice_catalog::schema::Registered {
+                    columns: &old.columns,
+                    partition_keys: &old.partition_keys,
+                }),
+                &t.entry.columns,
+                &t.entry.partition_keys,
+                policy,
+            )
+            .map_err(|e| anyhow!("crawl failed: {e}\nnothing was registered"))?;
+        }
+    }
+    for t in &found.tables {
+        let (entry, changes) = sluice_crawler::register(catalog.as_ref(), t, policy)
+            .await
+            .map_err(|e| anyhow!("cannot register {}.{}: {e}", t.entry.database, t.entry.name))?;
+        output::print_crawled(
+            &entry,
+            t.files,
+            &changes,
+            policy == SchemaChangePolicy::Log,
+            catalog.kind(),
+        );
+    }
+    for f in &found.skipped {
+        println!("  skipped {f} (neither Parquet nor CSV)");
+    }
+    Ok(())
 }

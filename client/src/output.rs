@@ -47,8 +47,9 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// Prints what a run did.
-pub fn print_report(job: &LoadedJob, r: &RunReport, catalog_kind: &str) {
+pub fn print_report(job: &LoadedJob, r: &RunReport) {
     let t = &r.table;
+    let catalog_kind = r.catalog;
     println!("Job '{}' succeeded: run {}", job.spec.name, r.run_id);
     let width = r.sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for (i, s) in r.sources.iter().enumerate() {
@@ -90,18 +91,9 @@ pub fn print_report(job: &LoadedJob, r: &RunReport, catalog_kind: &str) {
             format!(", {}", plural(t.partitions.len(), "partition"))
         }
     );
-    let cols: Vec<String> = t
-        .columns
-        .iter()
-        .map(|c| format!("{} {}", c.name, c.hive_type))
-        .chain(
-            t.partition_keys
-                .iter()
-                .map(|c| format!("{} {} (partition)", c.name, c.hive_type)),
-        )
-        .collect();
-    for line in wrap(&cols.join(", "), 90) {
-        println!("         {line}");
+    print_columns(t);
+    for change in &r.schema_changes {
+        println!("  schema {change}");
     }
     if r.versions_removed > 0 {
         println!(
@@ -215,4 +207,59 @@ pub fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_columns(t: &TableEntry) {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.hive_type))
+        .chain(
+            t.partition_keys
+                .iter()
+                .map(|c| format!("{} {} (partition)", c.name, c.hive_type)),
+        )
+        .collect();
+    for line in wrap(&cols.join(", "), 90) {
+        println!("         {line}");
+    }
+}
+
+/// Prints a table a crawl registered.
+pub fn print_crawled(
+    t: &TableEntry,
+    files: usize,
+    changes: &[String],
+    kept: bool,
+    catalog_kind: &str,
+) {
+    let records = t
+        .parameters
+        .get("recordCount")
+        .and_then(|r| r.parse::<u64>().ok())
+        .unwrap_or(0);
+    println!(
+        "  table  {}.{} registered in the {catalog_kind} catalog (version {}): {} {} from {}, {} rows{}",
+        t.database,
+        t.name,
+        t.version,
+        t.classification,
+        plural(files, "file"),
+        t.location,
+        thousands(records),
+        if t.partitions.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", plural(t.partitions.len(), "partition"))
+        }
+    );
+    print_columns(t);
+    for change in changes {
+        let note = if kept {
+            " (kept: schema_change log)"
+        } else {
+            ""
+        };
+        println!("  schema {change}{note}");
+    }
 }

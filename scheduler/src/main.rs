@@ -36,6 +36,10 @@ struct Args {
     /// Seconds without a heartbeat before an executor is declared dead.
     #[arg(long, default_value_t = 30)]
     executor_timeout_seconds: u64,
+    /// Catalog for targets that name none, and for queries: `embedded` (in the lake) or
+    /// `glue` (AWS Glue; region, credentials and endpoint from the standard AWS settings).
+    #[arg(long, env = "SLUICE_CATALOG", default_value = "embedded")]
+    catalog: sluice_catalog::CatalogKind,
 }
 
 fn lake_url(arg: &str) -> Result<String> {
@@ -57,9 +61,9 @@ async fn serve(args: Args) -> Result<()> {
     options.executor_timeout_seconds = args.executor_timeout_seconds;
     let (engine, ballista) = Engine::for_service(options, &own_url).await?;
     let lake = Lake::open(&engine, &lake_url(&args.lake)?).context("cannot open the lake")?;
-    let catalog = Arc::new(lake.embedded_catalog());
+    let catalogs = Arc::new(lake.catalogs(args.catalog));
     let store = RunStore::open(&args.data_dir).context("cannot open the run store")?;
-    let manager = JobManager::new(engine, lake, catalog, store);
+    let manager = JobManager::new(engine, lake, catalogs, store);
     let recovered = manager.recover().context("cannot recover runs")?;
     tracing::info!(
         bind = %args.bind,

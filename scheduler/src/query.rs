@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -62,9 +63,24 @@ async fn listing_table(
         .iter()
         .map(|k| (k.name.clone(), DataType::Utf8))
         .collect();
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_cols);
+    let options = if entry.classification == "csv" {
+        let header = entry
+            .parameters
+            .get("skip.header.line.count")
+            .is_some_and(|n| n != "0");
+        let delimiter = entry
+            .parameters
+            .get("delimiter")
+            .and_then(|d| d.bytes().next())
+            .unwrap_or(b',');
+        let format = CsvFormat::default()
+            .with_has_header(header)
+            .with_delimiter(delimiter);
+        ListingOptions::new(Arc::new(format)).with_file_extension(".csv")
+    } else {
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet")
+    }
+    .with_table_partition_cols(partition_cols);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .infer_schema(&ctx.state())

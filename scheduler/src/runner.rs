@@ -10,7 +10,10 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::DataFrame;
 use object_store::ObjectStore;
-use sluice_catalog::{Catalog, CatalogError, ColumnEntry, PartitionEntry, TableEntry};
+use sluice_catalog::schema::{Reconciled, Registered, SchemaChangePolicy, reconcile};
+use sluice_catalog::{
+    Catalog, CatalogError, CatalogKind, Catalogs, ColumnEntry, PartitionEntry, TableEntry,
+};
 use sluice_lake::{DataFile, LakeError, Manifest, TableLocation};
 use sluice_planner::diagnose::{InputError, is_csv_error, locate_csv_error};
 use sluice_planner::{PlanError, PlannedJob, clean_message, plan_job};
@@ -93,6 +96,10 @@ pub struct RunReport {
     pub table: TableEntry,
     /// Old versions removed from the lake.
     pub versions_removed: usize,
+    /// The catalog the table is registered in (`embedded`, `glue`).
+    pub catalog: &'static str,
+    /// How the registered columns differ from the previous version's.
+    pub schema_changes: Vec<String>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
 }
@@ -143,6 +150,11 @@ impl Lake {
         sluice_catalog::EmbeddedCatalog::new(self.store.clone(), self.path(), &self.url)
     }
 
+    /// This lake's embedded catalog and Glue, with `default` for targets that name none.
+    pub fn catalogs(&self, default: CatalogKind) -> Catalogs {
+        Catalogs::new(Arc::new(self.embedded_catalog()), default)
+    }
+
     /// Where `target`'s table lives in this lake.
     pub fn table(&self, target: &pb::Target) -> Result<TableLocation, LakeError> {
         let root = if target.location.is_empty() {
@@ -155,12 +167,25 @@ impl Lake {
     }
 }
 
+/// The catalog a target registers its table in.
+pub async fn target_catalog(
+    catalogs: &Catalogs,
+    target: &pb::Target,
+) -> Result<Arc<dyn Catalog>, CatalogError> {
+    let kind = match target.catalog() {
+        pb::CatalogKind::Default => None,
+        pb::CatalogKind::Embedded => Some(CatalogKind::Embedded),
+        pb::CatalogKind::Glue => Some(CatalogKind::Glue),
+    };
+    catalogs.get(kind).await
+}
+
 /// Runs `spec` on `engine` as run `run_id` (see [`sluice_lake::new_run_id`]), writing into
-/// `lake` and registering in `catalog`. `progress` is called as the run moves on.
+/// `lake` and registering in the target's catalog. `progress` is called as the run moves on.
 pub async fn run_job(
     engine: &Engine,
     lake: &Lake,
-    catalog: &dyn Catalog,
+    catalogs: &Catalogs,
     spec: &pb::JobSpec,
     run_id: &str,
     progress: &(dyn Fn(RunEvent) + Send + Sync),
@@ -174,6 +199,13 @@ pub async fn run_job(
     let target = spec.target.clone().unwrap_or_default();
     let table_ref = target.table.clone().unwrap_or_default();
     let columns = output_columns(&planned)?;
+    let catalog = target_catalog(catalogs, &target).await?;
+    let policy = schema_policy(&target);
+    // Check the schema against the registered table before spending time on the run.
+    let registered = catalog
+        .get_table(&table_ref.database, &table_ref.table)
+        .await?;
+    table_columns(registered.as_ref(), &table_ref, &planned, &columns, policy)?;
     let table = lake.table(&target)?;
     let version_url = table.version_url(&run_id);
 
@@ -207,7 +239,8 @@ pub async fn run_job(
     progress(RunEvent::Committing);
     let rows_written = written.rows;
     let result = commit(
-        catalog,
+        catalog.as_ref(),
+        policy,
         &table,
         &table_ref,
         &planned,
@@ -217,7 +250,7 @@ pub async fn run_job(
         written.files,
     )
     .await;
-    let (entry, manifest, versions_removed) = match result {
+    let (entry, manifest, versions_removed, schema_changes) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = table.delete_version(&run_id).await;
@@ -262,6 +295,8 @@ pub async fn run_job(
         bytes_written: manifest.bytes(),
         table: entry,
         versions_removed,
+        catalog: catalog.kind(),
+        schema_changes,
         elapsed: started.elapsed(),
     })
 }
@@ -448,9 +483,57 @@ async fn explain_failure(engine: &Engine, planned: &PlannedJob, e: WriteFailure)
     RunError::Execution(message)
 }
 
+fn schema_policy(target: &pb::Target) -> SchemaChangePolicy {
+    match target.schema_change() {
+        pb::SchemaChangePolicy::Update => SchemaChangePolicy::Update,
+        pb::SchemaChangePolicy::Log => SchemaChangePolicy::Log,
+    }
+}
+
+/// The columns and partition keys to register, given the table as registered now.
+fn table_columns(
+    registered: Option<&TableEntry>,
+    table_ref: &pb::TableRef,
+    planned: &PlannedJob,
+    columns: &[ColumnEntry],
+    policy: SchemaChangePolicy,
+) -> Result<Reconciled, CatalogError> {
+    let partition_keys: Vec<ColumnEntry> = planned
+        .partition_by
+        .iter()
+        .map(|p| ColumnEntry {
+            name: p.clone(),
+            hive_type: "string".into(),
+        })
+        .collect();
+    let data_columns: Vec<ColumnEntry> = columns
+        .iter()
+        .filter(|c| !planned.partition_by.contains(&c.name))
+        .cloned()
+        .collect();
+    reconcile(
+        &format!("{}.{}", table_ref.database, table_ref.table),
+        registered.map(|r| Registered {
+            columns: &r.columns,
+            partition_keys: &r.partition_keys,
+        }),
+        &data_columns,
+        &partition_keys,
+        policy,
+    )
+}
+
 fn output_columns(planned: &PlannedJob) -> Result<Vec<ColumnEntry>, RunError> {
     let mut out = Vec::new();
     for field in planned.output.schema().fields() {
+        if let Err(e) = sluice_job::names::check_catalog_name(field.name()) {
+            return Err(RunError::Plan(PlanError::Invalid(
+                sluice_job::Diagnostic::new(
+                    "target.input",
+                    format!("output column {e}: rename it with a 'rename' transform"),
+                ),
+            )));
+        }
         let hive_type = sluice_catalog::types::hive_type(field.data_type()).map_err(|e| {
             RunError::Plan(PlanError::Invalid(sluice_job::Diagnostic::new(
                 "target.input",
@@ -468,6 +551,7 @@ fn output_columns(planned: &PlannedJob) -> Result<Vec<ColumnEntry>, RunError> {
 #[allow(clippy::too_many_arguments)]
 async fn commit(
     catalog: &dyn Catalog,
+    policy: SchemaChangePolicy,
     table: &TableLocation,
     table_ref: &pb::TableRef,
     planned: &PlannedJob,
@@ -475,7 +559,7 @@ async fn commit(
     run_id: &str,
     rows: u64,
     reported: Option<Vec<DataFile>>,
-) -> Result<(TableEntry, Manifest, usize), RunError> {
+) -> Result<(TableEntry, Manifest, usize, Vec<String>), RunError> {
     let listed = table.list_version(run_id).await?;
     let files = match reported {
         // Keep exactly the files the successful tasks reported; anything else in the folder
@@ -506,27 +590,22 @@ async fn commit(
         .get_table(&table_ref.database, &table_ref.table)
         .await?;
     let version_url = table.version_url(run_id);
-    let partition_keys: Vec<ColumnEntry> = planned
-        .partition_by
-        .iter()
-        .map(|p| ColumnEntry {
-            name: p.clone(),
-            hive_type: "string".into(),
-        })
-        .collect();
-    let data_columns = columns
-        .iter()
-        .filter(|c| !planned.partition_by.contains(&c.name))
-        .cloned()
-        .collect();
+    let reconciled = table_columns(previous.as_ref(), table_ref, planned, columns, policy)?;
+    for change in &reconciled.changes {
+        let applied = match policy {
+            SchemaChangePolicy::Update => "table updated",
+            SchemaChangePolicy::Log => "table columns kept (schema_change: log)",
+        };
+        tracing::warn!(table = %format!("{}.{}", table_ref.database, table_ref.table), "{change}; {applied}");
+    }
     let partitions = partitions_of(&manifest, &planned.partition_by, &version_url);
     let entry = TableEntry {
         database: table_ref.database.clone(),
         name: table_ref.table.clone(),
         location: version_url,
         classification: "parquet".into(),
-        columns: data_columns,
-        partition_keys,
+        columns: reconciled.columns,
+        partition_keys: reconciled.partition_keys,
         partitions,
         parameters: sluice_catalog::crawler_parameters(
             "parquet",
@@ -550,7 +629,7 @@ async fn commit(
             }
         }
     }
-    Ok((entry, manifest, removed))
+    Ok((entry, manifest, removed, reconciled.changes))
 }
 
 fn partitions_of(manifest: &Manifest, keys: &[String], version_url: &str) -> Vec<PartitionEntry> {

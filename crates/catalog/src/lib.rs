@@ -2,16 +2,21 @@
 //!
 //! [`Catalog`] is what jobs commit to and queries read from. [`EmbeddedCatalog`] keeps one
 //! JSON document per table inside the lake, replaced atomically (a single object put), so
-//! it needs no server. The entry mirrors what a Glue crawler registers for a Parquet table.
+//! it needs no server. [`GlueCatalog`] registers the same entries in the AWS Glue Data
+//! Catalog in the shape a Glue crawler gives them. [`Catalogs`] picks one per target.
 
 mod embedded;
+mod glue;
+pub mod schema;
 pub mod types;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedCatalog;
+pub use glue::GlueCatalog;
 
 /// Errors from a catalog.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +38,31 @@ pub enum CatalogError {
     /// A schema cannot be represented in the catalog.
     #[error("{0}")]
     Schema(String),
+    /// A column's type changed in a way readers of the table cannot follow.
+    #[error(
+        "table {table}: column '{column}' is registered as {registered} but the data has {found}; \
+         the types are incompatible (cast the column, or write to a new table)"
+    )]
+    IncompatibleType {
+        /// `database.table`.
+        table: String,
+        /// The column.
+        column: String,
+        /// Type in the catalog.
+        registered: String,
+        /// Type in the new data.
+        found: String,
+    },
+    /// An AWS Glue call failed.
+    #[error("glue {operation} failed for {target}: {message}")]
+    Glue {
+        /// The API operation (`GetTable`, `BatchCreatePartition`, …).
+        operation: &'static str,
+        /// What it was called for.
+        target: String,
+        /// The service's message.
+        message: String,
+    },
 }
 
 /// A column as the catalog knows it.
@@ -116,4 +146,123 @@ pub fn crawler_parameters(
     let avg = bytes.checked_div(records).unwrap_or(0);
     p.insert("averageRecordSize".into(), avg.to_string());
     p
+}
+
+/// How files of a classification are declared to Hive readers (Athena), as a crawler
+/// declares them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageFormat {
+    /// Hadoop input format class.
+    pub input_format: &'static str,
+    /// Hadoop output format class.
+    pub output_format: &'static str,
+    /// SerDe class.
+    pub serde: &'static str,
+    /// SerDe parameters.
+    pub serde_parameters: BTreeMap<String, String>,
+}
+
+/// The storage format of a `parquet` or `csv` table; for CSV the table `parameters`
+/// `delimiter` and `areColumnsQuoted` choose between LazySimpleSerDe and OpenCSVSerde.
+pub fn storage_format(
+    classification: &str,
+    parameters: &BTreeMap<String, String>,
+) -> StorageFormat {
+    if classification == "csv" {
+        let delimiter = parameters
+            .get("delimiter")
+            .cloned()
+            .unwrap_or_else(|| ",".into());
+        let quoted = parameters.get("areColumnsQuoted").map(String::as_str) == Some("true");
+        let (serde, serde_parameters) = if quoted {
+            (
+                "org.apache.hadoop.hive.serde2.OpenCSVSerde",
+                BTreeMap::from([
+                    ("separatorChar".to_string(), delimiter),
+                    ("quoteChar".to_string(), "\"".to_string()),
+                ]),
+            )
+        } else {
+            (
+                "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+                BTreeMap::from([("field.delim".to_string(), delimiter)]),
+            )
+        };
+        return StorageFormat {
+            input_format: "org.apache.hadoop.mapred.TextInputFormat",
+            output_format: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+            serde,
+            serde_parameters,
+        };
+    }
+    StorageFormat {
+        input_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        output_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        serde: "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        serde_parameters: BTreeMap::from([("serialization.format".to_string(), "1".to_string())]),
+    }
+}
+
+/// Which catalog a table is registered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatalogKind {
+    /// JSON entries inside the lake.
+    #[default]
+    Embedded,
+    /// The AWS Glue Data Catalog.
+    Glue,
+}
+
+impl std::str::FromStr for CatalogKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "embedded" => Ok(Self::Embedded),
+            "glue" => Ok(Self::Glue),
+            other => Err(format!(
+                "unknown catalog '{other}': expected embedded or glue"
+            )),
+        }
+    }
+}
+
+/// The catalogs a runner can register tables in: the lake's embedded one, and Glue,
+/// connected on first use.
+pub struct Catalogs {
+    default: CatalogKind,
+    embedded: Arc<dyn Catalog>,
+    glue: tokio::sync::OnceCell<Arc<dyn Catalog>>,
+}
+
+impl Catalogs {
+    /// The set with `embedded` as the lake's catalog and `default` used when a target
+    /// names none.
+    pub fn new(embedded: Arc<dyn Catalog>, default: CatalogKind) -> Self {
+        Self {
+            default,
+            embedded,
+            glue: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The catalog used when a target names none.
+    pub fn default_kind(&self) -> CatalogKind {
+        self.default
+    }
+
+    /// The catalog of `kind` (the default when `None`).
+    pub async fn get(&self, kind: Option<CatalogKind>) -> Result<Arc<dyn Catalog>, CatalogError> {
+        match kind.unwrap_or(self.default) {
+            CatalogKind::Embedded => Ok(self.embedded.clone()),
+            CatalogKind::Glue => self
+                .glue
+                .get_or_try_init(|| async {
+                    let glue: Arc<dyn Catalog> = Arc::new(GlueCatalog::from_env().await?);
+                    Ok(glue)
+                })
+                .await
+                .cloned(),
+        }
+    }
 }

@@ -188,6 +188,32 @@ impl Converter {
         self.diagnostics.push(Diagnostic::new(path, message));
     }
 
+    /// The option `value` names (`options` lists each spelling with what it means), or
+    /// `fallback` after recording an error that lists the choices and the nearest one.
+    fn choose<T: Copy>(
+        &mut self,
+        path: impl Into<String>,
+        what: &str,
+        value: &str,
+        options: &[(&str, T)],
+        fallback: T,
+    ) -> T {
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == value) {
+            return *v;
+        }
+        let mut names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        names.dedup();
+        self.error(
+            path,
+            format!(
+                "unknown {what} '{value}': expected one of {}{}",
+                names.join(", "),
+                suggest::hint(value, names.iter().copied())
+            ),
+        );
+        fallback
+    }
+
     /// Checks that `input` names a node defined earlier.
     fn check_input(&mut self, path: String, input: &str) {
         if self.defined.iter().any(|d| d == input) {
@@ -353,26 +379,26 @@ fn convert_transform(c: &mut Converter, path: &str, t: &model::TransformFile) ->
             let p = format!("{path}.join");
             c.check_input(format!("{p}.left"), &j.left);
             c.check_input(format!("{p}.right"), &j.right);
-            let join_type = match j.join_type.as_deref().unwrap_or("inner") {
-                "inner" => pb::JoinType::Inner,
-                "left" | "left_outer" => pb::JoinType::Left,
-                "right" | "right_outer" => pb::JoinType::Right,
-                "full" | "full_outer" | "outer" => pb::JoinType::Full,
-                "semi" | "left_semi" => pb::JoinType::LeftSemi,
-                "anti" | "left_anti" => pb::JoinType::LeftAnti,
-                other => {
-                    let all = ["inner", "left", "right", "full", "semi", "anti"];
-                    c.error(
-                        format!("{p}.type"),
-                        format!(
-                            "unknown join type '{other}': expected one of {}{}",
-                            all.join(", "),
-                            suggest::hint(other, all)
-                        ),
-                    );
-                    pb::JoinType::Inner
-                }
-            };
+            let join_type = c.choose(
+                format!("{p}.type"),
+                "join type",
+                j.join_type.as_deref().unwrap_or("inner"),
+                &[
+                    ("inner", pb::JoinType::Inner),
+                    ("left", pb::JoinType::Left),
+                    ("left_outer", pb::JoinType::Left),
+                    ("right", pb::JoinType::Right),
+                    ("right_outer", pb::JoinType::Right),
+                    ("full", pb::JoinType::Full),
+                    ("full_outer", pb::JoinType::Full),
+                    ("outer", pb::JoinType::Full),
+                    ("semi", pb::JoinType::LeftSemi),
+                    ("left_semi", pb::JoinType::LeftSemi),
+                    ("anti", pb::JoinType::LeftAnti),
+                    ("left_anti", pb::JoinType::LeftAnti),
+                ],
+                pb::JoinType::Inner,
+            );
             if j.on.is_empty() {
                 c.error(format!("{p}.on"), "at least one key pair is required");
             }
@@ -524,24 +550,40 @@ fn convert_transform(c: &mut Converter, path: &str, t: &model::TransformFile) ->
 
 fn convert_target(c: &mut Converter, t: &model::TargetFile) -> pb::Target {
     c.check_input("target.input".into(), &t.input);
-    let compression = match t.compression.as_deref().unwrap_or("snappy") {
-        "snappy" => pb::Compression::Snappy,
-        "zstd" => pb::Compression::Zstd,
-        "gzip" => pb::Compression::Gzip,
-        "none" | "uncompressed" => pb::Compression::None,
-        other => {
-            let all = ["snappy", "zstd", "gzip", "none"];
-            c.error(
-                "target.compression",
-                format!(
-                    "unknown compression '{other}': expected one of {}{}",
-                    all.join(", "),
-                    suggest::hint(other, all)
-                ),
-            );
-            pb::Compression::Snappy
-        }
-    };
+    let compression = c.choose(
+        "target.compression",
+        "compression",
+        t.compression.as_deref().unwrap_or("snappy"),
+        &[
+            ("snappy", pb::Compression::Snappy),
+            ("zstd", pb::Compression::Zstd),
+            ("gzip", pb::Compression::Gzip),
+            ("none", pb::Compression::None),
+            ("uncompressed", pb::Compression::None),
+        ],
+        pb::Compression::Snappy,
+    );
+    let catalog = c.choose(
+        "target.catalog",
+        "catalog",
+        t.catalog.as_deref().unwrap_or("default"),
+        &[
+            ("default", pb::CatalogKind::Default),
+            ("embedded", pb::CatalogKind::Embedded),
+            ("glue", pb::CatalogKind::Glue),
+        ],
+        pb::CatalogKind::Default,
+    );
+    let schema_change = c.choose(
+        "target.schema_change",
+        "schema change policy",
+        t.schema_change.as_deref().unwrap_or("update"),
+        &[
+            ("update", pb::SchemaChangePolicy::Update),
+            ("log", pb::SchemaChangePolicy::Log),
+        ],
+        pb::SchemaChangePolicy::Update,
+    );
     if let Err(e) = names::check_catalog_name(&t.table.database) {
         c.error("target.table.database", e);
     }
@@ -566,6 +608,8 @@ fn convert_target(c: &mut Converter, t: &model::TargetFile) -> pb::Target {
             table: t.table.name.clone(),
         }),
         location: t.location.clone().unwrap_or_default(),
+        catalog: catalog as i32,
+        schema_change: schema_change as i32,
     }
 }
 

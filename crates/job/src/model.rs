@@ -140,6 +140,10 @@ pub struct TargetFile {
     pub partition_by: Vec<String>,
     #[serde(default)]
     pub location: Option<String>,
+    #[serde(default)]
+    pub catalog: Option<String>,
+    #[serde(default)]
+    pub schema_change: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_catalog::Catalog;
+use sluice_catalog::Catalogs;
 use sluice_proto as pb;
 use sluice_proto::RunState;
 use tokio::sync::{Semaphore, watch};
@@ -53,7 +53,7 @@ struct Live {
 pub struct JobManager {
     engine: Engine,
     lake: Lake,
-    catalog: Arc<dyn Catalog>,
+    catalogs: Arc<Catalogs>,
     store: RunStore,
     live: Mutex<HashMap<String, Live>>,
     slots: Semaphore,
@@ -61,16 +61,11 @@ pub struct JobManager {
 
 impl JobManager {
     /// A manager that runs at most one job at a time on `engine`.
-    pub fn new(
-        engine: Engine,
-        lake: Lake,
-        catalog: Arc<dyn Catalog>,
-        store: RunStore,
-    ) -> Arc<Self> {
+    pub fn new(engine: Engine, lake: Lake, catalogs: Arc<Catalogs>, store: RunStore) -> Arc<Self> {
         Arc::new(Self {
             engine,
             lake,
-            catalog,
+            catalogs,
             store,
             live: Mutex::new(HashMap::new()),
             slots: Semaphore::new(1),
@@ -316,7 +311,7 @@ impl JobManager {
             let result = run_job(
                 &self.engine,
                 &self.lake,
-                self.catalog.as_ref(),
+                &self.catalogs,
                 &spec,
                 &id,
                 &progress,
