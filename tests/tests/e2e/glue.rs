@@ -1,0 +1,279 @@
+//! The AWS Glue catalog against moto's Glue and S3: job targets and `sluice crawl` register
+//! crawler-shaped tables that independent readers (boto3 + pyarrow) can follow.
+
+use crate::moto::Moto;
+use crate::support::*;
+
+/// The Spotify example with its target registered in Glue (and `extra` target lines).
+fn glue_job(dir: &std::path::Path, extra: &str) -> String {
+    let job = copy_example(dir);
+    let text = std::fs::read_to_string(&job).expect("read job");
+    let text = text.replace("target:\n", &format!("target:\n  catalog: glue\n{extra}"));
+    std::fs::write(&job, text).expect("write job");
+    job.to_str().expect("utf-8").to_string()
+}
+
+fn env(moto: &Moto) -> Vec<(String, String)> {
+    moto.env()
+}
+
+fn sluice_on(moto: &Moto, args: &[&str]) -> Run {
+    let env = env(moto);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    sluice(args, &pairs)
+}
+
+/// Python that prints one Glue table as JSON, and what pyarrow reads at its location.
+fn describe_table(moto: &Moto, database: &str, table: &str) -> serde_json::Value {
+    let host = moto.endpoint.trim_start_matches("http://");
+    let out = moto.python(&format!(
+        r#"
+import json
+import pyarrow.dataset as ds
+import pyarrow.fs as fs
+glue = boto3.client('glue')
+t = glue.get_table(DatabaseName='{database}', Name='{table}')['Table']
+parts = []
+for page in glue.get_paginator('get_partitions').paginate(DatabaseName='{database}', TableName='{table}'):
+    parts += page['Partitions']
+sd = t['StorageDescriptor']
+s3fs = fs.S3FileSystem(endpoint_override='{host}', scheme='http', access_key='test', secret_key='test', region='us-east-1')
+loc = sd['Location']
+files = [p['StorageDescriptor']['Location'] for p in parts] or [loc]
+rows = 0
+for f in files:
+    d = ds.dataset(f.replace('s3://', '').rstrip('/'), filesystem=s3fs, format='parquet')
+    rows += d.count_rows()
+print(json.dumps({{
+  'table': {{k: v for k, v in t.items() if k in ('Name', 'TableType', 'Parameters', 'PartitionKeys')}},
+  'sd': {{k: v for k, v in sd.items() if k != 'Columns'}},
+  'columns': [[c['Name'], c['Type']] for c in sd['Columns']],
+  'partitions': sorted([p['Values'], p['StorageDescriptor']['Location']] for p in parts),
+  'tables_in_db': [x['Name'] for x in glue.get_tables(DatabaseName='{database}')['TableList']],
+  'rows_read_by_pyarrow': rows,
+}}))
+"#
+    ));
+    serde_json::from_str(out.trim()).expect("json from python")
+}
+
+#[test]
+fn glue_target_registers_a_crawler_shaped_table() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let moto = Moto::start();
+    moto.python("s3.create_bucket(Bucket='lake')");
+    let job = glue_job(tmp.path(), "");
+    let lake = "s3://lake/warehouse";
+    let run = sluice_on(&moto, &["run", &job, "--lake", lake, "--preview", "0"]).expect_ok();
+    assert!(
+        run.stdout
+            .contains("spotify.tracks registered in the glue catalog"),
+        "{}",
+        run.stdout
+    );
+
+    let t = describe_table(&moto, "spotify", "tracks");
+    assert_eq!(t["table"]["TableType"], "EXTERNAL_TABLE");
+    let p = &t["table"]["Parameters"];
+    assert_eq!(p["classification"], "parquet");
+    assert_eq!(p["compressionType"], "none");
+    assert_eq!(p["typeOfData"], "file");
+    assert_eq!(p["recordCount"], "19621");
+    let objects: u64 = p["objectCount"].as_str().unwrap().parse().unwrap();
+    let size: u64 = p["sizeKey"].as_str().unwrap().parse().unwrap();
+    let average: u64 = p["averageRecordSize"].as_str().unwrap().parse().unwrap();
+    assert!(objects >= 1 && size > 0 && average == size / 19621, "{p}");
+    let sd = &t["sd"];
+    let location = sd["Location"].as_str().unwrap().to_string();
+    assert!(
+        location.starts_with("s3://lake/warehouse/spotify/tracks/run-") && location.ends_with('/'),
+        "{location}"
+    );
+    assert_eq!(
+        sd["InputFormat"],
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    );
+    assert_eq!(
+        sd["OutputFormat"],
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+    );
+    assert_eq!(
+        sd["SerdeInfo"]["SerializationLibrary"],
+        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    );
+    assert_eq!(sd["SerdeInfo"]["Parameters"]["serialization.format"], "1");
+    // The SDK leaves a false boolean out of the request; Glue's default is false.
+    assert!(
+        sd["Compressed"] == false || sd["Compressed"].is_null(),
+        "{sd}"
+    );
+    assert_eq!(sd["NumberOfBuckets"], -1);
+    let columns = t["columns"].as_array().unwrap();
+    let column = |name: &str| {
+        columns
+            .iter()
+            .find(|c| c[0] == name)
+            .map(|c| c[1].as_str().unwrap().to_string())
+    };
+    assert_eq!(columns.len(), 20);
+    assert_eq!(column("track_id").as_deref(), Some("string"));
+    assert_eq!(column("duration_ms").as_deref(), Some("bigint"));
+    assert_eq!(column("duration_sec").as_deref(), Some("double"));
+    assert_eq!(column("explicit").as_deref(), Some("boolean"));
+    // An independent reader finds every row Sluice wrote at the registered location.
+    assert_eq!(t["rows_read_by_pyarrow"], 19621);
+
+    // Sluice's own query path reads the table through Glue too.
+    let q = sluice_on(
+        &moto,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM spotify.tracks",
+            "--lake",
+            lake,
+            "--catalog",
+            "glue",
+            "--format",
+            "csv",
+        ],
+    )
+    .expect_ok();
+    assert_eq!(q.stdout.trim(), "n\n19621");
+
+    // A failed run leaves the table as it was; a re-run moves it, with no duplicates.
+    let failed = sluice(
+        &["run", &job, "--lake", lake, "--preview", "0"],
+        &env(&moto)
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("SLUICE_FAILPOINT", "before_commit")])
+            .collect::<Vec<_>>(),
+    )
+    .expect_failure();
+    assert!(
+        failed.stderr.contains("nothing was published"),
+        "{}",
+        failed.stderr
+    );
+    let after_failure = describe_table(&moto, "spotify", "tracks");
+    assert_eq!(after_failure["sd"]["Location"], location.as_str());
+    sluice_on(&moto, &["run", &job, "--lake", lake, "--preview", "0"]).expect_ok();
+    let rerun = describe_table(&moto, "spotify", "tracks");
+    assert_ne!(rerun["sd"]["Location"], location.as_str());
+    assert_eq!(rerun["tables_in_db"], serde_json::json!(["tracks"]));
+    assert_eq!(rerun["rows_read_by_pyarrow"], 19621);
+
+    // An incompatible type change is refused before anything runs.
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        text.replace("      explicit: boolean", "      explicit: string"),
+    )
+    .unwrap();
+    let refused =
+        sluice_on(&moto, &["run", &job, "--lake", lake, "--preview", "0"]).expect_failure();
+    assert!(
+        refused
+            .stderr
+            .contains("'explicit' is registered as boolean but the data has string"),
+        "{}",
+        refused.stderr
+    );
+    let unchanged = describe_table(&moto, "spotify", "tracks");
+    assert_eq!(unchanged["sd"]["Location"], rerun["sd"]["Location"]);
+}
+
+#[test]
+fn partitions_and_crawls_register_exactly_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let moto = Moto::start();
+    moto.python("s3.create_bucket(Bucket='lake')");
+    let job = glue_job(tmp.path(), "  partition_by: [album_type]\n");
+    let lake = "s3://lake/warehouse";
+    for _ in 0..2 {
+        sluice_on(&moto, &["run", &job, "--lake", lake, "--preview", "0"]).expect_ok();
+    }
+    let t = describe_table(&moto, "spotify", "tracks");
+    assert_eq!(
+        t["table"]["PartitionKeys"],
+        serde_json::json!([{"Name": "album_type", "Type": "string"}])
+    );
+    let location = t["sd"]["Location"].as_str().unwrap();
+    let distinct = sluice_on(
+        &moto,
+        &[
+            "query",
+            "SELECT DISTINCT album_type FROM spotify.tracks ORDER BY 1",
+            "--lake",
+            lake,
+            "--catalog",
+            "glue",
+            "--format",
+            "csv",
+        ],
+    )
+    .expect_ok();
+    let expected: Vec<serde_json::Value> = distinct
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|v| serde_json::json!([[v], format!("{location}album_type={v}/")]))
+        .collect();
+    assert!(expected.len() >= 2, "{}", distinct.stdout);
+    assert_eq!(t["partitions"], serde_json::Value::Array(expected));
+    assert_eq!(t["rows_read_by_pyarrow"], 19621);
+
+    // Parquet written by pyarrow, Hive-partitioned, crawled twice.
+    moto.python(&format!(
+        r#"
+import pyarrow as pa, pyarrow.parquet as pq, pyarrow.fs as fs
+s3fs = fs.S3FileSystem(endpoint_override='{}', scheme='http', access_key='test', secret_key='test', region='us-east-1')
+for year, ids in [(2023, [1, 2, 3]), (2024, [4, 5])]:
+    t = pa.table({{'id': pa.array(ids, pa.int64()), 'name': pa.array([str(i) for i in ids]), 'score': pa.array([i / 2 for i in ids])}})
+    pq.write_table(t, f'lake/raw/events/year={{year}}/part-0.parquet', filesystem=s3fs)
+"#,
+        moto.endpoint.trim_start_matches("http://")
+    ));
+    for _ in 0..2 {
+        let crawl = sluice_on(
+            &moto,
+            &[
+                "crawl",
+                "s3://lake/raw/events/",
+                "--database",
+                "raw",
+                "--catalog",
+                "glue",
+                "--lake",
+                lake,
+            ],
+        )
+        .expect_ok();
+        assert!(
+            crawl
+                .stdout
+                .contains("raw.events registered in the glue catalog"),
+            "{}",
+            crawl.stdout
+        );
+    }
+    let e = describe_table(&moto, "raw", "events");
+    assert_eq!(
+        e["columns"],
+        serde_json::json!([["id", "bigint"], ["name", "string"], ["score", "double"]])
+    );
+    assert_eq!(
+        e["table"]["PartitionKeys"],
+        serde_json::json!([{"Name": "year", "Type": "string"}])
+    );
+    assert_eq!(
+        e["partitions"],
+        serde_json::json!([
+            [["2023"], "s3://lake/raw/events/year=2023/"],
+            [["2024"], "s3://lake/raw/events/year=2024/"]
+        ])
+    );
+    assert_eq!(e["table"]["Parameters"]["recordCount"], "5");
+    assert_eq!(e["tables_in_db"], serde_json::json!(["events"]));
+    assert_eq!(e["rows_read_by_pyarrow"], 5);
+}
