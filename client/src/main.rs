@@ -1,5 +1,7 @@
 //! `sluice`: run ETL jobs on an embedded cluster, list the catalog's tables, query the lake.
 
+mod connection;
+mod flight_query;
 mod output;
 mod remote;
 
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use connection::SchedulerArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_catalog::schema::SchemaChangePolicy;
 use sluice_catalog::{Catalog, CatalogKind, Catalogs};
@@ -34,18 +37,6 @@ struct LakeArgs {
     /// standard AWS settings, e.g. AWS_REGION and AWS_ENDPOINT_URL_GLUE).
     #[arg(long, env = "SLUICE_CATALOG", default_value = "embedded")]
     catalog: CatalogKind,
-}
-
-/// Which scheduler to talk to.
-#[derive(clap::Args, Clone)]
-struct SchedulerArgs {
-    /// The scheduler's gRPC URL.
-    #[arg(
-        long,
-        env = "SLUICE_SCHEDULER",
-        default_value = "http://127.0.0.1:50050"
-    )]
-    scheduler: String,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +133,12 @@ enum Command {
         sql: String,
         #[command(flatten)]
         lake: LakeArgs,
+        /// Query a scheduler's tables over Flight SQL (the queries run on its cluster)
+        /// instead of the lake directly.
+        #[arg(long)]
+        scheduler: Option<String>,
+        #[command(flatten)]
+        login: connection::Login,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -204,19 +201,15 @@ async fn dispatch(cli: Cli) -> Result<()> {
             job,
             scheduler,
             detach,
-        } => remote::submit(&job, &scheduler.scheduler, detach).await,
+        } => remote::submit(&job, &scheduler, detach).await,
         Command::Jobs {
             scheduler,
             states,
             limit,
-        } => remote::jobs(&scheduler.scheduler, &states, limit).await,
-        Command::Status { run_id, scheduler } => {
-            remote::status(&scheduler.scheduler, &run_id).await
-        }
-        Command::Watch { run_id, scheduler } => remote::watch(&scheduler.scheduler, &run_id).await,
-        Command::Cancel { run_id, scheduler } => {
-            remote::cancel(&scheduler.scheduler, &run_id).await
-        }
+        } => remote::jobs(&scheduler, &states, limit).await,
+        Command::Status { run_id, scheduler } => remote::status(&scheduler, &run_id).await,
+        Command::Watch { run_id, scheduler } => remote::watch(&scheduler, &run_id).await,
+        Command::Cancel { run_id, scheduler } => remote::cancel(&scheduler, &run_id).await,
         Command::Validate { job } => {
             let loaded = load_job(&job)?;
             println!(
@@ -242,8 +235,17 @@ async fn dispatch(cli: Cli) -> Result<()> {
             };
             crawl(&url, &database, table.as_deref(), policy, &lake).await
         }
-        Command::Query { sql, lake, format } => {
-            let batches = query_lake(&lake, &sql).await?;
+        Command::Query {
+            sql,
+            lake,
+            scheduler,
+            login,
+            format,
+        } => {
+            let batches = match scheduler {
+                Some(url) => flight_query::query(&url, &login, &sql).await?,
+                None => query_lake(&lake, &sql).await?,
+            };
             output::print_batches(&batches, format)
         }
     }

@@ -3,22 +3,22 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use std::collections::BTreeMap;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use sluice_proto as pb;
 use sluice_proto::RunState;
-use sluice_proto::job_service_client::JobServiceClient;
-use tonic::transport::Channel;
+
+use crate::connection::{Connection, JobClient, SchedulerArgs};
 
 use crate::output::{human_bytes, thousands};
 
-/// Connects to the scheduler's JobService.
-pub async fn connect(url: &str) -> Result<JobServiceClient<Channel>> {
-    JobServiceClient::connect(url.to_string())
-        .await
-        .with_context(|| format!("cannot reach the scheduler at {url}"))
+/// Connects to the scheduler's JobService, logged in if a user was given.
+pub async fn connect(scheduler: &SchedulerArgs) -> Result<JobClient> {
+    Connection::open(&scheduler.scheduler, &scheduler.login)
+        .await?
+        .jobs()
 }
 
 fn state_of(run: &pb::JobRun) -> RunState {
@@ -45,7 +45,7 @@ fn status_error(e: tonic::Status, job: Option<&sluice_job::LoadedJob>) -> anyhow
 }
 
 /// `sluice submit`: submits a job file and follows the run until it ends.
-pub async fn submit(job_path: &Path, scheduler: &str, detach: bool) -> Result<()> {
+pub async fn submit(job_path: &Path, scheduler: &SchedulerArgs, detach: bool) -> Result<()> {
     let job = sluice_job::load(job_path).map_err(|e| anyhow!("invalid job file:\n{e}"))?;
     let mut client = connect(scheduler).await?;
     let response = client
@@ -63,12 +63,12 @@ pub async fn submit(job_path: &Path, scheduler: &str, detach: bool) -> Result<()
 }
 
 /// `sluice watch`: follows a run until it ends; fails unless it succeeded.
-pub async fn watch(scheduler: &str, run_id: &str) -> Result<()> {
+pub async fn watch(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
     let mut client = connect(scheduler).await?;
     follow(&mut client, run_id).await
 }
 
-async fn follow(client: &mut JobServiceClient<Channel>, run_id: &str) -> Result<()> {
+async fn follow(client: &mut JobClient, run_id: &str) -> Result<()> {
     let mut stream = client
         .watch_job(pb::WatchJobRequest {
             run_id: run_id.to_string(),
@@ -197,7 +197,7 @@ pub fn print_run(run: &pb::JobRun) {
 }
 
 /// `sluice status`.
-pub async fn status(scheduler: &str, run_id: &str) -> Result<()> {
+pub async fn status(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
     let mut client = connect(scheduler).await?;
     let run = client
         .get_job(pb::GetJobRequest {
@@ -211,7 +211,7 @@ pub async fn status(scheduler: &str, run_id: &str) -> Result<()> {
 }
 
 /// `sluice cancel`.
-pub async fn cancel(scheduler: &str, run_id: &str) -> Result<()> {
+pub async fn cancel(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
     let mut client = connect(scheduler).await?;
     let run = client
         .cancel_job(pb::CancelJobRequest {
@@ -225,7 +225,7 @@ pub async fn cancel(scheduler: &str, run_id: &str) -> Result<()> {
 }
 
 /// `sluice jobs`: runs, newest first.
-pub async fn jobs(scheduler: &str, states: &[String], limit: u32) -> Result<()> {
+pub async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u32) -> Result<()> {
     let mut client = connect(scheduler).await?;
     let mut wanted = Vec::new();
     for s in states {

@@ -123,6 +123,13 @@ pub struct ScanRows {
 
 type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
 
+/// Prefix of the Ballista job names of SQL queries, which job runs do not count as theirs.
+pub const QUERY_JOB_PREFIX: &str = "sluice-query-";
+
+fn is_query_job(name: &str) -> bool {
+    name.starts_with(QUERY_JOB_PREFIX)
+}
+
 /// A Ballista cluster and a session on it.
 pub struct Engine {
     ctx: SessionContext,
@@ -292,7 +299,11 @@ impl Engine {
             .get_all_jobs()
             .await
             .map_err(|e| EngineError::State(e.to_string()))?;
-        Ok(jobs.into_iter().map(|j| j.job_id.to_string()).collect())
+        Ok(jobs
+            .into_iter()
+            .filter(|j| !is_query_job(&j.job_name))
+            .map(|j| j.job_id.to_string())
+            .collect())
     }
 
     /// Ids of the executors registered now.
@@ -309,15 +320,52 @@ impl Engine {
         }
     }
 
-    /// Ids of the Ballista jobs running now.
-    pub fn running_job_ids(&self) -> HashSet<String> {
-        self.scheduler
-            .state
-            .task_manager
-            .get_running_job_cache()
-            .keys()
-            .map(|k| k.to_string())
-            .collect()
+    /// Ids of the Ballista jobs of job runs (not of queries) running now.
+    pub async fn running_job_ids(&self) -> HashSet<String> {
+        self.running_jobs(|name| !is_query_job(name)).await
+    }
+
+    /// Ids of the running Ballista jobs whose name passes `keep`.
+    async fn running_jobs(&self, keep: impl Fn(&str) -> bool) -> HashSet<String> {
+        let running = self.scheduler.state.task_manager.get_running_job_cache();
+        let mut out = HashSet::new();
+        for (id, info) in running.iter() {
+            if keep(info.execution_graph.read().await.job_name()) {
+                out.insert(id.to_string());
+            }
+        }
+        out
+    }
+
+    /// A session for one SQL query: the engine's settings and cluster, an empty `catalog`
+    /// (the default catalog, schema `default`) for the caller to fill, and Ballista jobs
+    /// named after `query_id` so that [`Engine::cancel_query`] can find them.
+    pub fn query_context(&self, catalog: &str, query_id: &str) -> SessionContext {
+        use datafusion::catalog::{
+            CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+        };
+        let state = self.ctx.state();
+        let mut config = state
+            .config()
+            .clone()
+            .with_ballista_job_name(&format!("{QUERY_JOB_PREFIX}{query_id}"));
+        config.options_mut().catalog.default_catalog = catalog.to_string();
+        config.options_mut().catalog.default_schema = "default".to_string();
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(catalog.to_string(), Arc::new(MemoryCatalogProvider::new()));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .with_catalog_list(catalogs)
+            .with_session_id(uuid::Uuid::now_v7().to_string())
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// Cancels the Ballista jobs of the query `query_id` (see [`Engine::query_context`]).
+    pub async fn cancel_query(&self, query_id: &str) {
+        let name = format!("{QUERY_JOB_PREFIX}{query_id}");
+        let jobs: Vec<String> = self.running_jobs(|n| n == name).await.into_iter().collect();
+        self.cancel_jobs(&jobs).await;
     }
 
     /// The stages of the jobs running now.
@@ -326,6 +374,9 @@ impl Engine {
         let running = self.scheduler.state.task_manager.get_running_job_cache();
         for (job_id, info) in running.iter() {
             let graph = info.execution_graph.read().await;
+            if is_query_job(graph.job_name()) {
+                continue;
+            }
             for (stage_id, stage) in graph.stages() {
                 let (state, partitions, tasks) = match stage {
                     ExecutionStage::UnResolved(_) => ("unresolved", 0, None),

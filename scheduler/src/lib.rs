@@ -4,6 +4,7 @@
 //! The same code serves `sluice run` (an embedded cluster inside the CLI) and the
 //! `sluice-scheduler` service.
 
+pub mod config;
 pub mod engine;
 pub mod query;
 pub mod runner;

@@ -1,27 +1,45 @@
-//! `sluice-scheduler`: the Sluice service. One gRPC port serves both Sluice's `JobService`
-//! (clients submit and watch jobs) and Ballista's scheduler service (executors register and
-//! pull tasks).
+//! `sluice-scheduler`: the Sluice service.
+//!
+//! The client port serves Sluice's `JobService` (submit and watch jobs) and Arrow Flight SQL
+//! (queries from BI tools), behind bearer-token authentication and optional TLS. Executors
+//! connect to Ballista's scheduler service, on the same port or on `--cluster-bind`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use sluice_flight_sql::{
+    AuthLayer, Authenticator, FLIGHT_SERVICE_PATH, FlightServiceServer, FlightSqlOptions,
+    SluiceFlightSql,
+};
 use sluice_proto::job_service_server::JobServiceServer;
+use sluice_scheduler::config::SchedulerConfig;
 use sluice_scheduler::engine::{Engine, EngineOptions};
+use sluice_scheduler::query::LakeSessions;
 use sluice_scheduler::runner::Lake;
 use sluice_scheduler::service::{JobManager, JobServiceImpl, RunStore};
+use tonic::transport::{Identity, ServerTlsConfig};
 
 /// Runs the Sluice scheduler.
 #[derive(Parser)]
 #[command(name = "sluice-scheduler", version, about)]
 struct Args {
-    /// Address of the gRPC port (JobService and Ballista's scheduler service).
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address of the client port: JobService and Flight SQL (and Ballista's scheduler
+    /// service for executors, unless --cluster-bind is given).
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:50050")]
     bind: SocketAddr,
-    /// URL executors and this process reach the port at (default: http://<bind>).
+    /// Separate address for executors (Ballista's scheduler service, unauthenticated: keep it
+    /// on a private network). Needed with TLS.
+    #[arg(long, env = "SLUICE_CLUSTER_BIND")]
+    cluster_bind: Option<SocketAddr>,
+    /// URL executors and this process reach Ballista's service at (default: http://<the
+    /// cluster port>).
     #[arg(long, env = "SLUICE_ADVERTISE_URL")]
     advertise_url: Option<String>,
     /// The data lake: a folder or file:// URL (the embedded catalog lives inside it).
@@ -40,55 +58,221 @@ struct Args {
     /// `glue` (AWS Glue; region, credentials and endpoint from the standard AWS settings).
     #[arg(long, env = "SLUICE_CATALOG", default_value = "embedded")]
     catalog: sluice_catalog::CatalogKind,
+    /// Config file (YAML): users and password hashes, TLS files, query time limit.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Accept clients without logging in, on any address. For local development only.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// TLS certificate (PEM) for the client port; overrides the config file.
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the client port; overrides the config file.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a SQL query may run before it is cancelled; overrides the config file.
+    #[arg(long)]
+    query_timeout_seconds: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prints the hash of a password for the config file's `users` (the password is read
+    /// from SLUICE_PASSWORD, else from the first line of standard input).
+    HashPassword,
 }
 
 fn lake_url(arg: &str) -> Result<String> {
     Ok(sluice_storage::lake_url(arg)?)
 }
 
+/// Who may connect: an authenticator when users are configured, none when running open is
+/// allowed (--insecure-no-auth, or a loopback-only port).
+fn authenticator(args: &Args, config: &SchedulerConfig) -> Result<Option<Arc<Authenticator>>> {
+    if !config.users.is_empty() {
+        if args.insecure_no_auth {
+            bail!("--insecure-no-auth conflicts with the users in the config file: drop one");
+        }
+        let ttl = Duration::from_secs(config.token_ttl_seconds.max(1));
+        let auth = Authenticator::new(config.users.clone(), ttl)
+            .context("the config file's users are unusable")?;
+        return Ok(Some(Arc::new(auth)));
+    }
+    if args.insecure_no_auth {
+        tracing::warn!(bind = %args.bind, "--insecure-no-auth: anyone who reaches the port can query and submit jobs");
+        return Ok(None);
+    }
+    if args.bind.ip().is_loopback() {
+        tracing::info!("no users configured: accepting clients without login on loopback only");
+        return Ok(None);
+    }
+    bail!(
+        "the client port {} is reachable from other machines but no users are configured: \
+         add users to the config file (--config; hashes from `sluice-scheduler hash-password`) \
+         or pass --insecure-no-auth for local development",
+        args.bind
+    )
+}
+
+fn tls(args: &Args, config: &SchedulerConfig) -> Result<Option<ServerTlsConfig>> {
+    let files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => config.tls.as_ref().map(|t| (t.cert.clone(), t.key.clone())),
+    };
+    let Some((cert, key)) = files else {
+        return Ok(None);
+    };
+    let cert_pem = std::fs::read(&cert)
+        .with_context(|| format!("cannot read the TLS certificate {}", cert.display()))?;
+    let key_pem = std::fs::read(&key)
+        .with_context(|| format!("cannot read the TLS key {}", key.display()))?;
+    Ok(Some(
+        ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem)),
+    ))
+}
+
 async fn serve(args: Args) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => SchedulerConfig::load(path)?,
+        None => SchedulerConfig::default(),
+    };
+    let auth = authenticator(&args, &config)?;
+    let tls = tls(&args, &config)?;
+    if tls.is_some() && args.cluster_bind.is_none() {
+        bail!(
+            "TLS on the client port needs --cluster-bind: executors speak plain gRPC to \
+             Ballista's scheduler service, which then gets its own (private) port"
+        );
+    }
     let partitions = args
         .partitions
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cluster_addr = args.cluster_bind.unwrap_or(args.bind);
     let own_url = args
         .advertise_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", args.bind));
+        .unwrap_or_else(|| format!("http://{cluster_addr}"));
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot bind {}", args.bind))?;
+    let cluster_listener = match args.cluster_bind {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind {addr}"))?,
+        ),
+        None => None,
+    };
     let mut options = EngineOptions::new(partitions);
     options.executor_timeout_seconds = args.executor_timeout_seconds;
     let (engine, ballista) = Engine::for_service(options, &own_url).await?;
+    let engine = Arc::new(engine);
     let lake = Lake::open(&engine, &lake_url(&args.lake)?).context("cannot open the lake")?;
     let catalogs = Arc::new(lake.catalogs(args.catalog));
     let store = RunStore::open(&args.data_dir).context("cannot open the run store")?;
+    let sessions = Arc::new(LakeSessions::new(
+        Arc::clone(&engine),
+        Arc::clone(&catalogs),
+    ));
     let manager = JobManager::new(engine, lake, catalogs, store);
     let recovered = manager.recover().context("cannot recover runs")?;
+    let timeout = args
+        .query_timeout_seconds
+        .unwrap_or(config.query_timeout_seconds);
+    let flight = SluiceFlightSql::new(
+        sessions,
+        auth.clone(),
+        FlightSqlOptions {
+            query_timeout: Duration::from_secs(timeout.max(1)),
+            ..FlightSqlOptions::default()
+        },
+    );
     tracing::info!(
         bind = %args.bind,
+        cluster_bind = %cluster_addr,
         lake = %args.lake,
         data_dir = %args.data_dir.display(),
+        auth = auth.is_some(),
+        tls = tls.is_some(),
         recovered,
-        "sluice-scheduler listening: JobService and Ballista scheduler on one port"
+        "sluice-scheduler listening: JobService and Flight SQL"
     );
     println!("sluice-scheduler listening on {}", args.bind);
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
-    create_grpc_server(&GrpcServerConfig::default())
-        .add_service(ballista)
-        .add_service(JobServiceServer::new(JobServiceImpl::new(manager)))
+    let auth_layer = AuthLayer::new(auth, &[FLIGHT_SERVICE_PATH, "/sluice.v1.JobService/"]);
+    let mut client_server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        client_server = client_server
+            .tls_config(tls)
+            .context("the TLS certificate or key is unusable")?;
+    }
+    let mut router = client_server
+        .layer(auth_layer)
+        .add_service(FlightServiceServer::new(flight))
+        .add_service(JobServiceServer::new(JobServiceImpl::new(manager)));
+    let cluster_task = match cluster_listener {
+        None => {
+            router = router.add_service(ballista);
+            None
+        }
+        Some(cluster_listener) => {
+            let rx = stop_rx.clone();
+            Some(tokio::spawn(
+                create_grpc_server(&GrpcServerConfig::default())
+                    .add_service(ballista)
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(cluster_listener),
+                        stopped(rx),
+                    ),
+            ))
+        }
+    };
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    router
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
+            stopped(stop_rx),
         )
         .await
-        .context("the gRPC server failed")
+        .context("the client gRPC server failed")?;
+    if let Some(task) = cluster_task {
+        task.await
+            .context("the cluster gRPC server panicked")?
+            .context("the cluster gRPC server failed")?;
+    }
+    Ok(())
+}
+
+fn hash_password() -> Result<()> {
+    let password = match std::env::var("SLUICE_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.is_empty() {
+        bail!("empty password: set SLUICE_PASSWORD or pipe the password in");
+    }
+    println!("{}", sluice_flight_sql::hash_password(&password)?);
+    Ok(())
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(Command::HashPassword) = args.command {
+        return hash_password();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -377,7 +377,7 @@ async fn write_version(
             }
             _ = tick.tick() => {
                 if deadline.is_some_and(|d| Instant::now() > d) {
-                    let running: Vec<String> = engine.running_job_ids().into_iter().collect();
+                    let running: Vec<String> = engine.running_job_ids().await.into_iter().collect();
                     engine.cancel_jobs(&running).await;
                     return Err(WriteFailure::Timeout(timeout_seconds));
                 }

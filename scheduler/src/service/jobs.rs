@@ -51,7 +51,7 @@ struct Live {
 
 /// Runs jobs and keeps their records.
 pub struct JobManager {
-    engine: Engine,
+    engine: Arc<Engine>,
     lake: Lake,
     catalogs: Arc<Catalogs>,
     store: RunStore,
@@ -61,7 +61,12 @@ pub struct JobManager {
 
 impl JobManager {
     /// A manager that runs at most one job at a time on `engine`.
-    pub fn new(engine: Engine, lake: Lake, catalogs: Arc<Catalogs>, store: RunStore) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<Engine>,
+        lake: Lake,
+        catalogs: Arc<Catalogs>,
+        store: RunStore,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine,
             lake,
@@ -186,10 +191,10 @@ impl JobManager {
             task.abort();
         }
         // Stop the cluster's work for this run (one run at a time: all running jobs are its).
-        let running: Vec<String> = self.engine.running_job_ids().into_iter().collect();
+        let running: Vec<String> = self.engine.running_job_ids().await.into_iter().collect();
         self.engine.cancel_jobs(&running).await;
         for _ in 0..50 {
-            if self.engine.running_job_ids().is_empty() {
+            if self.engine.running_job_ids().await.is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -9,7 +9,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::support::*;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -18,16 +18,21 @@ fn free_port() -> u16 {
 
 /// Cluster tests run one at a time: each starts three processes that run CPU-heavy jobs,
 /// and on a 2-core machine overlapping clusters starve executor heartbeats.
-static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A process that is killed when dropped.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     log: PathBuf,
 }
 
 impl Proc {
-    fn spawn(bin: &str, args: &[String], env: &[(String, String)], log: PathBuf) -> Self {
+    pub(crate) fn spawn(
+        bin: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: PathBuf,
+    ) -> Self {
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("log file");
         let child = Command::new(binary(bin))
@@ -41,11 +46,11 @@ impl Proc {
         Self { child, log }
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait_for_log(&self, needle: &str, what: &str) {
+    pub(crate) fn wait_for_log(&self, needle: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if self.log_text().contains(needle) {
@@ -68,13 +73,27 @@ impl Drop for Proc {
     }
 }
 
+/// How a test wants its scheduler started.
+#[derive(Default, Clone)]
+pub(crate) struct SchedulerSetup {
+    /// Extra `sluice-scheduler` arguments (config file, TLS files, limits).
+    pub args: Vec<String>,
+    /// Serve executors on a port of their own (`--cluster-bind`).
+    pub cluster_port: bool,
+    /// URL clients use, `{port}` standing for the client port (default `http://127.0.0.1:{port}`).
+    pub url: Option<String>,
+}
+
 /// A scheduler and two executors with their own lake and data folder.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     lake: String,
     env: Vec<(String, String)>,
-    url: String,
+    /// The scheduler's client URL.
+    pub url: String,
     port: u16,
+    setup: SchedulerSetup,
+    cluster_port: u16,
     scheduler: Proc,
     executors: Vec<Proc>,
 }
@@ -86,13 +105,28 @@ impl Cluster {
 
     /// A cluster whose lake is `lake` (a folder or URL), its processes run with `env`.
     fn start_with(dir: &Path, lake: &str, env: Vec<(String, String)>) -> Self {
+        Self::start_full(dir, lake, env, SchedulerSetup::default())
+    }
+
+    /// A cluster whose scheduler is started as `setup` says.
+    pub(crate) fn start_full(
+        dir: &Path,
+        lake: &str,
+        env: Vec<(String, String)>,
+        setup: SchedulerSetup,
+    ) -> Self {
         let port = free_port();
-        let scheduler = start_scheduler(dir, port, lake, &env);
+        let cluster_port = if setup.cluster_port {
+            free_port()
+        } else {
+            port
+        };
+        let scheduler = start_scheduler(dir, port, cluster_port, lake, &env, &setup.args);
         let executors = (0..2)
             .map(|i| {
                 let args = vec![
                     "--scheduler-port".to_string(),
-                    port.to_string(),
+                    cluster_port.to_string(),
                     "--port".into(),
                     free_port().to_string(),
                     "--grpc-port".into(),
@@ -116,8 +150,14 @@ impl Cluster {
             dir: dir.to_path_buf(),
             lake: lake.to_string(),
             env,
-            url: format!("http://127.0.0.1:{port}"),
+            url: setup
+                .url
+                .as_deref()
+                .unwrap_or("http://127.0.0.1:{port}")
+                .replace("{port}", &port.to_string()),
             port,
+            setup,
+            cluster_port,
             scheduler,
             executors,
         }
@@ -126,7 +166,14 @@ impl Cluster {
     /// Kills the scheduler with SIGKILL and starts a new one on the same port and data.
     fn restart_scheduler(&mut self) {
         self.scheduler.kill();
-        self.scheduler = start_scheduler(&self.dir, self.port, &self.lake, &self.env);
+        self.scheduler = start_scheduler(
+            &self.dir,
+            self.port,
+            self.cluster_port,
+            &self.lake,
+            &self.env,
+            &self.setup.args,
+        );
     }
 
     /// Runs `sluice ARGS` (no `--scheduler`) with the cluster's environment.
@@ -139,11 +186,12 @@ impl Cluster {
         sluice(args, &env)
     }
 
-    fn lake(&self) -> PathBuf {
+    pub(crate) fn lake(&self) -> PathBuf {
         self.dir.join("lake")
     }
 
-    fn cli(&self, args: &[&str]) -> Run {
+    /// Runs `sluice ARGS --scheduler URL` with the cluster's environment.
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--scheduler", &self.url]);
         let env: Vec<(&str, &str)> = self
@@ -155,8 +203,15 @@ impl Cluster {
     }
 }
 
-fn start_scheduler(dir: &Path, port: u16, lake: &str, env: &[(String, String)]) -> Proc {
-    let args = vec![
+fn start_scheduler(
+    dir: &Path,
+    port: u16,
+    cluster_port: u16,
+    lake: &str,
+    env: &[(String, String)],
+    extra: &[String],
+) -> Proc {
+    let mut args = vec![
         "--bind".to_string(),
         format!("127.0.0.1:{port}"),
         "--lake".into(),
@@ -169,6 +224,10 @@ fn start_scheduler(dir: &Path, port: u16, lake: &str, env: &[(String, String)]) 
         "--partitions".into(),
         "8".into(),
     ];
+    if cluster_port != port {
+        args.extend(["--cluster-bind".into(), format!("127.0.0.1:{cluster_port}")]);
+    }
+    args.extend(extra.iter().cloned());
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let p = Proc::spawn(
         "sluice-scheduler",
