@@ -2,6 +2,7 @@
 //! independent computation of the expected result with single-node DataFusion.
 
 mod cluster;
+mod flight_sql;
 mod glue;
 mod moto;
 mod support;
