@@ -100,6 +100,11 @@ def check_adbc(args, lake):
         assert columns == lake.column_names, (columns, lake.column_names)
         ok("adbc_get_objects")
 
+        info = conn.adbc_get_info()
+        assert info.get("vendor_name") == "Sluice", info
+        assert conn.adbc_get_table_types() == ["TABLE"], conn.adbc_get_table_types()
+        ok("adbc_get_info_and_table_types")
+
         schema = conn.adbc_get_table_schema("tracks", catalog_filter="sluice", db_schema_filter="spotify")
         got = [(f.name, f.type) for f in schema]
         want = [(f.name, f.type) for f in lake.schema]

@@ -152,6 +152,7 @@ async fn flight_sql_serves_the_lake_to_adbc_and_pyarrow_after_login() {
     for check in [
         "adbc_query_matches_lake",
         "adbc_get_objects",
+        "adbc_get_info_and_table_types",
         "adbc_get_table_schema",
         "adbc_prepared_statement_with_parameter",
         "adbc_ddl_refused",
