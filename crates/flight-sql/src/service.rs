@@ -36,6 +36,8 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use sluice_planner::clean_message as clean;
+
 use crate::auth::{AuthenticatedUser, Authenticator};
 use crate::metadata::{SQL_INFO, XDBC_TYPES, foreign_keys_schema, primary_keys_schema};
 
@@ -250,15 +252,6 @@ fn timed_out(timeout: Duration) -> Status {
         "the query ran longer than the scheduler's limit of {} s and was cancelled",
         timeout.as_secs_f64()
     ))
-}
-
-/// A DataFusion error without its backtrace and wrapper prefixes.
-fn clean(e: &DataFusionError) -> String {
-    e.strip_backtrace()
-        .replace("External error: ", "")
-        .replace("Error during planning: ", "")
-        .trim()
-        .to_string()
 }
 
 /// The status for a query that failed: writes are refused, SQL mistakes are the client's.

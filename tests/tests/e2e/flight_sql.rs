@@ -74,14 +74,6 @@ fn python_clients(uri: &str, location: &str, extra: &[&str]) -> String {
     stdout
 }
 
-fn count(run: &Run) -> u64 {
-    run.stdout
-        .trim()
-        .strip_prefix("n\n")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("a CSV count, got:\n{}\n{}", run.stdout, run.stderr))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn flight_sql_serves_the_lake_to_adbc_and_pyarrow_after_login() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
@@ -123,20 +115,9 @@ async fn flight_sql_serves_the_lake_to_adbc_and_pyarrow_after_login() {
     // Queryable at once over Flight SQL (no restart), by Sluice's own client...
     let sql = "SELECT count(*) AS n FROM spotify.tracks";
     let via_flight = logged_in(&cluster, &["query", sql, "--format", "csv"], &[]).expect_ok();
-    let via_lake = sluice(
-        &[
-            "query",
-            sql,
-            "--lake",
-            lake.to_str().expect("utf-8"),
-            "--format",
-            "csv",
-        ],
-        &[],
-    )
-    .expect_ok();
-    assert_eq!(count(&via_flight), count(&via_lake));
-    assert!(count(&via_flight) > 0);
+    let via_lake = crate::count_via_cli(&lake);
+    assert_eq!(csv_count(&via_flight), via_lake);
+    assert!(csv_count(&via_flight) > 0);
     let anonymous = cluster
         .cli(&["query", sql, "--format", "csv"])
         .expect_failure();
@@ -310,7 +291,7 @@ async fn flight_sql_over_tls_with_a_query_time_limit() {
         &[],
     )
     .expect_ok();
-    assert!(count(&over_tls) > 0);
+    assert!(csv_count(&over_tls) > 0);
     // A client that does not trust the certificate cannot connect.
     let untrusted = logged_in(&cluster, &["query", sql], &[]).expect_failure();
     assert!(untrusted.stderr.contains("cannot"), "{}", untrusted.stderr);
@@ -348,7 +329,7 @@ async fn flight_sql_over_tls_with_a_query_time_limit() {
             &[],
         );
         if after.ok {
-            assert_eq!(count(&after), count(&over_tls));
+            assert_eq!(csv_count(&after), csv_count(&over_tls));
             break;
         }
         assert!(

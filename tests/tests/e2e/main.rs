@@ -28,8 +28,7 @@ fn count_via_cli(lake: &Path) -> u64 {
         &[],
     )
     .expect_ok();
-    let n = q.stdout.trim().strip_prefix("n\n").expect("a CSV count");
-    n.parse().expect("a number")
+    csv_count(&q)
 }
 
 fn run_job(job: &Path, lake: &Path, env: &[(&str, &str)]) -> Run {

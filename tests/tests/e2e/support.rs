@@ -92,6 +92,15 @@ pub fn sluice(args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from(cmd.output().expect("sluice starts"))
 }
 
+/// The number in a one-column CSV answer `n\n<count>` from `sluice query --format csv`.
+pub fn csv_count(run: &Run) -> u64 {
+    run.stdout
+        .trim()
+        .strip_prefix("n\n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a CSV count, got:\n{}\n{}", run.stdout, run.stderr))
+}
+
 /// Copies the example's staging CSVs and job into `dir`; returns the job file path.
 pub fn copy_example(dir: &Path) -> PathBuf {
     let data = dir.join("data");
