@@ -101,7 +101,12 @@ pub fn print_report(job: &LoadedJob, r: &RunReport) {
             plural(r.versions_removed, "old version")
         );
     }
-    println!("  time   {:.2} s", r.elapsed.as_secs_f64());
+    println!(
+        "  time   {:.2} s ({}, {})",
+        r.elapsed.as_secs_f64(),
+        plural(r.stages, "stage"),
+        plural(r.tasks, "task")
+    );
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

@@ -25,6 +25,7 @@ use ballista_executor::health::ExecutorHealth;
 use ballista_executor::metrics::LoggingMetricsCollector;
 use datafusion::execution::SessionState;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
 use tonic::transport::Channel;
 
 /// Errors starting an executor.
@@ -45,6 +46,13 @@ pub enum ExecutorError {
 pub struct InProcessExecutor {
     work_dir: tempfile::TempDir,
     address: SocketAddr,
+    waker: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InProcessExecutor {
+    fn drop(&mut self) {
+        self.waker.abort();
+    }
 }
 
 impl InProcessExecutor {
@@ -62,10 +70,15 @@ impl InProcessExecutor {
 /// Starts an executor with `vcores` task slots that pulls tasks from `scheduler`, runs them
 /// with `state`'s runtime (object stores, memory pool) and serves shuffle data over Flight on
 /// a loopback port chosen by the OS.
+///
+/// It polls the scheduler at once when `work_available` is notified (wire it to the
+/// scheduler's `on_work_available`) and when one of its tasks finishes (so the scheduler
+/// hears of it without waiting for the next idle poll); otherwise once a second.
 pub async fn start_in_process(
     scheduler: SchedulerGrpcClient<Channel>,
     vcores: usize,
     state: &SessionState,
+    work_available: Arc<Notify>,
 ) -> Result<InProcessExecutor, ExecutorError> {
     let work_dir = tempfile::Builder::new()
         .prefix("sluice-executor-")
@@ -126,13 +139,36 @@ pub async fn start_in_process(
             .add_service(flight)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
+    let free_slots = Arc::new(Semaphore::new(vcores.max(1)));
     tokio::spawn(ballista_executor::execution_loop::poll_loop(
         scheduler,
         executor,
         codec,
-        None,
-        None,
+        Some(work_available.clone()),
+        Some(free_slots.clone()),
         ExecutorHealth::new(),
     ));
-    Ok(InProcessExecutor { work_dir, address })
+    let waker = tokio::spawn(wake_on_finished_tasks(free_slots, work_available));
+    Ok(InProcessExecutor {
+        work_dir,
+        address,
+        waker,
+    })
+}
+
+/// Notifies `poll_now` whenever a task slot is freed. The poll loop frees a task's slot only
+/// after queueing its status, so the poll this wakes reports the finished task: without it
+/// an idle loop would report it on its next timed poll.
+async fn wake_on_finished_tasks(free_slots: Arc<Semaphore>, poll_now: Arc<Notify>) {
+    let mut free = free_slots.available_permits();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = free_slots.available_permits();
+        if now > free {
+            poll_now.notify_one();
+        }
+        free = now;
+    }
 }

@@ -23,12 +23,16 @@ use ballista_scheduler::state::execution_stage::ExecutionStage;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use sluice_writer::{SluiceLogicalCodec, SluicePhysicalCodec, SluiceQueryPlanner};
 use tokio::net::TcpListener;
+
+use crate::size_estimates::EstimateScanSizes;
 
 /// Errors starting or talking to the engine.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,14 @@ pub enum EngineError {
     /// Reading the scheduler's state failed.
     #[error("cannot read the scheduler's job state: {0}")]
     State(String),
+    /// An environment variable sets an option to a value it cannot take.
+    #[error("{variable}: {message}")]
+    Setting {
+        /// The variable, e.g. `DATAFUSION_EXECUTION_BATCH_SIZE`.
+        variable: String,
+        /// Why the value was refused.
+        message: String,
+    },
 }
 
 /// How far one stage has got.
@@ -119,6 +131,10 @@ pub struct StageSnapshot {
 pub struct ScanRows {
     /// (first file URL of a scan, rows the scan produced).
     pub scans: Vec<(Vec<String>, u64)>,
+    /// Stages the jobs ran.
+    pub stages: usize,
+    /// Tasks of those stages.
+    pub tasks: usize,
 }
 
 type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
@@ -139,9 +155,11 @@ pub struct Engine {
     _executor: Option<sluice_executor::InProcessExecutor>,
 }
 
-/// Session settings shared by the client, the scheduler and the executors.
-pub fn session_config(partitions: usize) -> SessionConfig {
-    SessionConfig::new_with_ballista()
+/// Session settings shared by the client, the scheduler and the executors: Ballista's,
+/// with hash joins, then any `DATAFUSION_*` / `BALLISTA_*` environment variable applied
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384` sets `datafusion.execution.batch_size`).
+pub fn session_config(partitions: usize) -> Result<SessionConfig, EngineError> {
+    let mut config = SessionConfig::new_with_ballista()
         .with_target_partitions(partitions)
         .with_ballista_standalone_parallelism(partitions)
         // Ballista 55's adaptive planner does not re-run a stage whose executor died after
@@ -150,7 +168,49 @@ pub fn session_config(partitions: usize) -> SessionConfig {
         // Carry Sluice's parallel Parquet write through plan serialization.
         .with_ballista_logical_extension_codec(Arc::new(SluiceLogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(SluicePhysicalCodec::default()))
-        .with_information_schema(true)
+        .with_information_schema(true);
+    // Ballista turns hash joins off; its sort-merge joins sort both sides of every join.
+    // Hash joins are what DataFusion itself uses, and the static planner supports them.
+    config.options_mut().optimizer.prefer_hash_join = true;
+    apply_env_overrides(&mut config, |name| std::env::var(name).ok())?;
+    Ok(config)
+}
+
+/// Sets every option whose environment variable (the key upper-cased, `.` → `_`) `lookup`
+/// finds.
+fn apply_env_overrides(
+    config: &mut SessionConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), EngineError> {
+    let keys: Vec<String> = config
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in keys {
+        let variable = key.to_uppercase().replace('.', "_");
+        if let Some(value) = lookup(&variable) {
+            config
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|e| EngineError::Setting {
+                    variable: variable.clone(),
+                    message: sluice_planner::clean_message(&e),
+                })?;
+            tracing::info!(%key, %value, "setting from {variable}");
+        }
+    }
+    Ok(())
+}
+
+/// DataFusion's physical optimizer rules, after Sluice's size estimates for scans without
+/// statistics (so that join selection and Ballista's broadcast joins see them).
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(EstimateScanSizes)];
+    rules.extend(PhysicalOptimizer::new().rules);
+    rules
 }
 
 /// Settings of the Ballista scheduler inside Sluice.
@@ -164,6 +224,9 @@ pub struct EngineOptions {
     /// Whether the scheduler pushes tasks to executors (separate processes) or executors
     /// pull them (the in-process executor of the embedded engine).
     pub push_tasks: bool,
+    /// Notified when the scheduler has new tasks to hand out (wakes an in-process
+    /// executor's poll loop instead of letting it wait for its next timed poll).
+    pub work_available: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl EngineOptions {
@@ -173,6 +236,7 @@ impl EngineOptions {
             partitions: partitions.max(1),
             executor_timeout_seconds: 30,
             push_tasks: false,
+            work_available: None,
         }
     }
 }
@@ -189,8 +253,10 @@ impl Engine {
             .map_err(|e| start(&e))?;
         let addr = listener.local_addr().map_err(|e| start(&e))?;
         let url = format!("http://127.0.0.1:{}", addr.port());
+        let work_available = Arc::new(tokio::sync::Notify::new());
         let options = EngineOptions {
             push_tasks: false,
+            work_available: Some(work_available.clone()),
             ..EngineOptions::new(partitions)
         };
         let (mut engine, service) = Self::for_service(options, &url).await?;
@@ -201,9 +267,10 @@ impl Engine {
         );
         let client = connect(&url).await.map_err(|e| start(&e))?;
         let state = engine.ctx.state();
-        let executor = sluice_executor::start_in_process(client, partitions, &state)
-            .await
-            .map_err(|e| start(&e))?;
+        let executor =
+            sluice_executor::start_in_process(client, partitions, &state, work_available)
+                .await
+                .map_err(|e| start(&e))?;
         engine._executor = Some(executor);
         Ok(engine)
     }
@@ -215,7 +282,7 @@ impl Engine {
         own_url: &str,
     ) -> Result<(Self, BallistaService), EngineError> {
         let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
-        let config = session_config(options.partitions);
+        let config = session_config(options.partitions)?;
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
             .build_arc()
@@ -225,6 +292,7 @@ impl Engine {
             .with_config(config.clone())
             .with_runtime_env(runtime)
             .with_query_planner(Arc::new(SluiceQueryPlanner))
+            .with_physical_optimizer_rules(physical_optimizer_rules())
             .build();
 
         let builder_state = state.clone();
@@ -249,6 +317,10 @@ impl Engine {
         scheduler_config.expire_dead_executor_interval_seconds =
             (options.executor_timeout_seconds / 3).clamp(1, 15);
         scheduler_config.scheduler_id = endpoint.clone();
+        if let Some(notify) = options.work_available.clone() {
+            scheduler_config =
+                scheduler_config.with_on_work_available(Arc::new(move |_| notify.notify_one()));
+        }
         let mut scheduler: Scheduler = SchedulerServer::new(
             endpoint,
             cluster.clone(),
@@ -435,6 +507,8 @@ impl Engine {
             };
             for stage in graph.stages().values() {
                 if let ExecutionStage::Successful(s) = stage {
+                    out.stages += 1;
+                    out.tasks += s.partitions;
                     collect_scans(s.plan.as_ref(), &s.stage_metrics, &mut out);
                 }
             }

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod query;
 pub mod runner;
 pub mod service;
+pub mod size_estimates;
 
 pub use engine::{Engine, EngineError, JobProgress};
 pub use runner::{Lake, RunError, RunEvent, RunReport, SourceReport, run_job};

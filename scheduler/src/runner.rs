@@ -102,6 +102,10 @@ pub struct RunReport {
     pub schema_changes: Vec<String>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
+    /// Ballista stages the run took (a shuffle or broadcast separates two stages).
+    pub stages: usize,
+    /// Tasks of those stages.
+    pub tasks: usize,
 }
 
 /// Where tables go: the lake root and the catalog that registers them.
@@ -298,6 +302,8 @@ pub async fn run_job(
         catalog: catalog.kind(),
         schema_changes,
         elapsed: started.elapsed(),
+        stages: scans.stages,
+        tasks: scans.tasks,
     })
 }
 

@@ -158,6 +158,39 @@ async fn spotify_job_matches_an_independent_join() {
     );
 }
 
+/// The small sides of the Spotify joins are broadcast: three stages (artists, tracks, then
+/// albums joined and written), albums never shuffled. Session options come from the
+/// environment (`BALLISTA_*`, `DATAFUSION_*`), and a bad value names its variable.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_join_sides_are_broadcast_and_settings_come_from_the_environment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let job = support::repo().join("examples/spotify/job.yaml");
+    let broadcast = run_job(&job, &tmp.path().join("broadcast"), &[]).expect_ok();
+    assert!(
+        broadcast.stdout.contains("(3 stages, "),
+        "{}",
+        broadcast.stdout
+    );
+
+    // Broadcasts off: both joins shuffle both sides; more stages, the same rows.
+    let off = [("BALLISTA_OPTIMIZER_BROADCAST_JOIN_THRESHOLD_BYTES", "0")];
+    let shuffled = run_job(&job, &tmp.path().join("shuffled"), &off).expect_ok();
+    assert!(
+        shuffled.stdout.contains("(5 stages, ") && shuffled.stdout.contains("wrote  19,621 rows"),
+        "{}",
+        shuffled.stdout
+    );
+
+    let bad = [("DATAFUSION_EXECUTION_BATCH_SIZE", "many")];
+    let failed = run_job(&job, &tmp.path().join("bad"), &bad).expect_failure();
+    assert!(
+        failed.stderr.contains("DATAFUSION_EXECUTION_BATCH_SIZE"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!tmp.path().join("bad").join("spotify").exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_runs_publish_nothing_and_old_versions_keep_answering() {
     let tmp = tempfile::tempdir().expect("tempdir");
