@@ -248,20 +248,28 @@ class Daemon:
         self.proc.wait()
 
 
+def job_start_ms(log):
+    """Sluice's job start (submit to Ballista -> first task running) from its report, in ms."""
+    with open(log + ".out", encoding="utf-8", errors="replace") as f:
+        m = re.search(r"first task (\d+) ms after submit", f.read())
+    return int(m.group(1)) if m else None
+
+
 def run_system(system, what, data, run_dir, bins, timeout):
-    """One run of `system` on `data` in the fresh folder `run_dir`; returns (wall, rss, rows)."""
+    """One run of `system` on `data` in the fresh folder `run_dir`; returns (wall, rss, rows,
+    job start ms or None)."""
     out = os.path.join(run_dir, "out")
     log = os.path.join(run_dir, "run")
     if not system.startswith("sluice"):
         script = os.path.join(BENCH, "peers", system + "_job.py")
         wall, rss = measure(what, [PYTHON, script, data, out], log, timeout)
-        return wall, rss, check_output(what, out)
+        return wall, rss, check_output(what, out), None
 
     job = write_job(data, run_dir)
     if system == "sluice-embedded":
         cmd = [os.path.join(bins, "sluice"), "run", job, "--lake", out, "--preview", "0"]
         wall, rss = measure(what, cmd, log, timeout)
-        return wall, rss, check_output(what, newest_run(what, out))
+        return wall, rss, check_output(what, newest_run(what, out)), job_start_ms(log)
 
     env = dict(os.environ, SLUICE_LOG="info")
     port, *executor_ports = free_ports(5)
@@ -292,7 +300,7 @@ def run_system(system, what, data, run_dir, bins, timeout):
     finally:
         for d in daemons:
             d.stop()
-    return wall, rss, check_output(what, newest_run(what, out))
+    return wall, rss, check_output(what, newest_run(what, out)), job_start_ms(log)
 
 
 # ---------------------------------------------------------------------------- data
@@ -382,7 +390,7 @@ def summarise(results, systems, scales):
             if r is None:
                 continue
             if r.get("error"):
-                rows.append([f"x{scale}", LABELS[system], "FAILED", "", "", "", "", ""])
+                rows.append([f"x{scale}", LABELS[system], "FAILED", "", "", "", "", "", ""])
                 continue
             wall = statistics.median(r["walls"])
             rss = statistics.median(r["rss"]) / 2**20
@@ -390,14 +398,15 @@ def summarise(results, systems, scales):
             if base and not base.get("error"):
                 ratio_t = f"{wall / statistics.median(base['walls']):.2f}"
                 ratio_m = f"{rss / (statistics.median(base['rss']) / 2**20):.2f}"
+            start = f"{statistics.median(r['starts']):.0f}" if r["starts"] else ""
             rows.append([f"x{scale}", LABELS[system], f"{wall:.2f}", ratio_t,
                          f"{min(r['walls']):.2f}-{max(r['walls']):.2f}", f"{rss:,.0f}", ratio_m,
-                         f"{r['rows']:,}"])
+                         f"{r['rows']:,}", start])
     return rows
 
 
 HEADER = ["scale", "system", "time s (median)", "time ×DuckDB", "time range s",
-          "peak RSS MiB (median)", "RSS ×DuckDB", "rows"]
+          "peak RSS MiB (median)", "RSS ×DuckDB", "rows", "job start ms"]
 
 
 def text_table(rows):
@@ -408,7 +417,7 @@ def text_table(rows):
 
 
 def markdown_table(rows):
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---", "---"] + ["---:"] * 6) + "|"]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(HEADER) - 2)) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
@@ -457,7 +466,9 @@ def write_results(rows, results, systems, scales, data, bins, reps, argv):
               "Time: wall clock of the whole process (start-up, reading the CSVs, both joins, "
               "writing snappy Parquet). Peak RSS: the highest sampled sum of the resident memory "
               f"of all the system's processes (every {SAMPLE_EVERY * 1000:.0f} ms), or the exact "
-              "peak of its largest process if higher. ×DuckDB: the median divided by DuckDB's.", "",
+              "peak of its largest process if higher. ×DuckDB: the median divided by DuckDB's. "
+              "Job start (Sluice): from the job's submission to Ballista to its first task "
+              "running, as Sluice's run report gives it (median).", "",
               "Sluice cluster: a scheduler and two executors (`--vcores 1` each) started fresh "
               "for every run, untimed; the time is `sluice submit` until the run has committed, "
               "the RSS sums scheduler, executors and client.", "",
@@ -518,7 +529,7 @@ def main():
     for scale in scales:
         data[scale] = ensure_data(scale, a.seed)
         for system in systems:
-            r = results[(scale, system)] = {"walls": [], "rss": [], "rows": None}
+            r = results[(scale, system)] = {"walls": [], "rss": [], "rows": None, "starts": []}
             for rep in range(a.reps + 1):
                 label = "warm-up" if rep == 0 else f"run {rep}/{a.reps}"
                 what = f"{LABELS[system]} at x{scale} ({label})"
@@ -526,7 +537,8 @@ def main():
                 shutil.rmtree(run_dir, ignore_errors=True)
                 os.makedirs(run_dir)
                 try:
-                    wall, rss, rows = run_system(system, what, data[scale], run_dir, bins, a.timeout)
+                    wall, rss, rows, start = run_system(system, what, data[scale], run_dir, bins,
+                                                        a.timeout)
                     if r["rows"] is not None and rows != r["rows"]:
                         raise BenchError(f"{what}: wrote {rows:,} rows, the warm-up wrote {r['rows']:,}")
                 except BenchError as e:
@@ -543,6 +555,8 @@ def main():
                 if rep > 0:
                     r["walls"].append(wall)
                     r["rss"].append(rss)
+                    if start is not None:
+                        r["starts"].append(start)
         counts = {LABELS[s]: results[(scale, s)]["rows"] for s in systems
                   if not results[(scale, s)].get("error")}
         if len(set(counts.values())) > 1:

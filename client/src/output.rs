@@ -38,7 +38,14 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-fn plural(n: usize, word: &str) -> String {
+/// `; first task N ms after submit` (job start latency), or nothing when not known.
+pub fn first_task_note(ms: Option<u64>) -> String {
+    ms.map(|ms| format!("; first task {ms} ms after submit"))
+        .unwrap_or_default()
+}
+
+/// `n word`, with an `s` unless `n` is 1.
+pub fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
     } else {
@@ -102,10 +109,11 @@ pub fn print_report(job: &LoadedJob, r: &RunReport) {
         );
     }
     println!(
-        "  time   {:.2} s ({}, {})",
+        "  time   {:.2} s ({}, {}{})",
         r.elapsed.as_secs_f64(),
         plural(r.stages, "stage"),
-        plural(r.tasks, "task")
+        plural(r.tasks, "task"),
+        first_task_note(r.first_task.map(|d| d.as_millis() as u64))
     );
 }
 

@@ -164,8 +164,11 @@ pub fn print_run(run: &pb::JobRun) {
     );
     if run.ended_at_ms > 0 && run.started_at_ms > 0 {
         println!(
-            "time    {:.2} s",
-            (run.ended_at_ms - run.started_at_ms) as f64 / 1000.0
+            "time    {:.2} s ({}, {}{})",
+            (run.ended_at_ms - run.started_at_ms) as f64 / 1000.0,
+            crate::output::plural(run.stages as usize, "stage"),
+            crate::output::plural(run.tasks as usize, "task"),
+            crate::output::first_task_note(run.first_task_ms)
         );
     }
     for s in &run.sources {

@@ -135,6 +135,9 @@ pub struct ScanRows {
     pub stages: usize,
     /// Tasks of those stages.
     pub tasks: usize,
+    /// Milliseconds from a job's submission to Ballista to its first task running (the
+    /// largest over the jobs).
+    pub first_task_ms: Option<u64>,
 }
 
 type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
@@ -505,6 +508,19 @@ impl Engine {
             let Ok(Some(graph)) = job_state.get_execution_graph(&id.as_str().into()).await else {
                 continue;
             };
+            let first_task = graph
+                .stages()
+                .values()
+                .filter_map(|stage| stage.task_infos())
+                .flatten()
+                .map(|t| t.start_exec_time)
+                .min();
+            if let Some(first) = first_task {
+                let wait = u64::try_from(first)
+                    .unwrap_or(u64::MAX)
+                    .saturating_sub(graph.start_time());
+                out.first_task_ms = Some(out.first_task_ms.map_or(wait, |w| w.max(wait)));
+            }
             for stage in graph.stages().values() {
                 if let ExecutionStage::Successful(s) = stage {
                     out.stages += 1;

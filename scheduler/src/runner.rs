@@ -106,6 +106,8 @@ pub struct RunReport {
     pub stages: usize,
     /// Tasks of those stages.
     pub tasks: usize,
+    /// Job start: from submitting the job to Ballista to its first task running.
+    pub first_task: Option<Duration>,
 }
 
 /// Where tables go: the lake root and the catalog that registers them.
@@ -304,6 +306,7 @@ pub async fn run_job(
         elapsed: started.elapsed(),
         stages: scans.stages,
         tasks: scans.tasks,
+        first_task: scans.first_task_ms.map(Duration::from_millis),
     })
 }
 

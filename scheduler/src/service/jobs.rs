@@ -332,6 +332,9 @@ impl JobManager {
                     record.state = RunState::Succeeded as i32;
                     record.error_message.clear();
                     record.rows_written = report.rows_written;
+                    record.stages = report.stages as u32;
+                    record.tasks = report.tasks as u32;
+                    record.first_task_ms = report.first_task.map(|d| d.as_millis() as u64);
                     record.files_written = report.files_written as u64;
                     record.bytes_written = report.bytes_written;
                     record.table_location = report.table.location.clone();

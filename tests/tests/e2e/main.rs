@@ -167,8 +167,8 @@ async fn small_join_sides_are_broadcast_and_settings_come_from_the_environment()
     let job = support::repo().join("examples/spotify/job.yaml");
     let broadcast = run_job(&job, &tmp.path().join("broadcast"), &[]).expect_ok();
     assert!(
-        broadcast.stdout.contains("(3 stages, "),
-        "{}",
+        broadcast.stdout.contains("(3 stages, ") && broadcast.stdout.contains(" ms after submit)"),
+        "reports stages and job start: {}",
         broadcast.stdout
     );
 
