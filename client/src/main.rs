@@ -165,11 +165,7 @@ pub enum Format {
     Json,
 }
 
-#[global_allocator]
-static ALLOCATOR: sluice_alloc::Allocator = sluice_alloc::Allocator {};
-
 fn main() -> std::process::ExitCode {
-    sluice_alloc::configure();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -268,11 +268,7 @@ fn hash_password() -> Result<()> {
     Ok(())
 }
 
-#[global_allocator]
-static ALLOCATOR: sluice_alloc::Allocator = sluice_alloc::Allocator {};
-
 fn main() -> Result<()> {
-    sluice_alloc::configure();
     let args = Args::parse();
     if let Some(Command::HashPassword) = args.command {
         return hash_password();

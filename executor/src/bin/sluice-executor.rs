@@ -43,11 +43,7 @@ struct Args {
     work_dir: Option<String>,
 }
 
-#[global_allocator]
-static ALLOCATOR: sluice_alloc::Allocator = sluice_alloc::Allocator {};
-
 fn main() -> Result<()> {
-    sluice_alloc::configure();
     let args = Args::parse();
     let vcores = args
         .vcores
