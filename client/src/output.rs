@@ -38,14 +38,24 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// `; first task N ms after submit` (job start latency), or nothing when not known.
-pub fn first_task_note(ms: Option<u64>) -> String {
-    ms.map(|ms| format!("; first task {ms} ms after submit"))
-        .unwrap_or_default()
+/// ` (3 stages, 4 tasks; first task 2 ms after submit)` for a run's time line, or nothing
+/// when no stage was reported (a failed run, or a record from an older scheduler).
+pub fn run_shape(stages: usize, tasks: usize, first_task_ms: Option<u64>) -> String {
+    if stages == 0 {
+        return String::new();
+    }
+    let start = first_task_ms
+        .map(|ms| format!("; first task {ms} ms after submit"))
+        .unwrap_or_default();
+    format!(
+        " ({}, {}{start})",
+        plural(stages, "stage"),
+        plural(tasks, "task")
+    )
 }
 
 /// `n word`, with an `s` unless `n` is 1.
-pub fn plural(n: usize, word: &str) -> String {
+fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
     } else {
@@ -108,12 +118,11 @@ pub fn print_report(job: &LoadedJob, r: &RunReport) {
             plural(r.versions_removed, "old version")
         );
     }
+    let first_task_ms = r.first_task.map(|d| d.as_millis() as u64);
     println!(
-        "  time   {:.2} s ({}, {}{})",
+        "  time   {:.2} s{}",
         r.elapsed.as_secs_f64(),
-        plural(r.stages, "stage"),
-        plural(r.tasks, "task"),
-        first_task_note(r.first_task.map(|d| d.as_millis() as u64))
+        run_shape(r.stages, r.tasks, first_task_ms)
     );
 }
 

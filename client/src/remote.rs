@@ -164,11 +164,9 @@ pub fn print_run(run: &pb::JobRun) {
     );
     if run.ended_at_ms > 0 && run.started_at_ms > 0 {
         println!(
-            "time    {:.2} s ({}, {}{})",
+            "time    {:.2} s{}",
             (run.ended_at_ms - run.started_at_ms) as f64 / 1000.0,
-            crate::output::plural(run.stages as usize, "stage"),
-            crate::output::plural(run.tasks as usize, "task"),
-            crate::output::first_task_note(run.first_task_ms)
+            crate::output::run_shape(run.stages as usize, run.tasks as usize, run.first_task_ms)
         );
     }
     for s in &run.sources {
