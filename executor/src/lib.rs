@@ -27,6 +27,7 @@ use datafusion::execution::SessionState;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tonic::transport::Channel;
+use tonic::transport::server::TcpIncoming;
 
 /// Errors starting an executor.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,22 @@ pub enum ExecutorError {
     /// The work folder path is not UTF-8.
     #[error("the work folder path {0} is not valid UTF-8")]
     Path(String),
+}
+
+/// The connections of a gRPC server bound to `listener`, with `TCP_NODELAY` and Ballista's
+/// TCP keepalive set on each.
+///
+/// tonic applies its builder's `tcp_nodelay` only to sockets it binds itself, so serving a
+/// pre-bound listener as a plain stream leaves Nagle's algorithm on: a reply sent in more
+/// than one write then waits for the peer's delayed ACK, about 40 ms on Linux. Every task
+/// Ballista hands to a polling executor paid that.
+pub fn grpc_incoming(listener: TcpListener) -> TcpIncoming {
+    let config = GrpcServerConfig::default();
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(
+            config.tcp_keepalive_seconds,
+        )))
 }
 
 /// An executor running inside this process. Dropping it removes its work folder.
@@ -137,7 +154,7 @@ pub async fn start_in_process(
     tokio::spawn(
         create_grpc_server(&GrpcServerConfig::default())
             .add_service(flight)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(grpc_incoming(listener)),
     );
     let free_slots = Arc::new(Semaphore::new(vcores.max(1)));
     tokio::spawn(ballista_executor::execution_loop::poll_loop(

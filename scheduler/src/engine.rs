@@ -271,7 +271,7 @@ impl Engine {
         tokio::spawn(
             create_grpc_server(&GrpcServerConfig::default())
                 .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+                .serve_with_incoming(sluice_executor::grpc_incoming(listener)),
         );
         let client = connect(&url).await.map_err(|e| start(&e))?;
         let state = engine.ctx.state();

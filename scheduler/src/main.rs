@@ -225,7 +225,7 @@ async fn serve(args: Args) -> Result<()> {
                 create_grpc_server(&GrpcServerConfig::default())
                     .add_service(ballista)
                     .serve_with_incoming_shutdown(
-                        tokio_stream::wrappers::TcpListenerStream::new(cluster_listener),
+                        sluice_executor::grpc_incoming(cluster_listener),
                         stopped(rx),
                     ),
             ))
@@ -236,10 +236,7 @@ async fn serve(args: Args) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     router
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            stopped(stop_rx),
-        )
+        .serve_with_incoming_shutdown(sluice_executor::grpc_incoming(listener), stopped(stop_rx))
         .await
         .context("the client gRPC server failed")?;
     if let Some(task) = cluster_task {
