@@ -373,7 +373,12 @@ def machine_info(bins, systems):
         info.append(("Java", command_output(["java", "-version"])))
     info.append(("pyarrow (reads outputs)", importlib.metadata.version("pyarrow")))
     if any(s.startswith("sluice") for s in systems):
-        commit = command_output(["git", "-C", ROOT, "describe", "--always", "--dirty"])
+        # Dirty means changed sources, not the results an earlier bench/run left behind.
+        commit = command_output(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+        status = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", ".",
+                                 ":(exclude)bench/results"], capture_output=True, text=True)
+        if status.returncode != 0 or status.stdout.strip():
+            commit += "-dirty"
         profile = ("release" if "release" in bins else "debug" if "debug" in bins else "?")
         info.append(("Sluice", f"{command_output([os.path.join(bins, 'sluice'), '--version'])}, "
                                f"commit {commit}, {profile} build ({bins})"))
