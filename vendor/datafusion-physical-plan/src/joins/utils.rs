@@ -1356,8 +1356,8 @@ pub(crate) fn build_batch_from_indices(
     let mut columns: Vec<Arc<dyn Array>> = Vec::with_capacity(schema.fields().len());
     // Sluice patch: probe rows that come out in order, each at most once (an inner or
     // left-semi style 1:1 lookup), are the probe batch itself or a filter of it; both are
-    // far cheaper than a `take` per column.
-    let probe_selection = ProbeSelection::of(probe_indices, probe_batch.num_rows());
+    // far cheaper than a `take` per column. Worked out once, at the first probe column.
+    let mut probe_selection: Option<ProbeSelection> = None;
 
     for column_index in column_indices {
         let array = if column_index.side == JoinSide::None {
@@ -1380,7 +1380,10 @@ pub(crate) fn build_batch_from_indices(
                 assert_eq!(probe_indices.null_count(), probe_indices.len());
                 new_null_array(array.data_type(), probe_indices.len())
             } else {
-                match &probe_selection {
+                let selection = probe_selection.get_or_insert_with(|| {
+                    ProbeSelection::of(probe_indices, probe_batch.num_rows())
+                });
+                match selection {
                     ProbeSelection::All => Arc::clone(array),
                     ProbeSelection::Filter(predicate) => predicate.filter(array)?,
                     ProbeSelection::Take => take(array.as_ref(), probe_indices, None)?,
