@@ -133,7 +133,7 @@ pub struct ScanRows {
     pub scans: Vec<(Vec<String>, u64)>,
     /// Stages the jobs ran.
     pub stages: usize,
-    /// Tasks of those stages.
+    /// Tasks of those stages (a task may run several of a stage's partitions).
     pub tasks: usize,
     /// Milliseconds from a job's submission to Ballista to its first task running (the
     /// largest over the jobs).
@@ -541,7 +541,10 @@ impl Engine {
             for stage in graph.stages().values() {
                 if let ExecutionStage::Successful(s) = stage {
                     out.stages += 1;
-                    out.tasks += s.partitions;
+                    // Ballista 55 may run several partitions of a stage as one task.
+                    let tasks: std::collections::HashSet<usize> =
+                        s.task_infos.iter().map(|t| t.task_id).collect();
+                    out.tasks += tasks.len();
                     collect_scans(s.plan.as_ref(), &s.stage_metrics, &mut out);
                 }
             }
