@@ -5,14 +5,19 @@
 //! statements and prepared statements (with bound parameters) planned by DataFusion in
 //! sessions a [`QuerySessions`] provides, catalog metadata (`GetCatalogs`, `GetDbSchemas`,
 //! `GetTables`, …) and a read-only policy. [`AuthLayer`] guards whole gRPC services with the
-//! tokens that [`Authenticator`] hands out at the Flight `Handshake`.
+//! tokens that [`Authenticator`] hands out at the Flight `Handshake`, and [`authorize`] checks
+//! a caller's [`Role`] (every role may query; see [`auth`] for roles, and for how password
+//! checks are bounded and failed logins back off).
 
 pub mod auth;
 mod metadata;
 pub mod service;
 
 pub use arrow_flight::flight_service_server::FlightServiceServer;
-pub use auth::{AuthError, AuthLayer, AuthenticatedUser, Authenticator, User, hash_password};
+pub use auth::{
+    Action, AuthError, AuthLayer, AuthenticatedUser, Authenticator, LoginLimits, Role, User,
+    authorize, hash_password,
+};
 pub use service::{FlightSqlOptions, QuerySessions, SQL_CATALOG, SluiceFlightSql};
 
 /// gRPC path prefix of the Flight service (Flight SQL runs on it).

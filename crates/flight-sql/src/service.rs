@@ -387,7 +387,7 @@ fn user_of<T>(request: &Request<T>) -> String {
     request
         .extensions()
         .get::<AuthenticatedUser>()
-        .map_or_else(|| "anonymous".to_string(), |u| u.0.clone())
+        .map_or_else(|| "anonymous".to_string(), |u| u.name.clone())
 }
 
 fn arrow_status(e: impl std::fmt::Display) -> Status {
@@ -423,10 +423,12 @@ impl FlightSqlService for SluiceFlightSql {
                             "the handshake needs `authorization: Basic base64(user:password)`",
                         )
                     })?;
-                let (user, token) = auth
-                    .login_basic(header)
-                    .await
-                    .map_err(|e| Status::unauthenticated(e.to_string()))?;
+                // The peer address keys the failed-login back-off (see `auth`).
+                let peer = request.remote_addr().map(|a| a.ip());
+                let (user, token) = auth.login_basic(header, peer).await.map_err(|e| {
+                    tracing::debug!(peer = ?peer, error = %e, "flight sql login refused");
+                    e.to_status()
+                })?;
                 tracing::info!(user = %user, "flight sql login");
                 token
             }
