@@ -1,11 +1,15 @@
 //! The data lake's layout and its commit protocol.
 //!
-//! A table lives under a root prefix (`<lake>/<database>/<table>/`). Every run writes a new
-//! version under `<root>/run-<id>/` and nothing else. The version becomes the table only when
-//! the catalog is pointed at it, after every file is complete; until then, and forever if the
-//! run fails, no reader sees it. There is no rename, so this works the same on S3. A finished
-//! version carries a `_SUCCESS` marker listing its files; old versions are removed once the
-//! catalog has moved on, keeping the previous one for readers still in flight.
+//! A table lives under a root prefix (`<lake>/<database>/<table>/`). A run's tasks write
+//! their files into the run's staging folder, `<root>/_attempts/run-<id>/`, never into a
+//! folder a reader lists. When the run has finished, the committer moves exactly the files
+//! its successful tasks reported into the version folder `<root>/run-<id>/` (a rename on a
+//! local disk, a server-side copy on S3), seals it with a `_SUCCESS` marker listing them, and
+//! only then points the catalog at it. A task attempt that was superseded (its executor
+//! paused or cut off, its job cancelled) can only ever write into the staging folder, which
+//! no reader lists and which later commits delete: no late write can enter a committed
+//! version. Old versions are removed once the catalog has moved on, keeping the previous one
+//! for readers still in flight.
 
 use std::sync::Arc;
 
@@ -18,6 +22,10 @@ use serde::{Deserialize, Serialize};
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 /// Prefix of version folders.
 pub const RUN_PREFIX: &str = "run-";
+/// Folder under a table root holding the runs' staging folders.
+pub const STAGING_FOLDER: &str = "_attempts";
+/// Files moved into a version at once.
+const MOVE_CONCURRENCY: usize = 16;
 
 /// Errors from lake operations.
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +131,80 @@ impl TableLocation {
             .join(format!("{RUN_PREFIX}{run_id}").as_str())
     }
 
-    /// URL of the folder a run writes to, ending in `/`.
+    /// URL of the version folder a run's commit fills, ending in `/`.
     pub fn version_url(&self, run_id: &str) -> String {
         format!("{}{}/", self.store_url, self.version_path(run_id))
+    }
+
+    fn staging_root(&self) -> Path {
+        self.root.clone().join(STAGING_FOLDER)
+    }
+
+    fn staging_path(&self, run_id: &str) -> Path {
+        self.staging_root()
+            .join(format!("{RUN_PREFIX}{run_id}").as_str())
+    }
+
+    /// URL of the staging folder a run's tasks write into, ending in `/`.
+    pub fn staging_url(&self, run_id: &str) -> String {
+        format!("{}{}/", self.store_url, self.staging_path(run_id))
+    }
+
+    /// Moves `files` (paths relative to the run's staging folder) into its version folder,
+    /// keeping their relative paths. Nothing else in the staging folder moves.
+    pub async fn publish(&self, run_id: &str, files: &[DataFile]) -> Result<(), LakeError> {
+        let staging = self.staging_path(run_id);
+        let version = self.version_path(run_id);
+        let mut moves = Vec::with_capacity(files.len());
+        for f in files {
+            let from = Path::parse(format!("{staging}/{}", f.path));
+            let to = Path::parse(format!("{version}/{}", f.path));
+            match (from, to) {
+                (Ok(from), Ok(to)) => moves.push((from, to)),
+                _ => return Err(LakeError::Url(f.path.clone())),
+            }
+        }
+        let store = Arc::clone(&self.store);
+        let moves = moves.into_iter().map(move |(from, to)| {
+            let store = Arc::clone(&store);
+            async move { store.rename(&from, &to).await.map_err(|e| (from, e)) }
+        });
+        futures::stream::iter(moves)
+            .buffer_unordered(MOVE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|(from, source)| self.err(&from, source))?;
+        Ok(())
+    }
+
+    /// Writes `bytes` as the file `path` (relative) of a run's staging folder.
+    pub async fn put_staged(
+        &self,
+        run_id: &str,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<DataFile, LakeError> {
+        let location = Path::parse(format!("{}/{path}", self.staging_path(run_id)))
+            .map_err(|_| LakeError::Url(path.to_string()))?;
+        let size = bytes.len() as u64;
+        self.store
+            .put(&location, PutPayload::from(bytes))
+            .await
+            .map_err(|source| self.err(&location, source))?;
+        Ok(DataFile {
+            path: path.to_string(),
+            size,
+        })
+    }
+
+    /// Deletes a run's staging folder, with whatever superseded task attempts left there.
+    pub async fn delete_staging(&self, run_id: &str) -> Result<(), LakeError> {
+        self.delete_prefix(&self.staging_path(run_id)).await
+    }
+
+    /// Run ids of every staging folder, oldest first.
+    pub async fn staged_runs(&self) -> Result<Vec<String>, LakeError> {
+        self.run_folders(&self.staging_root()).await
     }
 
     /// Lists the data files a run wrote (everything but `_` and `.` files).
@@ -179,19 +258,21 @@ impl TableLocation {
         }
     }
 
-    /// Deletes everything a run wrote (after a failure, or for old versions).
+    /// Deletes a version folder (after a failure, or for old versions) and the run's staging
+    /// folder.
     pub async fn delete_version(&self, run_id: &str) -> Result<(), LakeError> {
-        let prefix = self.version_path(run_id);
-        let locations = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .boxed();
+        self.delete_prefix(&self.version_path(run_id)).await?;
+        self.delete_staging(run_id).await
+    }
+
+    /// Deletes every object under `prefix`.
+    async fn delete_prefix(&self, prefix: &Path) -> Result<(), LakeError> {
+        let locations = self.store.list(Some(prefix)).map_ok(|m| m.location).boxed();
         let deleted: Vec<_> = self.store.delete_stream(locations).collect().await;
         for r in deleted {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(source) => return Err(self.err(&prefix, source)),
+                Err(source) => return Err(self.err(prefix, source)),
             }
         }
         // A local file system keeps the emptied folders; remove them too.
@@ -202,7 +283,7 @@ impl TableLocation {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(self.err(
-                        &prefix,
+                        prefix,
                         object_store::Error::Generic {
                             store: "LocalFileSystem",
                             source: Box::new(e),
@@ -216,11 +297,16 @@ impl TableLocation {
 
     /// Run ids of every version folder under the table root, oldest first.
     pub async fn versions(&self) -> Result<Vec<String>, LakeError> {
+        self.run_folders(&self.root).await
+    }
+
+    /// Run ids of the `run-<id>` folders right under `parent`, oldest first.
+    async fn run_folders(&self, parent: &Path) -> Result<Vec<String>, LakeError> {
         let listing = self
             .store
-            .list_with_delimiter(Some(&self.root))
+            .list_with_delimiter(Some(parent))
             .await
-            .map_err(|source| self.err(&self.root, source))?;
+            .map_err(|source| self.err(parent, source))?;
         let mut ids: Vec<String> = listing
             .common_prefixes
             .iter()
@@ -292,5 +378,42 @@ mod tests {
         assert_eq!(table.versions().await.unwrap(), vec!["a", "b", "c"]);
         assert_eq!(table.retain_versions(&["b", "c"]).await.unwrap(), 1);
         assert_eq!(table.versions().await.unwrap(), vec!["b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn only_reported_files_are_published_and_late_writes_stay_staged() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table =
+            TableLocation::new(store.clone(), "memory:///", "memory:///lake/db/t/").unwrap();
+        assert_eq!(
+            table.staging_url("r1"),
+            "memory:///lake/db/t/_attempts/run-r1/"
+        );
+        let good = table
+            .put_staged("r1", "k=a/part-0.parquet", b"good".to_vec())
+            .await
+            .unwrap();
+        // A superseded attempt of the same task.
+        table
+            .put_staged("r1", "k=a/part-0-zombie.parquet", b"late".to_vec())
+            .await
+            .unwrap();
+        table
+            .publish("r1", std::slice::from_ref(&good))
+            .await
+            .unwrap();
+        assert_eq!(table.list_version("r1").await.unwrap(), vec![good.clone()]);
+        // The staging folder is not a version, and a write arriving after the commit does
+        // not reach the version.
+        assert_eq!(table.versions().await.unwrap(), vec!["r1"]);
+        table
+            .put_staged("r1", "k=a/part-1-zombie.parquet", b"later".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(table.list_version("r1").await.unwrap(), vec![good]);
+        assert_eq!(table.staged_runs().await.unwrap(), vec!["r1"]);
+        table.delete_staging("r1").await.unwrap();
+        assert!(table.staged_runs().await.unwrap().is_empty());
+        assert_eq!(table.list_version("r1").await.unwrap().len(), 1);
     }
 }

@@ -3,7 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{StringArray, UInt64Array};
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, AsArray, StringArray, UInt32Array, UInt64Array};
+use datafusion::arrow::compute::{cast, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
@@ -20,12 +24,15 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
+use object_store::path::{Path, PathPart};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::file::properties::WriterProperties;
 
 use crate::node::{WriteOptions, written_schema};
 
-/// Writes partition `i` of its input to `<folder>/part-<i>-p<pid>-<uuid>.parquet`.
+/// Writes partition `i` of its input to `<folder>/part-<i>-p<pid>-<uuid>.parquet`, or with
+/// partition columns to `<folder>/<key>=<value>/…/part-<i>-p<pid>-<uuid>.parquet` for every
+/// partition value the task meets.
 #[derive(Debug)]
 pub struct ParallelParquetWriteExec {
     input: Arc<dyn ExecutionPlan>,
@@ -60,8 +67,10 @@ impl DisplayAs for ParallelParquetWriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "ParallelParquetWriteExec: folder={}, compression={}",
-            self.options.folder_url, self.options.compression
+            "ParallelParquetWriteExec: folder={}, compression={}, partition_by=[{}]",
+            self.options.folder_url,
+            self.options.compression,
+            self.options.partition_by.join(", ")
         )
     }
 }
@@ -127,6 +136,13 @@ fn writer_properties(compression: &str, config: &ConfigOptions) -> Result<Writer
     Ok(builder.build())
 }
 
+/// One file a task is writing.
+struct OpenFile {
+    writer: AsyncArrowWriter<BufWriter>,
+    path: Path,
+    rows: u64,
+}
+
 async fn write_partition(
     mut input: SendableRecordBatchStream,
     partition: usize,
@@ -136,52 +152,161 @@ async fn write_partition(
     let folder = ListingTableUrl::parse(&options.folder_url)?;
     let store = context.runtime_env().object_store(&folder)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
+    // Unique per task attempt: a retried or duplicated attempt never overwrites a file of
+    // another; the run keeps only the files its successful tasks report.
     let name = format!(
         "part-{partition:05}-p{}-{}.parquet",
         std::process::id(),
         &id[..8]
     );
-    let path = folder.prefix().clone().join(name.as_str());
     let props = writer_properties(&options.compression, context.session_config().options())?;
-    let schema = input.schema();
-    let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
-    let mut rows = 0u64;
+    let split = HiveSplit::new(&input.schema(), &options.partition_by)?;
+    // Files by partition folder (empty for an unpartitioned write), in first-seen order.
+    let mut files: Vec<(Vec<String>, OpenFile)> = Vec::new();
     while let Some(batch) = input.next().await {
         let batch = batch?;
         if batch.num_rows() == 0 {
             continue;
         }
-        rows += batch.num_rows() as u64;
-        let w = match writer.as_mut() {
-            Some(w) => w,
-            None => writer.insert(AsyncArrowWriter::try_new(
-                BufWriter::new(store.clone(), path.clone()),
-                schema.clone(),
-                Some(props.clone()),
-            )?),
-        };
-        w.write(&batch).await?;
-    }
-    let (files, counts, sizes) = match writer {
-        // An empty partition writes no file.
-        None => (vec![], vec![], vec![]),
-        Some(w) => {
-            w.close().await?;
-            let size = store
-                .head(&path)
-                .await
-                .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?
-                .size;
-            let url = format!("{}{}", folder.object_store().as_str(), path);
-            (vec![url], vec![rows], vec![size])
+        for (folders, rows) in split.split(&batch)? {
+            let index = match files.iter().position(|(f, _)| *f == folders) {
+                Some(i) => i,
+                None => {
+                    let mut path = folder.prefix().clone();
+                    for f in &folders {
+                        path = path.join(f.as_str());
+                    }
+                    let path = path.join(name.as_str());
+                    let writer = AsyncArrowWriter::try_new(
+                        BufWriter::new(store.clone(), path.clone()),
+                        split.data_schema.clone(),
+                        Some(props.clone()),
+                    )?;
+                    files.push((
+                        folders,
+                        OpenFile {
+                            writer,
+                            path,
+                            rows: 0,
+                        },
+                    ));
+                    files.len() - 1
+                }
+            };
+            let file = &mut files[index].1;
+            file.rows += rows.num_rows() as u64;
+            file.writer.write(&rows).await?;
         }
-    };
+    }
+    // An empty partition writes no file.
+    let mut urls = Vec::with_capacity(files.len());
+    let mut counts = Vec::with_capacity(files.len());
+    let mut sizes = Vec::with_capacity(files.len());
+    for (_, file) in files {
+        file.writer.close().await?;
+        let size = store
+            .head(&file.path)
+            .await
+            .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?
+            .size;
+        urls.push(format!("{}{}", folder.object_store().as_str(), file.path));
+        counts.push(file.rows);
+        sizes.push(size);
+    }
     Ok(RecordBatch::try_new(
         written_schema(),
         vec![
-            Arc::new(StringArray::from(files)),
+            Arc::new(StringArray::from(urls)),
             Arc::new(UInt64Array::from(counts)),
             Arc::new(UInt64Array::from(sizes)),
         ],
     )?)
+}
+
+/// Value of a NULL partition key in a folder name, as Hive and Spark write it.
+pub const HIVE_DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// Splits batches by their Hive partition columns.
+struct HiveSplit {
+    /// (name, column index) of each partition column, in folder order.
+    keys: Vec<(String, usize)>,
+    /// Indices of the columns that go into the files.
+    data_columns: Vec<usize>,
+    /// Schema of the files.
+    data_schema: SchemaRef,
+}
+
+impl HiveSplit {
+    fn new(schema: &SchemaRef, partition_by: &[String]) -> Result<Self> {
+        let mut keys = Vec::with_capacity(partition_by.len());
+        for name in partition_by {
+            let index = schema.index_of(name).map_err(|_| {
+                DataFusionError::Plan(format!("partition column '{name}' is not in the output"))
+            })?;
+            keys.push((name.clone(), index));
+        }
+        let data_columns: Vec<usize> = (0..schema.fields().len())
+            .filter(|i| !keys.iter().any(|(_, k)| k == i))
+            .collect();
+        let data_schema = Arc::new(schema.project(&data_columns)?);
+        Ok(Self {
+            keys,
+            data_columns,
+            data_schema,
+        })
+    }
+
+    /// The rows of `batch` (without the partition columns) per partition folder
+    /// (`key=value` segments, encoded by the object store's path rules).
+    fn split(&self, batch: &RecordBatch) -> Result<Vec<(Vec<String>, RecordBatch)>> {
+        let data = batch.project(&self.data_columns)?;
+        if self.keys.is_empty() {
+            return Ok(vec![(Vec::new(), data)]);
+        }
+        let values = self
+            .keys
+            .iter()
+            .map(|(_, i)| cast(batch.column(*i), &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let values: Vec<&StringArray> = values.iter().map(|v| v.as_string::<i32>()).collect();
+        let mut groups: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<Vec<Option<&str>>, usize> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let key: Vec<Option<&str>> = values
+                .iter()
+                .map(|v| (!v.is_null(row)).then(|| v.value(row)))
+                .collect();
+            let group = match index.get(&key) {
+                Some(g) => *g,
+                None => {
+                    let folders = self
+                        .keys
+                        .iter()
+                        .zip(&key)
+                        .map(|((name, _), value)| {
+                            let value = value.unwrap_or(HIVE_DEFAULT_PARTITION);
+                            PathPart::from(format!("{name}={value}"))
+                                .as_ref()
+                                .to_string()
+                        })
+                        .collect();
+                    groups.push((folders, Vec::new()));
+                    index.insert(key, groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[group].1.push(row as u32);
+        }
+        if groups.len() == 1 {
+            let (folders, _) = groups.remove(0);
+            return Ok(vec![(folders, data)]);
+        }
+        groups
+            .into_iter()
+            .map(|(folders, rows)| {
+                let rows = take_record_batch(&data, &UInt32Array::from(rows))?;
+                Ok((folders, rows))
+            })
+            .collect()
+    }
 }

@@ -4,7 +4,8 @@
 //! `write_parquet` through one task. [`ParallelParquetWrite`] (logical) and
 //! [`ParallelParquetWriteExec`] (physical) instead write every output partition from its own
 //! task, on whichever executor runs it: each task writes one Parquet file under the run's
-//! folder and returns a row `(file, rows, bytes)`. The caller commits the run from those rows
+//! folder (one per `key=value` folder it meets, for Hive-partitioned targets) and returns a
+//! row `(file, rows, bytes)` per file. The caller commits the run from those rows
 //! once every task has finished (files from failed or retried task attempts are not in them).
 //!
 //! [`SluiceLogicalCodec`] and [`SluicePhysicalCodec`] carry the nodes through Ballista's plan
@@ -16,5 +17,5 @@ mod exec;
 mod node;
 
 pub use codec::{SluiceLogicalCodec, SluicePhysicalCodec};
-pub use exec::ParallelParquetWriteExec;
+pub use exec::{HIVE_DEFAULT_PARTITION, ParallelParquetWriteExec};
 pub use node::{ParallelParquetWrite, SluiceQueryPlanner, WriteOptions, written_schema};

@@ -25,6 +25,10 @@ pub struct WriteOptions {
     pub folder_url: String,
     /// Parquet compression: `snappy`, `zstd(3)`, `gzip(6)`, `uncompressed`.
     pub compression: String,
+    /// Hive partition columns: each task writes the rows of every `key=value` folder it
+    /// meets into a file of its own there, without the partition columns.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
 }
 
 /// The rows a write returns: one per written file.
