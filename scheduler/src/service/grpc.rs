@@ -1,9 +1,16 @@
 //! The tonic `JobService`: the job manager over gRPC.
+//!
+//! Every call checks the caller's role (set by the `AuthLayer` in front of the service):
+//! `SubmitJob` and `CancelJob` need `engineer` or `admin`; `GetJob`, `ListJobs` and
+//! `WatchJob` are open to every role, `analyst` included (run state is what an analyst
+//! waits on before querying a table). Refusals are `PERMISSION_DENIED` naming the user,
+//! the role and what it may do. Without users every caller is the anonymous `admin`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use sluice_flight_sql::{Action, authorize};
 use sluice_proto as pb;
 use sluice_proto::job_service_server::JobService;
 use tonic::{Request, Response, Status};
@@ -40,11 +47,13 @@ impl JobService for JobServiceImpl {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let user = authorize(&request, Action::SubmitJob)?;
         let spec = request
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("invalid job: spec: a job spec is required"))?;
         let run = self.manager.submit(spec).await.map_err(status)?;
+        tracing::info!(user = %user.name, run_id = %run.id, "job submitted");
         Ok(Response::new(pb::SubmitJobResponse { run_id: run.id }))
     }
 
@@ -52,6 +61,7 @@ impl JobService for JobServiceImpl {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::JobRun>, Status> {
+        authorize(&request, Action::ReadJobs)?;
         let run = self
             .manager
             .get(&request.into_inner().run_id)
@@ -63,6 +73,7 @@ impl JobService for JobServiceImpl {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        authorize(&request, Action::ReadJobs)?;
         let req = request.into_inner();
         let offset: usize = if req.page_token.is_empty() {
             0
@@ -99,11 +110,13 @@ impl JobService for JobServiceImpl {
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::JobRun>, Status> {
+        let user = authorize(&request, Action::CancelJob)?;
         let run = self
             .manager
             .cancel(&request.into_inner().run_id)
             .await
             .map_err(status)?;
+        tracing::info!(user = %user.name, run_id = %run.id, "job cancelled");
         Ok(Response::new(run))
     }
 
@@ -113,6 +126,7 @@ impl JobService for JobServiceImpl {
         &self,
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        authorize(&request, Action::ReadJobs)?;
         let mut rx = self
             .manager
             .watch(&request.into_inner().run_id)
