@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_proto as pb;
 
-pub use source_map::{Position, SourceMap};
+pub use source_map::{DuplicateKey, Position, SourceMap};
 
 /// One problem found in a job file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,11 +125,33 @@ pub fn load(path: &Path) -> Result<LoadedJob, JobFileError> {
 
 /// Parses job text; `file` is only used in messages, `base_dir` anchors relative paths.
 pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<LoadedJob, JobFileError> {
+    let source_map = SourceMap::build(text);
+    // Deserializers keep the last of two equal keys: a repeated source would silently
+    // replace the first, so any repeated key (at any level) is an error naming both lines.
+    if !source_map.duplicates().is_empty() {
+        return Err(JobFileError::Invalid {
+            file: file.to_path_buf(),
+            located: source_map
+                .duplicates()
+                .iter()
+                .map(|d| {
+                    (
+                        Some(d.at),
+                        Diagnostic::new(
+                            &d.path,
+                            format!("duplicate key '{}' (first at line {})", d.key, d.first.line),
+                        ),
+                    )
+                })
+                .collect(),
+        });
+    }
     let job: model::JobFile = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((1, 1));
+        let (line, column) = within_text(text, line, column);
         JobFileError::Syntax {
             file: file.to_path_buf(),
             line,
@@ -137,7 +159,6 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<LoadedJob, JobF
             message: e.to_string(),
         }
     })?;
-    let source_map = SourceMap::build(text);
     let (spec, diagnostics) = convert(job, base_dir);
     if !diagnostics.is_empty() {
         return Err(JobFileError::Invalid {
@@ -153,6 +174,22 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<LoadedJob, JobF
         spec,
         source_map,
     })
+}
+
+/// A position inside `text`: the YAML parser places errors at the end of the input on the
+/// line after the last one, which the file does not have; they move to the end of the last
+/// line.
+fn within_text(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines: Vec<&str> = text.split(['\n', '\r']).collect();
+    let last = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1;
+    if line < 1 {
+        (1, column.max(1))
+    } else if line > last {
+        let end = lines.last().map_or(0, |l| l.chars().count());
+        (last, end + 1)
+    } else {
+        (line, column.max(1))
+    }
 }
 
 /// Turns `dir` (relative to `base_dir`, or a URL) into an absolute URL ending in `/`.
@@ -682,6 +719,73 @@ target:
             "{err}"
         );
         assert!(err.to_string().contains("unknown field `kind`"), "{err}");
+    }
+
+    #[test]
+    fn a_repeated_source_is_an_error_naming_both_lines() {
+        // The second `artists` would otherwise replace the first silently.
+        let text = SPOTIFY.replace("  tracks: {", "  artists: { path: empty.csv }\n  tracks: {");
+        let err = parse_str(&text).expect_err("duplicate source").to_string();
+        assert_eq!(
+            err, "job.yaml:6:3: sources.artists: duplicate key 'artists' (first at line 5)",
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn repeated_keys_are_errors_at_every_level() {
+        let cases = [
+            // top level
+            (
+                SPOTIFY.replace("name: spotify\n", "name: spotify\nname: other\n"),
+                "job.yaml:3:1: name: duplicate key 'name' (first at line 2)",
+            ),
+            // inside a flow mapping
+            (
+                SPOTIFY.replace("{ path: albums.csv }", "{ path: albums.csv, path: a.csv }"),
+                "job.yaml:4:31: sources.albums.path: duplicate key 'path' (first at line 4)",
+            ),
+            // inside a sequence item
+            (
+                SPOTIFY.replace(
+                    "      type: inner\n",
+                    "      type: inner\n      type: left\n",
+                ),
+                "job.yaml:14:7: transforms[1].join.type: duplicate key 'type' (first at line 13)",
+            ),
+            // quoted and plain spellings are the same key
+            (
+                SPOTIFY.replace(
+                    "  input: spotify\n",
+                    "  input: spotify\n  \"input\": joined\n",
+                ),
+                "job.yaml:18:3: target.input: duplicate key 'input' (first at line 17)",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse_str(&text).expect_err(expected).to_string();
+            assert_eq!(err, expected);
+        }
+    }
+
+    #[test]
+    fn every_repeated_key_is_reported() {
+        let text = SPOTIFY
+            .replace("name: spotify\n", "name: spotify\nname: again\n")
+            .replace("  tracks: {", "  albums: { path: b.csv }\n  tracks: {");
+        let err = parse_str(&text).expect_err("duplicates").to_string();
+        assert_eq!(err.lines().count(), 2, "{err}");
+        assert!(err.contains("name: duplicate key 'name'"), "{err}");
+        assert!(
+            err.contains("sources.albums: duplicate key 'albums'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn equal_keys_in_different_mappings_are_fine() {
+        // Every source has a `path`, every transform a `name`: not duplicates.
+        parse_str(SPOTIFY).expect("valid job");
     }
 
     #[test]

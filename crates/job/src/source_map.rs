@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
 
 /// A line and column in a file, both counted from 1.
@@ -14,55 +14,105 @@ pub struct Position {
     pub column: usize,
 }
 
+/// A mapping key written twice in the same mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// Path of the key, such as `sources.artists`.
+    pub path: String,
+    /// The key as written.
+    pub key: String,
+    /// Where it is written again.
+    pub at: Position,
+    /// Where it is first written.
+    pub first: Position,
+}
+
 /// Maps value paths of one YAML document to their positions.
 #[derive(Debug, Default, Clone)]
 pub struct SourceMap {
     positions: HashMap<String, Position>,
+    duplicates: Vec<DuplicateKey>,
+    parsed: bool,
 }
 
 impl SourceMap {
-    /// Reads `text` and records the position of every mapping key and sequence item.
-    /// Text that does not parse yields an empty map (the deserializer reports that error).
+    /// Reads `text` and records the position of every mapping key and sequence item, and
+    /// every key that a mapping repeats. Text that does not parse yields an empty map (the
+    /// deserializer reports that error).
     pub fn build(text: &str) -> Self {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut builder, false).is_err() {
-            return Self::default();
+        // Event by event rather than `Parser::load`, which recurses once per nesting level.
+        loop {
+            match parser.next_token() {
+                Ok((Event::StreamEnd, _)) => break,
+                Ok((ev, mark)) => builder.on_event(ev, mark),
+                Err(_) => return Self::default(),
+            }
         }
         Self {
             positions: builder.positions,
+            duplicates: builder.duplicates,
+            parsed: true,
         }
     }
 
-    /// The position of `path`, or of its nearest ancestor that the document has.
+    /// Keys written twice in one mapping, in the order they appear. YAML forbids them, but
+    /// deserializers keep the last silently, so a repeated source would replace the first.
+    pub fn duplicates(&self) -> &[DuplicateKey] {
+        &self.duplicates
+    }
+
+    /// Whether the text parsed (otherwise the map is empty).
+    pub fn parsed(&self) -> bool {
+        self.parsed
+    }
+
+    /// The position of `path`, or of its nearest ancestor that the document has (at worst
+    /// the document itself). `None` only when the text did not parse.
     pub fn locate(&self, path: &str) -> Option<Position> {
         let mut p = path;
         loop {
             if let Some(pos) = self.positions.get(p) {
                 return Some(*pos);
             }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => return self.positions.get("").copied(),
+            }
         }
     }
 }
 
+/// Stands in the path of a key that is itself a mapping or sequence (never a job key).
+const COMPLEX_KEY: &str = "<key>";
+
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        /// The key whose value comes next; `None` while a key is awaited.
+        key: Option<String>,
+        /// Keys seen in this mapping and where.
+        seen: HashMap<String, Position>,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl Builder {
     /// The path of the value that starts now, advancing the parent's cursor.
     fn next_value_path(&mut self) -> Option<String> {
         match self.stack.last_mut()? {
-            Frame::Map { path, key } => key.take().map(|k| join_key(path, &k)),
+            Frame::Map { path, key, .. } => key.take().map(|k| join_key(path, &k)),
             Frame::Seq { path, index } => {
                 let p = format!("{path}[{index}]");
                 *index += 1;
@@ -71,11 +121,29 @@ impl Builder {
         }
     }
 
+    /// Whether the node that starts now is a key of the enclosing mapping. A key that is
+    /// itself a mapping, sequence or alias is noted, so its value is not taken for a key.
+    fn complex_key(&mut self) -> bool {
+        if let Some(Frame::Map { key, .. }) = self.stack.last_mut()
+            && key.is_none()
+        {
+            *key = Some(COMPLEX_KEY.to_string());
+            return true;
+        }
+        false
+    }
+
     fn record(&mut self, path: &str, mark: Marker) {
-        self.positions.entry(path.to_string()).or_insert(Position {
-            line: mark.line(),
-            column: mark.col() + 1,
-        });
+        self.positions
+            .entry(path.to_string())
+            .or_insert(position(mark));
+    }
+}
+
+fn position(mark: Marker) -> Position {
+    Position {
+        line: mark.line(),
+        column: mark.col() + 1,
     }
 }
 
@@ -87,15 +155,26 @@ fn join_key(parent: &str, key: &str) -> String {
     }
 }
 
-impl MarkedEventReceiver for Builder {
+impl Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(value, ..) => {
                 // A scalar in key position of a mapping is a key; otherwise it is a value.
-                if let Some(Frame::Map { path, key }) = self.stack.last_mut()
+                if let Some(Frame::Map { path, key, seen }) = self.stack.last_mut()
                     && key.is_none()
                 {
                     let full = join_key(path, &value);
+                    let at = position(mark);
+                    if let Some(first) = seen.get(&value) {
+                        self.duplicates.push(DuplicateKey {
+                            path: full.clone(),
+                            key: value.clone(),
+                            at,
+                            first: *first,
+                        });
+                    } else {
+                        seen.insert(value.clone(), at);
+                    }
                     *key = Some(value);
                     self.record(&full, mark);
                     return;
@@ -105,17 +184,32 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(_) => {
-                self.next_value_path();
+                if !self.complex_key() {
+                    self.next_value_path();
+                }
             }
-            Event::MappingStart(..) => {
-                let path = self.next_value_path().unwrap_or_default();
-                self.record(&path, mark);
-                self.stack.push(Frame::Map { path, key: None });
-            }
-            Event::SequenceStart(..) => {
-                let path = self.next_value_path().unwrap_or_default();
-                self.record(&path, mark);
-                self.stack.push(Frame::Seq { path, index: 0 });
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let path = if self.complex_key() {
+                    let parent = match self.stack.last() {
+                        Some(Frame::Map { path, .. } | Frame::Seq { path, .. }) => path.as_str(),
+                        None => "",
+                    };
+                    join_key(parent, COMPLEX_KEY)
+                } else {
+                    let path = self.next_value_path().unwrap_or_default();
+                    self.record(&path, mark);
+                    path
+                };
+                // The key of a complex key is consumed by its value, not by the complex key.
+                if let Event::MappingStart(..) = ev {
+                    self.stack.push(Frame::Map {
+                        path,
+                        key: None,
+                        seen: HashMap::new(),
+                    });
+                } else {
+                    self.stack.push(Frame::Seq { path, index: 0 });
+                }
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
