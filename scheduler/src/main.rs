@@ -174,7 +174,7 @@ async fn serve(args: Args) -> Result<()> {
         Arc::clone(&engine),
         Arc::clone(&catalogs),
     ));
-    let manager = JobManager::new(engine, lake, catalogs, store);
+    let manager = JobManager::new(engine, lake, catalogs, store, &config.staging_roots)?;
     let recovered = manager.recover().context("cannot recover runs")?;
     let timeout = args
         .query_timeout_seconds

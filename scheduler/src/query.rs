@@ -1,20 +1,33 @@
 //! SQL over the catalog's tables: each table becomes `<database>.<table>` in a DataFusion
 //! session, read from its current version in the lake.
 //!
+//! Tables are opened lazily, when a query names them: a table's schema comes from its
+//! catalog entry (columns and partition keys, as Athena reads them), so listing the catalog
+//! reads no data, an empty version folder is an empty table, and a table whose data cannot
+//! be read fails only the queries that use it, with an error naming it.
+//!
 //! [`LakeSessions`] gives the Flight SQL service one such session per query, on the cluster.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{LogicalPlan, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
 use sluice_catalog::TableEntry;
 
 /// Name of the SQL catalog the tables live in (`sluice.<database>.<table>`).
@@ -35,40 +48,38 @@ pub fn query_context() -> SessionContext {
     }
 }
 
-/// Registers every entry as `<database>.<table>` in `ctx`'s default catalog.
+/// Registers every entry as `<database>.<table>` in `ctx`'s default catalog. Nothing is
+/// read yet: each table is opened when a query names it.
 pub async fn register_tables(ctx: &SessionContext, tables: &[TableEntry]) -> Result<()> {
-    register_with(ctx, tables, |_| None).await.map(|_| ())
+    register_with(ctx, tables, &Arc::new(TableCache::default()))
 }
 
-/// Registers every entry, reusing the provider `cached` returns for it; returns the
-/// providers registered, in the order of `tables`.
-async fn register_with(
+/// Registers one [`LakeSchema`] per database of `tables` in `ctx`'s `sluice` catalog.
+fn register_with(
     ctx: &SessionContext,
     tables: &[TableEntry],
-    cached: impl Fn(&TableEntry) -> Option<Arc<dyn datafusion::catalog::TableProvider>>,
-) -> Result<Vec<Arc<dyn datafusion::catalog::TableProvider>>> {
-    let mut registered = Vec::with_capacity(tables.len());
+    cache: &Arc<TableCache>,
+) -> Result<()> {
     let catalog = ctx
         .catalog(SQL_CATALOG)
-        .ok_or_else(|| datafusion::error::DataFusionError::Plan("no sluice catalog".into()))?;
+        .ok_or_else(|| DataFusionError::Plan("no sluice catalog".into()))?;
+    let mut databases: BTreeMap<&str, BTreeMap<String, TableEntry>> = BTreeMap::new();
     for entry in tables {
-        let schema: Arc<dyn SchemaProvider> = match catalog.schema(&entry.database) {
-            Some(s) => s,
-            None => {
-                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-                catalog.register_schema(&entry.database, s.clone())?;
-                s
-            }
-        };
-        let table = match cached(entry) {
-            Some(t) => t,
-            None => listing_table(ctx, entry).await?,
-        };
-        schema.deregister_table(&entry.name)?;
-        schema.register_table(entry.name.clone(), Arc::clone(&table))?;
-        registered.push(table);
+        databases
+            .entry(entry.database.as_str())
+            .or_default()
+            .insert(entry.name.clone(), entry.clone());
     }
-    Ok(registered)
+    let runtime = ctx.runtime_env();
+    for (database, tables) in databases {
+        let schema = LakeSchema {
+            tables,
+            runtime: Arc::clone(&runtime),
+            cache: Arc::clone(cache),
+        };
+        catalog.register_schema(database, Arc::new(schema))?;
+    }
+    Ok(())
 }
 
 /// What identifies one version of a table: a new run moves its location.
@@ -83,15 +94,82 @@ fn version_key(entry: &TableEntry) -> VersionKey {
     )
 }
 
+/// Tables opened (and found readable) before, by version.
+#[derive(Debug, Default)]
+struct TableCache {
+    providers: Mutex<HashMap<VersionKey, Arc<dyn TableProvider>>>,
+}
+
+impl TableCache {
+    fn get(&self, key: &VersionKey) -> Option<Arc<dyn TableProvider>> {
+        let cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).cloned()
+    }
+
+    fn put(&self, key: VersionKey, provider: Arc<dyn TableProvider>) {
+        let mut cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(key, provider);
+    }
+
+    /// Forgets every version not in `tables`.
+    fn retain(&self, tables: &[TableEntry]) {
+        let keep: std::collections::HashSet<VersionKey> = tables.iter().map(version_key).collect();
+        let mut cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|k, _| keep.contains(k));
+    }
+}
+
+/// One database of the catalog: its tables are opened when a query names them.
+#[derive(Debug)]
+struct LakeSchema {
+    tables: BTreeMap<String, TableEntry>,
+    runtime: Arc<RuntimeEnv>,
+    cache: Arc<TableCache>,
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for LakeSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.keys().cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(entry) = self.tables.get(name) else {
+            return Ok(None);
+        };
+        let key = version_key(entry);
+        if let Some(provider) = self.cache.get(&key) {
+            return Ok(Some(provider));
+        }
+        let provider = open_table(&self.runtime, entry).await.map_err(|e| {
+            DataFusionError::Plan(format!(
+                "table {}.{} cannot be read: {}",
+                entry.database,
+                entry.name,
+                sluice_planner::clean_message(&e)
+            ))
+        })?;
+        self.cache.put(key, Arc::clone(&provider));
+        Ok(Some(provider))
+    }
+
+    async fn table_type(&self, name: &str) -> Result<Option<TableType>> {
+        Ok(self.tables.contains_key(name).then_some(TableType::Base))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+    }
+}
+
 /// Query sessions over the default catalog's current tables, running on the engine's cluster.
 ///
 /// The catalog is listed for every query, so a table a run has just committed is queryable at
-/// once; the table providers (their inferred schemas) are reused while a table's version stays
-/// the same.
+/// once; an opened table is reused while its version stays the same.
 pub struct LakeSessions {
     engine: Arc<crate::Engine>,
     catalogs: Arc<sluice_catalog::Catalogs>,
-    providers: Mutex<HashMap<VersionKey, Arc<dyn datafusion::catalog::TableProvider>>>,
+    cache: Arc<TableCache>,
 }
 
 impl LakeSessions {
@@ -100,7 +178,7 @@ impl LakeSessions {
         Self {
             engine,
             catalogs,
-            providers: Mutex::new(HashMap::new()),
+            cache: Arc::new(TableCache::default()),
         }
     }
 }
@@ -108,29 +186,12 @@ impl LakeSessions {
 #[async_trait::async_trait]
 impl sluice_flight_sql::QuerySessions for LakeSessions {
     async fn session(&self, query_id: &str) -> Result<SessionContext> {
-        let external = |e: &dyn std::fmt::Display| {
-            datafusion::error::DataFusionError::External(e.to_string().into())
-        };
+        let external = |e: &dyn std::fmt::Display| DataFusionError::External(e.to_string().into());
         let catalog = self.catalogs.get(None).await.map_err(|e| external(&e))?;
         let tables = catalog.list_tables().await.map_err(|e| external(&e))?;
-        let ctx = self.engine.query_context(SQL_CATALOG, query_id);
-        let hits: HashMap<VersionKey, _> = {
-            let cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
-            tables
-                .iter()
-                .filter_map(|t| {
-                    let key = version_key(t);
-                    cache.get(&key).map(|p| (key, Arc::clone(p)))
-                })
-                .collect()
-        };
-        let registered =
-            register_with(&ctx, &tables, |t| hits.get(&version_key(t)).cloned()).await?;
-        let mut cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
-        cache.clear();
-        for (entry, provider) in tables.iter().zip(registered) {
-            cache.insert(version_key(entry), provider);
-        }
+        let ctx = describe_locally(self.engine.query_context(SQL_CATALOG, query_id));
+        self.cache.retain(&tables);
+        register_with(&ctx, &tables, &self.cache)?;
         Ok(ctx)
     }
 
@@ -140,17 +201,72 @@ impl sluice_flight_sql::QuerySessions for LakeSessions {
     }
 }
 
-async fn listing_table(
-    ctx: &SessionContext,
+/// `ctx` with `DESCRIBE table` planned in this process: it needs only the table's schema,
+/// and the cluster cannot take the plan (it has no wire form).
+fn describe_locally(ctx: SessionContext) -> SessionContext {
+    let state = ctx.state();
+    let planner = Arc::new(DescribeLocally {
+        cluster: Arc::clone(state.query_planner()),
+    });
+    SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(planner)
+            .build(),
+    )
+}
+
+/// Plans `DESCRIBE` locally and everything else with the cluster's planner.
+#[derive(Debug)]
+struct DescribeLocally {
+    cluster: Arc<dyn QueryPlanner + Send + Sync>,
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for DescribeLocally {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if matches!(plan, LogicalPlan::DescribeTable(_)) {
+            return DefaultPhysicalPlanner::default()
+                .create_physical_plan(plan, session)
+                .await;
+        }
+        self.cluster.create_physical_plan(plan, session).await
+    }
+}
+
+/// The data columns of `entry` as an Arrow schema, when every type is one Sluice can read.
+fn declared_schema(entry: &TableEntry) -> Option<SchemaRef> {
+    if entry.columns.is_empty() {
+        return None;
+    }
+    let fields: Option<Vec<Field>> = entry
+        .columns
+        .iter()
+        .map(|c| {
+            sluice_planner::types::hive_arrow_type(&c.hive_type)
+                .ok()
+                .map(|t| Field::new(&c.name, t, true))
+        })
+        .collect();
+    fields.map(|f| Arc::new(Schema::new(f)))
+}
+
+/// Opens a table's current version: checks it has data, and reads it with the catalog's
+/// columns (or the files' own schema when the catalog's types are not ones Sluice reads).
+async fn open_table(
+    runtime: &Arc<RuntimeEnv>,
     entry: &TableEntry,
-) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+) -> Result<Arc<dyn TableProvider>> {
     let url = ListingTableUrl::parse(&entry.location)?;
     let partition_cols = entry
         .partition_keys
         .iter()
         .map(|k| (k.name.clone(), DataType::Utf8))
         .collect();
-    let options = if entry.classification == "csv" {
+    let (options, extension) = if entry.classification == "csv" {
         let header = entry
             .parameters
             .get("skip.header.line.count")
@@ -163,16 +279,61 @@ async fn listing_table(
         let format = CsvFormat::default()
             .with_has_header(header)
             .with_delimiter(delimiter);
-        ListingOptions::new(Arc::new(format)).with_file_extension(".csv")
+        (ListingOptions::new(Arc::new(format)), ".csv")
     } else {
         // Plain Utf8 strings: BI clients (JDBC, older Arrow) may not know Utf8View.
         let format = ParquetFormat::default().with_force_view_types(false);
-        ListingOptions::new(Arc::new(format)).with_file_extension(".parquet")
-    }
-    .with_table_partition_cols(partition_cols);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .infer_schema(&ctx.state())
-        .await?;
+        (ListingOptions::new(Arc::new(format)), ".parquet")
+    };
+    let options = options
+        .with_file_extension(extension)
+        .with_table_partition_cols(partition_cols);
+    check_data(runtime, &url, entry, extension).await?;
+    let config = ListingTableConfig::new(url).with_listing_options(options);
+    let config = match declared_schema(entry) {
+        Some(schema) => config.with_schema(schema),
+        None => {
+            let state = SessionStateBuilder::new()
+                .with_runtime_env(Arc::clone(runtime))
+                .with_default_features()
+                .build();
+            config.infer_schema(&state).await?
+        }
+    };
     Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Fails unless the table's location holds a data file (or is an empty version: only its
+/// seal and a record count of 0).
+async fn check_data(
+    runtime: &RuntimeEnv,
+    url: &ListingTableUrl,
+    entry: &TableEntry,
+    extension: &str,
+) -> Result<()> {
+    let store = runtime.object_store(url)?;
+    if !url.is_collection() {
+        store.head(url.prefix()).await?;
+        return Ok(());
+    }
+    let mut listing = store.list(Some(url.prefix()));
+    let mut other_files = 0;
+    while let Some(meta) = listing.next().await {
+        let meta = meta?;
+        let name = meta.location.filename().unwrap_or_default();
+        if !(name.starts_with('.') || name.starts_with('_')) && name.ends_with(extension) {
+            return Ok(());
+        }
+        other_files += 1;
+    }
+    let rows = entry.parameters.get("recordCount").map(String::as_str);
+    if other_files > 0 && rows == Some("0") {
+        return Ok(());
+    }
+    Err(DataFusionError::Plan(format!(
+        "no {} files at {} (the catalog records {} rows): its folder is empty or was deleted",
+        extension.trim_start_matches('.'),
+        entry.location,
+        rows.unwrap_or("?")
+    )))
 }

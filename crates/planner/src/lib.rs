@@ -22,7 +22,7 @@ use sluice_job::Diagnostic;
 use sluice_job::suggest;
 use sluice_proto as pb;
 
-pub use sources::{PlannedSource, SourceFile, listing_url};
+pub use sources::{FileCheck, PlannedSource, SourceFile, listing_url, source_url};
 
 /// Why a job could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,15 @@ pub(crate) struct Node {
 /// Plans `spec` on `ctx`: lists and checks the source files, infers their schemas and
 /// builds every transform. Nothing is executed.
 pub async fn plan_job(ctx: &SessionContext, spec: &pb::JobSpec) -> Result<PlannedJob, PlanError> {
+    plan_job_checked(ctx, spec, &|_, _| None).await
+}
+
+/// [`plan_job`], refusing any source file `check` refuses, before it is read.
+pub async fn plan_job_checked(
+    ctx: &SessionContext,
+    spec: &pb::JobSpec,
+    check: &FileCheck<'_>,
+) -> Result<PlannedJob, PlanError> {
     sluice_job::names::check_job_name(&spec.name).map_err(|e| PlanError::at("name", e))?;
     if spec.sources.is_empty() {
         return Err(PlanError::at("sources", "at least one source is required"));
@@ -81,7 +90,7 @@ pub async fn plan_job(ctx: &SessionContext, spec: &pb::JobSpec) -> Result<Planne
     let mut planned_sources = Vec::new();
     for source in &spec.sources {
         let path = format!("sources.{}", source.name);
-        let (df, planned) = sources::plan_source(ctx, &spec.staging, source, &path).await?;
+        let (df, planned) = sources::plan_source(ctx, &spec.staging, source, &path, check).await?;
         nodes.insert(
             source.name.clone(),
             Node {

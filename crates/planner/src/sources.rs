@@ -37,6 +37,9 @@ pub struct PlannedSource {
     pub schema: Arc<Schema>,
 }
 
+/// Decides whether a listed source file may be read: `None` if so, else why not.
+pub type FileCheck<'a> = dyn Fn(&pb::Source, &str) -> Option<String> + Send + Sync + 'a;
+
 /// Resolves `source.path` against the staging URL.
 pub fn source_url(staging: &str, path: &str) -> String {
     if path.contains("://") || staging.is_empty() {
@@ -53,9 +56,16 @@ pub(crate) async fn plan_source(
     staging: &str,
     source: &pb::Source,
     path: &str,
+    check: &FileCheck<'_>,
 ) -> Result<(DataFrame, PlannedSource), PlanError> {
     let url_text = source_url(staging, &source.path);
     let files = list_files(ctx, &url_text, &format!("{path}.path")).await?;
+    // Checked as listed, before any file is read: a glob or a link can lead anywhere.
+    for f in &files {
+        if let Some(why) = check(source, &f.url) {
+            return Err(PlanError::at(format!("{path}.path"), why));
+        }
+    }
     let urls: Vec<String> = files.iter().map(|f| f.url.clone()).collect();
     let df = match &source.format {
         Some(pb::source::Format::Csv(csv)) => {

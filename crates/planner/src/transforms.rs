@@ -1,6 +1,13 @@
 //! One function per transform kind; each checks its column references first.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider,
+};
+use datafusion::execution::session_state::SessionStateBuilder;
 
 use datafusion::common::{Column, ExprSchema};
 use datafusion::logical_expr::{Expr, JoinType, cast};
@@ -146,17 +153,16 @@ pub(crate) async fn plan_transform(
         }
         Kind::Sql(s) => {
             let p = format!("{path}.sql");
-            let mut registered = Vec::new();
+            // The inputs are registered in a session of this transform's own: submissions
+            // are planned concurrently, and must not see (or remove) each other's names.
+            let own = own_session(ctx);
             for (i, input) in s.inputs.iter().enumerate() {
                 let node = lookup(nodes, input, &format!("{p}.inputs[{i}]"))?;
-                ctx.register_table(input.as_str(), node.df.clone().into_view())
+                own.register_table(input.as_str(), node.df.clone().into_view())
                     .map_err(|e| transform_error(e, input, &format!("{p}.inputs[{i}]")))?;
-                registered.push(input.clone());
             }
-            let planned = ctx.sql(&s.query).await;
-            for r in &registered {
-                let _ = ctx.deregister_table(r.as_str());
-            }
+            failpoint_pause().await;
+            let planned = own.sql(&s.query).await;
             let df = planned.map_err(|e| transform_error(e, name, &format!("{p}.query")))?;
             Ok(Node {
                 df: requalify(df, name).map_err(|e| transform_error(e, name, &p))?,
@@ -164,6 +170,41 @@ pub(crate) async fn plan_transform(
             })
         }
     }
+}
+
+/// A session sharing `ctx`'s configuration, functions, planner and object stores, with an
+/// empty catalog of its own (the default catalog and schema, nothing in them).
+fn own_session(ctx: &SessionContext) -> SessionContext {
+    let state = ctx.state();
+    let options = state.config().options();
+    let catalog_name = options.catalog.default_catalog.clone();
+    let schema_name = options.catalog.default_schema.clone();
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    // A fresh catalog has no schemas, so this replaces nothing.
+    let _ = catalog.register_schema(&schema_name, Arc::new(MemorySchemaProvider::new()));
+    let catalogs = Arc::new(MemoryCatalogProviderList::new());
+    catalogs.register_catalog(catalog_name, catalog);
+    SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(catalogs)
+            .build(),
+    )
+}
+
+/// With `SLUICE_FAILPOINT=slow_sql_transform`, waits 1.5 s after a `sql` transform's
+/// inputs are registered: tests use it to overlap the planning of two submissions.
+async fn failpoint_pause() {
+    let on = std::env::var("SLUICE_FAILPOINT")
+        .is_ok_and(|v| v.split(',').any(|f| f == "slow_sql_transform"));
+    if !on {
+        return;
+    }
+    let (done, wait) = futures::channel::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let _ = done.send(());
+    });
+    let _ = wait.await;
 }
 
 fn project(input: &Node, exprs: Vec<Expr>, name: &str) -> datafusion::error::Result<Node> {
@@ -267,7 +308,8 @@ fn types_comparable(
             2
         }
     };
-    a == b || (class(a) == class(b) && class(a) < 2)
+    // A column with no values (a header-only CSV) is `Null`: it joins with any key type.
+    a == b || a.is_null() || b.is_null() || (class(a) == class(b) && class(a) < 2)
 }
 
 /// Keeps one copy of every join key (the left one; for right and full joins the first

@@ -25,3 +25,125 @@ pub fn arrow_type(t: SqlType) -> DataType {
 pub fn parse(text: &str) -> Result<DataType, String> {
     sluice_job::names::parse_sql_type(text).map(arrow_type)
 }
+
+/// The Arrow type of an Athena/Hive type name as a catalog stores it: the job-file names
+/// above, `char(n)`/`varchar(n)`, and nested `array<…>`, `map<…,…>` and `struct<name:…,…>`.
+pub fn hive_arrow_type(text: &str) -> Result<DataType, String> {
+    let mut parser = HiveTypes { text, pos: 0 };
+    let ty = parser.parse()?;
+    parser.skip_spaces();
+    if parser.pos != text.len() {
+        return Err(format!(
+            "'{text}': unexpected '{}' at {}",
+            &text[parser.pos..],
+            parser.pos
+        ));
+    }
+    Ok(ty)
+}
+
+/// A recursive-descent reader of Hive type names.
+struct HiveTypes<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl HiveTypes<'_> {
+    fn skip_spaces(&mut self) {
+        while self.text[self.pos..].starts_with(' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, c: char) -> Result<(), String> {
+        self.skip_spaces();
+        if self.text[self.pos..].starts_with(c) {
+            self.pos += c.len_utf8();
+            Ok(())
+        } else {
+            Err(format!("'{}': expected '{c}' at {}", self.text, self.pos))
+        }
+    }
+
+    /// A word (letters, digits, `_`), possibly empty.
+    fn word(&mut self) -> &str {
+        self.skip_spaces();
+        let start = self.pos;
+        let rest = &self.text[start..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        self.pos += len;
+        &self.text[start..start + len]
+    }
+
+    fn parse(&mut self) -> Result<DataType, String> {
+        use std::sync::Arc;
+
+        use datafusion::arrow::datatypes::{Field, Fields};
+
+        let name = self.word().to_ascii_lowercase();
+        match name.as_str() {
+            "array" => {
+                self.eat('<')?;
+                let item = self.parse()?;
+                self.eat('>')?;
+                Ok(DataType::List(Arc::new(Field::new("item", item, true))))
+            }
+            "map" => {
+                self.eat('<')?;
+                let key = self.parse()?;
+                self.eat(',')?;
+                let value = self.parse()?;
+                self.eat('>')?;
+                let entries = Fields::from(vec![
+                    Field::new("key", key, false),
+                    Field::new("value", value, true),
+                ]);
+                Ok(DataType::Map(
+                    Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+                    false,
+                ))
+            }
+            "struct" => {
+                self.eat('<')?;
+                let mut fields = Vec::new();
+                loop {
+                    let field = self.word().to_string();
+                    if field.is_empty() {
+                        return Err(format!(
+                            "'{}': expected a field name at {}",
+                            self.text, self.pos
+                        ));
+                    }
+                    self.eat(':')?;
+                    fields.push(Field::new(field, self.parse()?, true));
+                    self.skip_spaces();
+                    if self.text[self.pos..].starts_with(',') {
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+                self.eat('>')?;
+                Ok(DataType::Struct(Fields::from(fields)))
+            }
+            _ => {
+                // A plain type with optional arguments: decimal(10,2), varchar(20).
+                let start = self.pos - name.len();
+                self.skip_spaces();
+                if self.text[self.pos..].starts_with('(') {
+                    let close = self.text[self.pos..]
+                        .find(')')
+                        .ok_or_else(|| format!("'{}': missing ')'", self.text))?;
+                    self.pos += close + 1;
+                }
+                let plain = self.text[start..self.pos].to_ascii_lowercase();
+                if plain.starts_with("char") {
+                    return Ok(DataType::Utf8);
+                }
+                parse(&plain)
+            }
+        }
+    }
+}

@@ -6,6 +6,8 @@
 //! `AWS_ENDPOINT_URL` for S3-compatible servers, `AWS_ALLOW_HTTP`). The scheduler, the
 //! executors and the CLI each build theirs, so no credentials travel inside plans.
 
+pub mod roots;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -16,6 +18,8 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, RetryConfig};
 use url::Url;
+
+pub use roots::{AllowedRoots, RootError};
 
 /// Environment variables naming an S3-compatible endpoint, most specific first.
 const ENDPOINT_VARS: [&str; 3] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"];

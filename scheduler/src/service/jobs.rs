@@ -8,6 +8,7 @@ use std::time::Duration;
 use sluice_catalog::Catalogs;
 use sluice_proto as pb;
 use sluice_proto::RunState;
+use sluice_storage::AllowedRoots;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
@@ -47,6 +48,9 @@ struct Live {
     task: Option<tokio::task::AbortHandle>,
     /// Set once the run starts committing: from then on it cannot be cancelled.
     committing: bool,
+    /// Set when a cancel is accepted: from then on the run cannot start committing, and
+    /// its task no longer changes the record.
+    stopping: bool,
 }
 
 /// Runs jobs and keeps their records.
@@ -57,24 +61,95 @@ pub struct JobManager {
     store: RunStore,
     live: Mutex<HashMap<String, Live>>,
     slots: Semaphore,
+    /// Where sources may be read from.
+    staging_roots: AllowedRoots,
+    /// Where targets may be written: the lake.
+    lake_root: AllowedRoots,
 }
 
 impl JobManager {
-    /// A manager that runs at most one job at a time on `engine`.
+    /// A manager that runs at most one job at a time on `engine`. Submitted jobs may read
+    /// sources only under `staging_roots` (folders and `s3://bucket/prefix` URLs; none: only
+    /// the lake) and write only into the lake.
     pub fn new(
         engine: Arc<Engine>,
         lake: Lake,
         catalogs: Arc<Catalogs>,
         store: RunStore,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+        staging_roots: &[String],
+    ) -> Result<Arc<Self>, JobError> {
+        let config =
+            |e: sluice_storage::RootError| JobError::Unavailable(format!("staging_roots: {e}"));
+        let lake_root = AllowedRoots::new(&[lake.url.as_str()]).map_err(config)?;
+        let staging_roots = if staging_roots.is_empty() {
+            lake_root.clone()
+        } else {
+            AllowedRoots::new(staging_roots).map_err(config)?
+        };
+        Ok(Arc::new(Self {
             engine,
             lake,
             catalogs,
             store,
             live: Mutex::new(HashMap::new()),
             slots: Semaphore::new(1),
-        })
+            staging_roots,
+            lake_root,
+        }))
+    }
+
+    /// The roots as a message names them.
+    fn roots_text(&self) -> String {
+        if self.staging_roots.describe() == self.lake_root.describe() {
+            format!(
+                "{}; the scheduler's config lists no staging_roots, so only the lake may be read",
+                self.lake_root.describe()
+            )
+        } else {
+            self.staging_roots.describe()
+        }
+    }
+
+    /// Refuses sources outside the staging roots and targets outside the lake, before
+    /// anything is read.
+    fn check_locations(&self, spec: &pb::JobSpec) -> Result<(), JobError> {
+        let refuse = |path: String, message: String| {
+            JobError::InvalidSpec(sluice_job::Diagnostic::new(path, message).to_string())
+        };
+        for source in &spec.sources {
+            let url = sluice_planner::source_url(&spec.staging, &source.path);
+            if !self.staging_roots.contains(&url, false) {
+                return Err(refuse(
+                    format!("sources.{}.path", source.name),
+                    format!(
+                        "'{}'{} is outside the allowed staging roots ({})",
+                        source.path,
+                        shown_url(&source.path, &url),
+                        self.roots_text()
+                    ),
+                ));
+            }
+        }
+        if let Some(target) = &spec.target
+            && !target.location.is_empty()
+        {
+            let location = if target.location.ends_with('/') {
+                target.location.clone()
+            } else {
+                format!("{}/", target.location)
+            };
+            if !location.contains("://") || !self.lake_root.contains(&location, false) {
+                return Err(refuse(
+                    "target.location".into(),
+                    format!(
+                        "'{}' is outside the lake ({}): tables are written only into the lake",
+                        target.location,
+                        self.lake_root.describe()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Picks up runs that were in flight when the scheduler stopped: each is queued again
@@ -106,7 +181,19 @@ impl JobManager {
 
     /// Checks `spec` against its data (files, schemas, columns) and queues a run.
     pub async fn submit(self: &Arc<Self>, spec: pb::JobSpec) -> Result<pb::JobRun, JobError> {
-        sluice_planner::plan_job(self.engine.ctx(), &spec)
+        self.check_locations(&spec)?;
+        // Every listed file is checked before it is read: a glob or a symbolic link inside
+        // a root can lead elsewhere.
+        let check = |source: &pb::Source, url: &str| {
+            (!self.staging_roots.contains(url, true)).then(|| {
+                format!(
+                    "'{}' reads {url}, which resolves outside the allowed staging roots ({})",
+                    source.path,
+                    self.roots_text()
+                )
+            })
+        };
+        sluice_planner::plan_job_checked(self.engine.ctx(), &spec, &check)
             .await
             .map_err(|e| match e {
                 sluice_planner::PlanError::Invalid(d) => JobError::InvalidSpec(d.to_string()),
@@ -181,14 +268,34 @@ impl JobManager {
                     "committing its output".into(),
                 ));
             }
+            if l.stopping {
+                return Err(JobError::NotCancellable(id.into(), "stopping".into()));
+            }
             let mut run = l.sender.borrow().clone();
             run.state = RunState::Stopping as i32;
             l.sender.send_replace(run.clone());
-            (l.task.take(), run)
+            l.stopping = true;
+            // Aborted under the lock the run takes to start committing: either the commit
+            // began first (and the cancel was refused above) or the run stops at its next
+            // await, before committing anything.
+            let task = l.task.take();
+            if let Some(task) = &task {
+                task.abort();
+            }
+            (task, run)
         };
+        if failpoint("slow_cancel") {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
         self.store.put(&run)?;
-        if let Some(task) = task {
-            task.abort();
+        // The version may be deleted only once the run's task has really stopped.
+        if let Some(task) = &task {
+            for _ in 0..200 {
+                if task.is_finished() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         // Stop the cluster's work for this run (one run at a time: all running jobs are its).
         let running: Vec<String> = self.engine.running_job_ids().await.into_iter().collect();
@@ -203,13 +310,31 @@ impl JobManager {
             && let Some(target) = &spec.target
             && let Ok(table) = self.lake.table(target)
         {
-            let _ = table.delete_version(&run.id).await;
+            if self.published(target, &run.id).await {
+                tracing::error!(run = %run.id, "the cancelled run's version is in the catalog; keeping it");
+            } else {
+                let _ = table.delete_version(&run.id).await;
+            }
         }
         run.state = RunState::Stopped as i32;
         run.ended_at_ms = now_ms();
         run.error_message = "stopped by request".into();
         self.finish(run.clone())?;
         Ok(run)
+    }
+
+    /// Whether the catalog's entry for `target` is the version of run `id`.
+    async fn published(&self, target: &pb::Target, id: &str) -> bool {
+        let Some(table) = &target.table else {
+            return false;
+        };
+        let Ok(catalog) = crate::runner::target_catalog(&self.catalogs, target).await else {
+            return false;
+        };
+        matches!(
+            catalog.get_table(&table.database, &table.table).await,
+            Ok(Some(entry)) if entry.run_id.as_deref() == Some(id)
+        )
     }
 
     fn finish(&self, run: pb::JobRun) -> Result<(), JobError> {
@@ -230,6 +355,7 @@ impl JobManager {
                     sender,
                     task: None,
                     committing: false,
+                    stopping: false,
                 },
             );
         }
@@ -238,13 +364,19 @@ impl JobManager {
         if let Ok(mut live) = self.live.lock()
             && let Some(l) = live.get_mut(&id)
         {
-            l.task = Some(handle.abort_handle());
+            if l.stopping {
+                // Cancelled before the task existed.
+                handle.abort();
+            } else {
+                l.task = Some(handle.abort_handle());
+            }
         }
     }
 
+    /// Changes the live record of `id`; `None` once the run is gone or being cancelled.
     fn update(&self, id: &str, f: impl FnOnce(&mut pb::JobRun)) -> Option<pb::JobRun> {
         let live = self.live.lock().ok()?;
-        let l = live.get(id)?;
+        let l = live.get(id).filter(|l| !l.stopping)?;
         let mut run = l.sender.borrow().clone();
         f(&mut run);
         l.sender.send_replace(run.clone());
@@ -277,8 +409,27 @@ impl JobManager {
             let me = self.clone();
             let progress_id = id.clone();
             let progress = move |event: RunEvent| {
-                let store_it = matches!(event, RunEvent::Committing);
-                let updated = me.update(&progress_id, |r| match &event {
+                if matches!(event, RunEvent::Committing) {
+                    // Under the lock cancel takes: once this is set, cancels are refused;
+                    // if a cancel came first, the task is already aborted and stops at its
+                    // next await, before it commits anything.
+                    let updated = {
+                        let Ok(mut live) = me.live.lock() else {
+                            return;
+                        };
+                        let Some(l) = live.get_mut(&progress_id).filter(|l| !l.stopping) else {
+                            return;
+                        };
+                        l.committing = true;
+                        let mut run = l.sender.borrow().clone();
+                        run.state = RunState::Running as i32;
+                        l.sender.send_replace(run.clone());
+                        run
+                    };
+                    let _ = me.store.put(&updated);
+                    return;
+                }
+                me.update(&progress_id, |r| match &event {
                     RunEvent::Planning => {}
                     RunEvent::Running(p) => {
                         r.state = RunState::Running as i32;
@@ -299,18 +450,8 @@ impl JobManager {
                                 .collect(),
                         });
                     }
-                    RunEvent::Committing => r.state = RunState::Running as i32,
+                    RunEvent::Committing => {}
                 });
-                if store_it {
-                    if let Ok(mut live) = me.live.lock()
-                        && let Some(l) = live.get_mut(&progress_id)
-                    {
-                        l.committing = true;
-                    }
-                    if let Some(r) = updated {
-                        let _ = me.store.put(&r);
-                    }
-                }
             };
             let span = tracing::info_span!("job_run", run_id = %id, job = %spec.name, attempt);
             let result = run_job(
@@ -378,6 +519,20 @@ impl JobManager {
             return;
         }
     }
+}
+
+/// `url` in parentheses when it says more than `path` (a relative path or `..`).
+fn shown_url(path: &str, url: &str) -> String {
+    if url == path || url.trim_start_matches("file://") == path {
+        String::new()
+    } else {
+        format!(" ({url})")
+    }
+}
+
+/// Whether `SLUICE_FAILPOINT` (a comma-separated list) names `name`.
+fn failpoint(name: &str) -> bool {
+    std::env::var(crate::runner::FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == name))
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> JobError {

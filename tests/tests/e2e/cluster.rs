@@ -228,6 +228,7 @@ fn start_scheduler(
         args.extend(["--cluster-bind".into(), format!("127.0.0.1:{cluster_port}")]);
     }
     args.extend(extra.iter().cloned());
+    crate::trust::add_staging_roots(dir, &mut args);
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let p = Proc::spawn(
         "sluice-scheduler",

@@ -6,6 +6,7 @@ mod flight_sql;
 mod glue;
 mod moto;
 mod support;
+mod trust;
 
 use std::path::Path;
 

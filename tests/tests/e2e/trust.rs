@@ -1,0 +1,400 @@
+//! Issue #13: one unreadable table does not break queries over the others, `DESCRIBE`,
+//! concurrent submissions and cancels, and sources confined to the staging roots.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, ONE_CLUSTER_AT_A_TIME, SchedulerSetup};
+use crate::support::*;
+
+/// Adds a config file listing the staging roots the e2e tests read from to a scheduler's
+/// arguments: the examples, the test's folder, and the buckets of the S3 tests. A config
+/// the test gives (`--config`) is copied beside itself with the roots added, unless it
+/// lists its own.
+pub(crate) fn add_staging_roots(dir: &Path, args: &mut Vec<String>) {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let roots = [
+        repo().join("examples").display().to_string(),
+        dir.display().to_string(),
+        "/nonexistent/".into(),
+        "s3://staging/".into(),
+        "s3://no-such-bucket/".into(),
+    ];
+    let mut lines = String::from("\nstaging_roots:\n");
+    for r in &roots {
+        lines.push_str(&format!("  - \"{r}\"\n"));
+    }
+    match args.iter().position(|a| a == "--config") {
+        Some(i) if i + 1 < args.len() => {
+            let given = PathBuf::from(&args[i + 1]);
+            let text = std::fs::read_to_string(&given).unwrap_or_default();
+            if text.contains("staging_roots") {
+                return;
+            }
+            let copy = given.with_extension("roots.yaml");
+            std::fs::write(&copy, format!("{text}{lines}")).expect("write config");
+            args[i + 1] = copy.display().to_string();
+        }
+        _ => {
+            let config = dir.join("staging-roots.yaml");
+            std::fs::write(&config, lines).expect("write config");
+            args.extend(["--config".to_string(), config.display().to_string()]);
+        }
+    }
+}
+
+/// A job reading `path` under `staging` through a `sql` step named `q`.
+fn job(dir: &Path, name: &str, staging: &str, source: &str, query: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+name: {name}
+staging: "{staging}"
+sources:
+  src: {{ path: "{source}", format: csv }}
+transforms:
+  - sql: {{ name: q, inputs: [src], query: "{query}" }}
+target:
+  input: q
+  table: {{ database: t, name: {table} }}
+"#,
+            table = name.replace('-', "_"),
+        ),
+    )
+    .expect("write job");
+    file
+}
+
+fn spotify_job(dir: &Path, name: &str) -> PathBuf {
+    job(
+        dir,
+        name,
+        &spotify_data().display().to_string(),
+        "albums.csv",
+        "SELECT track_id, album_type FROM src",
+    )
+}
+
+/// The folder the catalog entry of `t.<table>` points at.
+fn version_folder(lake: &Path, table: &str) -> PathBuf {
+    let entry = catalog_entry(lake, "t", table).expect("registered");
+    let location = entry["location"].as_str().expect("location").to_string();
+    PathBuf::from(location.trim_start_matches("file://"))
+}
+
+/// Empties the version folder of `t.empty` and deletes that of `t.gone`.
+fn break_tables(lake: &Path) {
+    let empty = version_folder(lake, "empty");
+    for f in std::fs::read_dir(&empty).expect("version folder") {
+        let p = f.expect("entry").path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).expect("rm");
+        } else {
+            std::fs::remove_file(p).expect("rm");
+        }
+    }
+    std::fs::remove_dir_all(version_folder(lake, "gone")).expect("rm version");
+}
+
+/// Queries through `query` (embedded or Flight SQL): the good table answers, the broken
+/// ones fail naming themselves, `DESCRIBE` works.
+fn check_queries(query: impl Fn(&str) -> Run) {
+    let good = query("SELECT count(*) AS n FROM t.good").expect_ok();
+    assert_eq!(csv_count(&good), 20_000, "{}", good.stdout);
+    for broken in ["empty", "gone"] {
+        let failed = query(&format!("SELECT count(*) AS n FROM t.{broken}")).expect_failure();
+        assert!(
+            failed
+                .stderr
+                .contains(&format!("table t.{broken} cannot be read"))
+                && failed.stderr.contains("empty or was deleted"),
+            "{}",
+            failed.stderr
+        );
+    }
+    let joined =
+        query("SELECT count(*) AS n FROM t.good g JOIN t.gone x ON g.track_id = x.track_id")
+            .expect_failure();
+    assert!(joined.stderr.contains("t.gone"), "{}", joined.stderr);
+    let described = query("DESCRIBE t.good").expect_ok();
+    assert!(
+        described.stdout.contains("track_id") && described.stdout.contains("album_type"),
+        "{}",
+        described.stdout
+    );
+    let described = query("DESCRIBE t.good").expect_ok();
+    assert!(described.stdout.contains("Utf8"), "{}", described.stdout);
+}
+
+#[test]
+fn an_unreadable_table_fails_alone_in_sluice_query() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let lake_arg = lake.to_str().expect("utf-8");
+    for name in ["good", "empty", "gone"] {
+        let job = spotify_job(tmp.path(), name);
+        sluice(
+            &[
+                "run",
+                job.to_str().expect("utf-8"),
+                "--lake",
+                lake_arg,
+                "--preview",
+                "0",
+            ],
+            &[],
+        )
+        .expect_ok();
+    }
+    break_tables(&lake);
+    check_queries(|sql| sluice(&["query", sql, "--lake", lake_arg, "--format", "csv"], &[]));
+    let tables = sluice(&["tables", "--lake", lake_arg], &[]).expect_ok();
+    assert!(tables.stdout.contains("good"), "{}", tables.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_table_fails_alone_over_flight_sql() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        lake.to_str().expect("utf-8"),
+        Vec::new(),
+        SchedulerSetup::default(),
+    );
+    for name in ["good", "empty", "gone"] {
+        let job = spotify_job(tmp.path(), name);
+        cluster
+            .cli(&["submit", job.to_str().expect("utf-8")])
+            .expect_ok();
+    }
+    break_tables(&lake);
+    check_queries(|sql| cluster.cli(&["query", sql, "--format", "csv"]));
+}
+
+fn submitted_id(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("submitted run "))
+        .unwrap_or_else(|| panic!("a run id in\n{}\n{}", run.stdout, run.stderr))
+        .trim()
+        .to_string()
+}
+
+fn state(cluster: &Cluster, run_id: &str) -> String {
+    let out = cluster.cli(&["status", run_id]).expect_ok().stdout;
+    out.lines()
+        .find_map(|l| l.strip_prefix("state   "))
+        .unwrap_or("?")
+        .trim()
+        .to_string()
+}
+
+fn wait_for_end(cluster: &Cluster, run_id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = state(cluster, run_id);
+        let ended = ["SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT"].contains(&s.as_str());
+        if ended || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Two submissions whose `sql` steps both name their input `src` are planned at the same
+/// time (the failpoint holds each planning 1.5 s with its input registered): each sees its
+/// own `src` only.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_submissions_do_not_see_each_others_sql_inputs() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        lake.to_str().expect("utf-8"),
+        vec![(
+            "SLUICE_FAILPOINT".to_string(),
+            "slow_sql_transform".to_string(),
+        )],
+        SchedulerSetup::default(),
+    );
+    let staging = spotify_data().display().to_string();
+    let albums = job(
+        tmp.path(),
+        "albums",
+        &staging,
+        "albums.csv",
+        "SELECT album_type, track_id FROM src",
+    );
+    let artists = job(
+        tmp.path(),
+        "artists",
+        &staging,
+        "artists.csv",
+        "SELECT name, artist_popularity FROM src",
+    );
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| cluster.cli(&["submit", albums.to_str().expect("utf-8"), "--detach"]));
+        std::thread::sleep(Duration::from_millis(400));
+        let b = s.spawn(|| cluster.cli(&["submit", artists.to_str().expect("utf-8"), "--detach"]));
+        (a.join().expect("thread"), b.join().expect("thread"))
+    });
+    let (a, b) = (a.expect_ok(), b.expect_ok());
+    for (run, table, column) in [
+        (&a, "albums", "album_type"),
+        (&b, "artists", "artist_popularity"),
+    ] {
+        let id = submitted_id(run);
+        assert_eq!(wait_for_end(&cluster, &id), "SUCCEEDED", "{table}");
+        let entry = catalog_entry(&lake, "t", table).expect("registered");
+        let columns = entry["columns"].to_string();
+        assert!(columns.contains(column), "{table}: {columns}");
+    }
+}
+
+/// A cancel that arrives while the run plans stops it for good, however long the cancel
+/// then takes: the run never commits, so no published version is deleted under the catalog.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_never_commits() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        lake.to_str().expect("utf-8"),
+        vec![(
+            "SLUICE_FAILPOINT".to_string(),
+            "slow_sql_transform,slow_cancel".to_string(),
+        )],
+        SchedulerSetup::default(),
+    );
+    let job = spotify_job(tmp.path(), "cancelled");
+    let submitted = cluster
+        .cli(&["submit", job.to_str().expect("utf-8"), "--detach"])
+        .expect_ok();
+    let id = submitted_id(&submitted);
+    // The run now plans for 1.5 s; the cancel pauses 5 s once it has been accepted, long
+    // enough for an unstopped run to finish and commit.
+    let cancelled = cluster.cli(&["cancel", &id]).expect_ok();
+    assert!(cancelled.stdout.contains("STOPPED"), "{}", cancelled.stdout);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(state(&cluster, &id), "STOPPED");
+    assert!(
+        catalog_entry(&lake, "t", "cancelled").is_none(),
+        "a cancelled run published its table"
+    );
+    assert!(
+        versions(&lake, "t", "cancelled").is_empty(),
+        "no version left"
+    );
+}
+
+/// Sources must lie under the scheduler's `staging_roots`, targets in the lake.
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_outside_the_staging_roots_are_refused() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
+    let staging = dir.join("staging");
+    let sibling = dir.join("stagingX");
+    for d in [&staging, &sibling] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::copy(spotify_data().join("albums.csv"), d.join("albums.csv")).expect("copy");
+    }
+    std::os::unix::fs::symlink("/etc", staging.join("etc")).expect("symlink");
+    std::os::unix::fs::symlink("/etc/passwd", staging.join("pw.csv")).expect("symlink");
+    let config = dir.join("scheduler.yaml");
+    std::fs::write(
+        &config,
+        format!("staging_roots:\n  - \"{}\"\n", staging.display()),
+    )
+    .expect("config");
+    let lake = dir.join("lake");
+    let cluster = Cluster::start_full(
+        &dir,
+        lake.to_str().expect("utf-8"),
+        Vec::new(),
+        SchedulerSetup {
+            args: vec!["--config".into(), config.display().to_string()],
+            ..SchedulerSetup::default()
+        },
+    );
+    let select = "SELECT * FROM src";
+    let staging_text = staging.display().to_string();
+    let refused = [
+        ("abs", staging_text.clone(), "/etc/passwd".to_string()),
+        ("shadow", staging_text.clone(), "/etc/shadow".into()),
+        ("url", staging_text.clone(), "file:///etc/hostname".into()),
+        (
+            "dots",
+            staging_text.clone(),
+            "../../../../etc/passwd".into(),
+        ),
+        ("staging-etc", "/etc".into(), "passwd".into()),
+        (
+            "sibling",
+            sibling.display().to_string(),
+            "albums.csv".into(),
+        ),
+        ("link-dir", staging_text.clone(), "etc/passwd".into()),
+        ("link-file", staging_text.clone(), "pw.csv".into()),
+        ("link-glob", staging_text.clone(), "e*/passw?".into()),
+    ];
+    for (name, staging, path) in refused {
+        let job = job(&dir, name, &staging, &path, select);
+        let run = cluster
+            .cli(&["submit", job.to_str().expect("utf-8")])
+            .expect_failure();
+        let outside = run.stderr.contains("sources.src.path")
+            && run.stderr.contains("outside the allowed staging roots");
+        // A glob through a link may not even list the file; either way nothing is read.
+        let unlisted = name == "link-glob" && run.stderr.contains("no file matches");
+        assert!(
+            outside || unlisted,
+            "{name}: {path} under {staging}:\n{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("root:x:0"), "{}", run.stderr);
+    }
+    let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
+    assert_eq!(listed.lines().count(), 1, "no run was queued:\n{listed}");
+
+    // A target outside the lake is refused too.
+    let outside = dir.join("elsewhere");
+    let job_file = job(&dir, "located", &staging_text, "albums.csv", select);
+    let text = std::fs::read_to_string(&job_file).expect("read");
+    std::fs::write(
+        &job_file,
+        text.replace(
+            "  table: {",
+            &format!("  location: \"file://{}/\"\n  table: {{", outside.display()),
+        ),
+    )
+    .expect("write");
+    let run = cluster
+        .cli(&["submit", job_file.to_str().expect("utf-8")])
+        .expect_failure();
+    assert!(
+        run.stderr.contains("target.location") && run.stderr.contains("outside the lake"),
+        "{}",
+        run.stderr
+    );
+    assert!(!outside.exists(), "nothing written outside the lake");
+
+    // Inside the root works.
+    let good = job(
+        &dir,
+        "inside",
+        &staging_text,
+        "albums.csv",
+        "SELECT track_id FROM src",
+    );
+    let run = cluster
+        .cli(&["submit", good.to_str().expect("utf-8")])
+        .expect_ok();
+    assert!(run.stdout.contains("state   SUCCEEDED"), "{}", run.stdout);
+}
