@@ -46,6 +46,11 @@ impl Proc {
         Self { child, log }
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -184,6 +189,11 @@ impl Cluster {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         sluice(args, &env)
+    }
+
+    /// The scheduler's process id.
+    pub(crate) fn scheduler_pid(&self) -> u32 {
+        self.scheduler.pid()
     }
 
     pub(crate) fn lake(&self) -> PathBuf {

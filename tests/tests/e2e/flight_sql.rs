@@ -29,7 +29,10 @@ fn config_with_user(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("scheduler.yaml");
     std::fs::write(
         &path,
-        format!("users:\n  - name: {USER}\n    password_hash: \"{hash}\"\n{extra}"),
+        // The user submits jobs as well as querying: users default to the `analyst` role.
+        format!(
+            "users:\n  - name: {USER}\n    password_hash: \"{hash}\"\n    role: engineer\n{extra}"
+        ),
     )
     .expect("write config");
     path
