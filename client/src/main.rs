@@ -1,5 +1,13 @@
 //! `sluice`: run ETL jobs on an embedded cluster, list the catalog's tables, query the lake.
 
+/// `println!` for the command's output. A reader that goes away (`sluice … | head -1`)
+/// ends the command quietly instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
 mod connection;
 mod flight_query;
 mod output;
@@ -96,10 +104,14 @@ enum Command {
         #[command(flatten)]
         scheduler: SchedulerArgs,
     },
-    /// Check a job file without running it.
+    /// Check a job file without running it: its structure, then its data as `run` would
+    /// (files exist and are not empty, schemas infer, every column named resolves).
     Validate {
         /// The job file (YAML).
         job: PathBuf,
+        /// Check the file's structure only, without reading the data.
+        #[arg(long)]
+        offline: bool,
     },
     /// List the catalog's tables.
     Tables {
@@ -210,17 +222,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Status { run_id, scheduler } => remote::status(&scheduler, &run_id).await,
         Command::Watch { run_id, scheduler } => remote::watch(&scheduler, &run_id).await,
         Command::Cancel { run_id, scheduler } => remote::cancel(&scheduler, &run_id).await,
-        Command::Validate { job } => {
-            let loaded = load_job(&job)?;
-            println!(
-                "{}: job '{}' is well formed ({} sources, {} transforms)",
-                job.display(),
-                loaded.spec.name,
-                loaded.spec.sources.len(),
-                loaded.spec.transforms.len()
-            );
-            Ok(())
-        }
+        Command::Validate { job, offline } => validate(&job, offline).await,
         Command::Tables { lake, format } => tables(&lake, format).await,
         Command::Crawl {
             url,
@@ -248,6 +250,62 @@ async fn dispatch(cli: Cli) -> Result<()> {
             };
             output::print_batches(&batches, format)
         }
+    }
+}
+
+/// Checks a job file; unless `offline`, plans it against its data as `sluice run` does.
+async fn validate(path: &Path, offline: bool) -> Result<()> {
+    let loaded = load_job(path)?;
+    let shape = format!(
+        "{} sources, {} transforms",
+        loaded.spec.sources.len(),
+        loaded.spec.transforms.len()
+    );
+    if offline {
+        outln!(
+            "{}: job '{}' is well formed ({shape}); its data was not checked (--offline)",
+            path.display(),
+            loaded.spec.name
+        );
+        return Ok(());
+    }
+    // A plain single-node session: planning lists files and infers schemas, which needs
+    // the object stores but no cluster.
+    let ctx = query::query_context();
+    let planned = sluice_planner::plan_job(&ctx, &loaded.spec)
+        .await
+        .map_err(|e| plan_error(&loaded, e))?;
+    let fields = planned.output.schema().fields().clone();
+    for field in fields.iter() {
+        // The checks `run` makes before it writes: Athena names and types the catalog knows.
+        let problem = match sluice_job::names::check_catalog_name(field.name()) {
+            Err(e) => Some(format!(
+                "output column {e}: rename it with a 'rename' transform"
+            )),
+            Ok(()) => sluice_catalog::types::hive_type(field.data_type())
+                .err()
+                .map(|e| format!("column '{}': {e}", field.name())),
+        };
+        if let Some(message) = problem {
+            let d = sluice_job::Diagnostic::new("target.input", message);
+            bail!("invalid job:\n{}", loaded.describe(&d));
+        }
+    }
+    let files: usize = planned.sources.iter().map(|s| s.files.len()).sum();
+    outln!(
+        "{}: job '{}' is valid ({shape}; {files} input files found, {} output columns)",
+        path.display(),
+        loaded.spec.name,
+        fields.len()
+    );
+    Ok(())
+}
+
+/// A planning error, pointing at the job file's line when the job is at fault.
+fn plan_error(job: &LoadedJob, e: PlanError) -> anyhow::Error {
+    match e {
+        PlanError::Invalid(d) => anyhow!("invalid job:\n{}", job.describe(&d)),
+        other => anyhow!("{other}"),
     }
 }
 
@@ -326,10 +384,10 @@ async fn run(
         let target = loaded.spec.target.clone().unwrap_or_default();
         let catalog = sluice_scheduler::runner::target_catalog(&catalogs, &target).await?;
         let batches = query_catalog(catalog.as_ref(), &sql).await?;
-        println!("\nFirst {preview} rows of {table} (first columns):");
+        outln!("\nFirst {preview} rows of {table} (first columns):");
         output::print_batches(&batches, Format::Table)?;
     }
-    print_next_steps(&report, &lake_arg.lake);
+    print_next_steps(&report, lake_arg);
     Ok(())
 }
 
@@ -344,7 +402,10 @@ fn run_error(job: &LoadedJob, e: RunError) -> anyhow::Error {
     }
 }
 
-fn print_next_steps(report: &RunReport, lake_arg: &str) {
+/// How to query the table just written: the same lake, and the catalog it is registered in
+/// when that is not the one `sluice query` would use anyway.
+fn print_next_steps(report: &RunReport, lake_args: &LakeArgs) {
+    let lake_arg = lake_args.lake.as_str();
     let me = if std::env::var_os("CARGO").is_some() {
         "cargo run -q --bin sluice --".to_string()
     } else {
@@ -355,10 +416,19 @@ fn print_next_steps(report: &RunReport, lake_arg: &str) {
     } else {
         format!(" --lake {lake_arg}")
     };
+    let default_catalog = match lake_args.catalog {
+        CatalogKind::Embedded => "embedded",
+        CatalogKind::Glue => "glue",
+    };
+    let lake = if report.catalog != "embedded" || default_catalog != "embedded" {
+        format!("{lake} --catalog {}", report.catalog)
+    } else {
+        lake
+    };
     let table = format!("{}.{}", report.table.database, report.table.name);
-    println!("\nQuery it:");
-    println!("  {me} query \"SELECT count(*) AS rows FROM {table}\"{lake}");
-    println!("  {me} tables{lake}");
+    outln!("\nQuery it:");
+    outln!("  {me} query \"SELECT count(*) AS rows FROM {table}\"{lake}");
+    outln!("  {me} tables{lake}");
 }
 
 async fn query_catalog(
@@ -491,7 +561,7 @@ async fn crawl(
         );
     }
     for f in &found.skipped {
-        println!("  skipped {f} (neither Parquet nor CSV)");
+        outln!("  skipped {f} (neither Parquet nor CSV)");
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! How the CLI prints reports, tables and query results.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -67,7 +69,7 @@ fn plural(n: usize, word: &str) -> String {
 pub fn print_report(job: &LoadedJob, r: &RunReport) {
     let t = &r.table;
     let catalog_kind = r.catalog;
-    println!("Job '{}' succeeded: run {}", job.spec.name, r.run_id);
+    outln!("Job '{}' succeeded: run {}", job.spec.name, r.run_id);
     let width = r.sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for (i, s) in r.sources.iter().enumerate() {
         let label = if i == 0 { "read " } else { "     " };
@@ -75,7 +77,7 @@ pub fn print_report(job: &LoadedJob, r: &RunReport) {
             .rows
             .map(|n| format!("{} rows", thousands(n)))
             .unwrap_or_else(|| "rows not reported".into());
-        println!(
+        outln!(
             "  {label} {:<width$}  {:>14}  {}  {}",
             s.name,
             rows,
@@ -84,19 +86,19 @@ pub fn print_report(job: &LoadedJob, r: &RunReport) {
         );
     }
     let total_in: u64 = r.sources.iter().filter_map(|s| s.rows).sum();
-    println!(
+    outln!(
         "        {:<width$}  {:>14}",
         "total",
         format!("{} rows", thousands(total_in))
     );
-    println!(
+    outln!(
         "  wrote  {} rows in {} ({}) to {}",
         thousands(r.rows_written),
         plural(r.files_written, "file"),
         human_bytes(r.bytes_written),
         t.location
     );
-    println!(
+    outln!(
         "  table  {}.{} registered in the {catalog_kind} catalog (version {}, {} columns{})",
         t.database,
         t.name,
@@ -110,16 +112,16 @@ pub fn print_report(job: &LoadedJob, r: &RunReport) {
     );
     print_columns(t);
     for change in &r.schema_changes {
-        println!("  schema {change}");
+        outln!("  schema {change}");
     }
     if r.versions_removed > 0 {
-        println!(
+        outln!(
             "  pruned {} of the table",
             plural(r.versions_removed, "old version")
         );
     }
     let first_task_ms = r.first_task.map(|d| d.as_millis() as u64);
-    println!(
+    outln!(
         "  time   {:.2} s{}",
         r.elapsed.as_secs_f64(),
         run_shape(r.stages, r.tasks, first_task_ms)
@@ -144,11 +146,43 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// Standard output for the command's results. When the reader has gone away (`sluice …
+/// | head -1`) the process ends at once, successfully and without a message: the reader
+/// has what it wanted. Any other write error ends it with a message.
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout().write(buf).map_err(quit_on_broken_pipe)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush().map_err(quit_on_broken_pipe)
+    }
+}
+
+/// Ends the process quietly if `e` says the reader of standard output has gone away.
+fn quit_on_broken_pipe(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    e
+}
+
+/// Writes one line of output (see [`Stdout`]); used by `outln!`.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    let mut out = Stdout;
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints query results in the chosen format.
 pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
     match format {
         Format::Table => {
-            println!(
+            outln!(
                 "{}",
                 pretty_format_batches(batches).context("cannot format the result")?
             );
@@ -156,13 +190,13 @@ pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
         Format::Csv => {
             let mut w = arrow_csv::WriterBuilder::new()
                 .with_header(true)
-                .build(std::io::stdout());
+                .build(Stdout);
             for b in batches {
                 w.write(b).context("cannot write CSV")?;
             }
         }
         Format::Json => {
-            let mut w = arrow_json::LineDelimitedWriter::new(std::io::stdout());
+            let mut w = arrow_json::LineDelimitedWriter::new(Stdout);
             for b in batches {
                 w.write(b).context("cannot write JSON")?;
             }
@@ -177,13 +211,13 @@ pub fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
     match format {
         Format::Json => {
             for t in tables {
-                println!("{}", serde_json::to_string(t)?);
+                outln!("{}", serde_json::to_string(t)?);
             }
         }
         Format::Csv => {
-            println!("database,table,rows,files,bytes,version,location");
+            outln!("database,table,rows,files,bytes,version,location");
             for t in tables {
-                println!(
+                outln!(
                     "{},{},{},{},{},{},{}",
                     t.database,
                     t.name,
@@ -207,7 +241,7 @@ pub fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
                     .get("sizeKey")
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                println!(
+                outln!(
                     "{}.{}  {} rows, {}, version {}, updated {}",
                     t.database,
                     t.name,
@@ -216,14 +250,14 @@ pub fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
                     t.version,
                     t.updated_at
                 );
-                println!("  location {}", t.location);
+                outln!("  location {}", t.location);
                 let cols: Vec<String> = t
                     .columns
                     .iter()
                     .map(|c| format!("{} {}", c.name, c.hive_type))
                     .collect();
                 for line in wrap(&cols.join(", "), 90) {
-                    println!("  {line}");
+                    outln!("  {line}");
                 }
             }
         }
@@ -243,7 +277,7 @@ fn print_columns(t: &TableEntry) {
         )
         .collect();
     for line in wrap(&cols.join(", "), 90) {
-        println!("         {line}");
+        outln!("         {line}");
     }
 }
 
@@ -260,7 +294,7 @@ pub fn print_crawled(
         .get("recordCount")
         .and_then(|r| r.parse::<u64>().ok())
         .unwrap_or(0);
-    println!(
+    outln!(
         "  table  {}.{} registered in the {catalog_kind} catalog (version {}): {} {} from {}, {} rows{}",
         t.database,
         t.name,
@@ -282,6 +316,6 @@ pub fn print_crawled(
         } else {
             ""
         };
-        println!("  schema {change}{note}");
+        outln!("  schema {change}{note}");
     }
 }

@@ -55,7 +55,7 @@ pub async fn submit(job_path: &Path, scheduler: &SchedulerArgs, detach: bool) ->
         .await
         .map_err(|e| status_error(e, Some(&job)))?;
     let run_id = response.into_inner().run_id;
-    println!("submitted run {run_id}");
+    outln!("submitted run {run_id}");
     if detach {
         return Ok(());
     }
@@ -151,19 +151,21 @@ fn time_ms(ms: i64) -> String {
 
 /// Prints one run in full.
 pub fn print_run(run: &pb::JobRun) {
-    println!(
+    outln!(
         "run     {} (job '{}', attempt {})",
-        run.id, run.job_name, run.attempt
+        run.id,
+        run.job_name,
+        run.attempt
     );
-    println!("state   {}", state_name(run));
-    println!(
+    outln!("state   {}", state_name(run));
+    outln!(
         "times   submitted {}  started {}  ended {}",
         time_ms(run.submitted_at_ms),
         time_ms(run.started_at_ms),
         time_ms(run.ended_at_ms)
     );
     if run.ended_at_ms > 0 && run.started_at_ms > 0 {
-        println!(
+        outln!(
             "time    {:.2} s{}",
             (run.ended_at_ms - run.started_at_ms) as f64 / 1000.0,
             crate::output::run_shape(run.stages as usize, run.tasks as usize, run.first_task_ms)
@@ -174,7 +176,7 @@ pub fn print_run(run: &pb::JobRun) {
             .rows
             .map(|r| format!("{} rows", thousands(r)))
             .unwrap_or_else(|| "rows not reported".into());
-        println!(
+        outln!(
             "read    {:<12} {:>14}  {} files  {}",
             s.name,
             rows,
@@ -183,17 +185,17 @@ pub fn print_run(run: &pb::JobRun) {
         );
     }
     if state_of(run) == RunState::Succeeded {
-        println!(
+        outln!(
             "wrote   {} rows in {} files ({}) to {}",
             thousands(run.rows_written),
             run.files_written,
             human_bytes(run.bytes_written),
             run.table_location
         );
-        println!("table   {}", run.table);
+        outln!("table   {}", run.table);
     }
     if !run.error_message.is_empty() {
-        println!("error   {}", run.error_message);
+        outln!("error   {}", run.error_message);
     }
 }
 
@@ -221,7 +223,7 @@ pub async fn cancel(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
         .await
         .map_err(|e| status_error(e, None))?
         .into_inner();
-    println!("run {} is {}", run.id, state_name(&run));
+    outln!("run {} is {}", run.id, state_name(&run));
     Ok(())
 }
 
@@ -245,9 +247,13 @@ pub async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u32) -> R
         .map_err(|e| status_error(e, None))?
         .into_inner()
         .runs;
-    println!(
+    outln!(
         "{:<34} {:<20} {:<10} {:>12}  {:<19}  error",
-        "run", "job", "state", "rows", "submitted"
+        "run",
+        "job",
+        "state",
+        "rows",
+        "submitted"
     );
     for r in runs {
         let rows = if state_of(&r) == RunState::Succeeded {
@@ -257,7 +263,7 @@ pub async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u32) -> R
         };
         let mut error = r.error_message.clone();
         error.truncate(60);
-        println!(
+        outln!(
             "{:<34} {:<20} {:<10} {:>12}  {:<19}  {}",
             r.id,
             r.job_name,

@@ -183,10 +183,10 @@ impl Builder {
                     self.record(&p, mark);
                 }
             }
+            // An alias in key position is a (complex) key; elsewhere it is a value.
+            Event::Alias(_) if self.complex_key() => {}
             Event::Alias(_) => {
-                if !self.complex_key() {
-                    self.next_value_path();
-                }
+                self.next_value_path();
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let path = if self.complex_key() {

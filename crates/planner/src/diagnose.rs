@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::csv::ReaderBuilder;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::csv::reader::{Decoder, Format};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::object_store::ObjectStoreExt;
@@ -71,19 +72,118 @@ pub async fn locate_csv_error(
     None
 }
 
-async fn check_file(
+/// The error for a CSV source (`path`, such as `sources.albums`) whose schema could not be
+/// inferred: a bad row is named by its file and line, counted from the start of the file.
+pub(crate) async fn inference_error(
+    ctx: &SessionContext,
+    path: &str,
+    urls: &[String],
+    csv: &pb::CsvFormat,
+    e: &datafusion::error::DataFusionError,
+) -> crate::PlanError {
+    let message = crate::clean_message(e);
+    let located = if is_csv_error(&message) || message.contains("whilst inferring schema") {
+        let source = path.strip_prefix("sources.").unwrap_or(path);
+        locate_inference_error(ctx, source, urls, csv).await
+    } else {
+        None
+    };
+    let message = located.map_or(message, |found| found.to_string());
+    crate::PlanError::at(format!("{path}.path"), message)
+}
+
+/// Reads each of `urls` from the start, every field as text, and returns the first row
+/// that cannot be read: a wrong number of fields, or bytes that are not UTF-8. Used when
+/// inferring a source's schema fails, as DataFusion's inference reports lines counted from
+/// the start of a chunk of the file, not of the file.
+pub async fn locate_inference_error(
+    ctx: &SessionContext,
+    source: &str,
+    urls: &[String],
+    csv: &pb::CsvFormat,
+) -> Option<InputError> {
+    for url in urls {
+        let found = match first_record_width(ctx, url, csv).await {
+            Err(message) => Some((None, message)),
+            Ok(None) => None,
+            Ok(Some(width)) => {
+                let fields: Vec<Field> = (1..=width)
+                    .map(|i| Field::new(format!("column_{i}"), DataType::Utf8, true))
+                    .collect();
+                check_file(ctx, url, &Arc::new(Schema::new(fields)), csv).await
+            }
+        };
+        if let Some((line, message)) = found {
+            return Some(InputError {
+                source: source.to_string(),
+                file: url.clone(),
+                line,
+                message,
+            });
+        }
+    }
+    None
+}
+
+/// How many fields the first record of the file has (its header, if it has one); `None`
+/// for an empty file.
+async fn first_record_width(
     ctx: &SessionContext,
     url: &str,
-    schema: &Arc<Schema>,
     csv: &pb::CsvFormat,
-) -> Option<(Option<u64>, String)> {
-    let table_url = ListingTableUrl::parse(url).ok()?;
-    let store = ctx.runtime_env().object_store(&table_url).ok()?;
-    let location = table_url.prefix().clone();
-    let mut stream = match store.get(&location).await {
-        Ok(r) => r.into_stream(),
-        Err(e) => return Some((None, format!("cannot read the file: {e}"))),
+) -> Result<Option<usize>, String> {
+    /// Enough for any header line; a first record longer than this is cut.
+    const HEAD: usize = 1 << 20;
+    let mut stream = open(ctx, url).await?;
+    let mut head: Vec<u8> = Vec::new();
+    while head.len() < HEAD && !head.contains(&b'\n') {
+        match stream.next().await {
+            Some(Ok(bytes)) => head.extend_from_slice(bytes.as_ref()),
+            Some(Err(e)) => return Err(format!("cannot read the file: {e}")),
+            None => break,
+        }
+    }
+    if head.is_empty() {
+        return Ok(None);
+    }
+    let byte = crate::sources::option_byte;
+    let mut format = Format::default()
+        .with_header(csv.has_header)
+        .with_delimiter(byte(&csv.delimiter, b','))
+        .with_quote(byte(&csv.quote, b'"'));
+    if let Some(e) = csv.escape.as_bytes().first() {
+        format = format.with_escape(*e);
+    }
+    // Only the first line is complete for sure: read that one record.
+    let end = match head.iter().position(|b| *b == b'\n') {
+        Some(i) if !csv.newlines_in_values => i + 1,
+        _ => head.len(),
     };
+    let (schema, _) = format
+        .infer_schema(std::io::Cursor::new(&head[..end]), Some(1))
+        .map_err(|e| explain(e, &Schema::empty(), 0).1)?;
+    Ok(Some(schema.fields().len()))
+}
+
+/// The file's bytes, as a stream of chunks.
+async fn open(
+    ctx: &SessionContext,
+    url: &str,
+) -> Result<impl futures::Stream<Item = object_store::Result<impl AsRef<[u8]>>> + Unpin, String> {
+    let table_url = ListingTableUrl::parse(url).map_err(|e| e.to_string())?;
+    let store = ctx
+        .runtime_env()
+        .object_store(&table_url)
+        .map_err(|e| e.to_string())?;
+    let location = table_url.prefix().clone();
+    match store.get(&location).await {
+        Ok(r) => Ok(r.into_stream()),
+        Err(e) => Err(format!("cannot read the file: {e}")),
+    }
+}
+
+/// A decoder for `schema` with the source's CSV options.
+fn decoder(schema: &Arc<Schema>, csv: &pb::CsvFormat) -> Decoder {
     let byte = crate::sources::option_byte;
     let mut builder = ReaderBuilder::new(schema.clone())
         .with_header(csv.has_header)
@@ -98,38 +198,73 @@ async fn check_file(
     {
         builder = builder.with_null_regex(re);
     }
-    let mut decoder = builder.build_decoder();
+    builder.build_decoder()
+}
+
+/// Feeds `pending` to the decoder, keeping what it has not consumed yet (a partial row).
+fn feed(decoder: &mut Decoder, pending: &mut Vec<u8>) -> Result<(), ArrowError> {
+    loop {
+        let consumed = decoder.decode(pending)?;
+        pending.drain(..consumed);
+        if decoder.capacity() == 0 {
+            decoder.flush()?;
+            continue;
+        }
+        if consumed == 0 || pending.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// Tells the decoder the input has ended and reads its last rows.
+fn finish(decoder: &mut Decoder) -> Result<(), ArrowError> {
+    decoder
+        .decode(&[])
+        .and_then(|_| decoder.flush())
+        .map(|_| ())
+}
+
+/// The first bad row of a whole CSV file held in memory, read with `schema` and the
+/// source's options: `(line, message)`, lines counted from 1 with the header as line 1.
+pub fn locate_in_bytes(
+    bytes: &[u8],
+    schema: &Arc<Schema>,
+    csv: &pb::CsvFormat,
+) -> Option<(Option<u64>, String)> {
+    let mut decoder = decoder(schema, csv);
+    let mut pending = bytes.to_vec();
+    feed(&mut decoder, &mut pending)
+        .and_then(|()| finish(&mut decoder))
+        .err()
+        .map(|e| explain(e, schema, u64::from(csv.has_header)))
+}
+
+async fn check_file(
+    ctx: &SessionContext,
+    url: &str,
+    schema: &Arc<Schema>,
+    csv: &pb::CsvFormat,
+) -> Option<(Option<u64>, String)> {
+    let mut stream = match open(ctx, url).await {
+        Ok(s) => s,
+        Err(message) => return Some((None, message)),
+    };
+    let mut decoder = decoder(schema, csv);
     let header_lines = u64::from(csv.has_header);
     let mut pending: Vec<u8> = Vec::new();
-    let mut finished = false;
-    while !finished {
+    loop {
         match stream.next().await {
-            Some(Ok(bytes)) => pending.extend_from_slice(&bytes),
+            Some(Ok(bytes)) => pending.extend_from_slice(bytes.as_ref()),
             Some(Err(e)) => return Some((None, format!("cannot read the file: {e}"))),
-            None => finished = true,
+            None => break,
         }
-        loop {
-            // An empty slice tells the decoder the input has ended.
-            let consumed = match decoder.decode(&pending) {
-                Ok(n) => n,
-                Err(e) => return Some(explain(e, schema, header_lines)),
-            };
-            pending.drain(..consumed);
-            if decoder.capacity() == 0 {
-                if let Err(e) = decoder.flush() {
-                    return Some(explain(e, schema, header_lines));
-                }
-                continue;
-            }
-            if consumed == 0 || pending.is_empty() {
-                break;
-            }
+        if let Err(e) = feed(&mut decoder, &mut pending) {
+            return Some(explain(e, schema, header_lines));
         }
     }
-    match decoder.decode(&[]).and_then(|_| decoder.flush()) {
-        Err(e) => Some(explain(e, schema, header_lines)),
-        Ok(_) => None,
-    }
+    finish(&mut decoder)
+        .err()
+        .map(|e| explain(e, schema, header_lines))
 }
 
 fn regex_for(value: &str) -> Result<regex::Regex, regex::Error> {
@@ -148,6 +283,21 @@ fn explain(e: ArrowError, schema: &Schema, header_lines: u64) -> (Option<u64>, S
         let line = n.trim().parse::<u64>().ok();
         let tail = tail.trim().replace(" got ", " fields, found ");
         return (line, format!("wrong number of fields: {tail}"));
+    }
+    // "Encountered invalid UTF-8 data for line N and field F": N counts records as above.
+    if let Some(rest) = text.strip_prefix("Encountered invalid UTF-8 data for line ") {
+        let (n, field) = rest.split_once(" and field ").unwrap_or((rest, ""));
+        let column = field
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| schema.fields().get(i.checked_sub(1)?))
+            .map(|f| format!("column '{}': ", f.name()))
+            .unwrap_or_default();
+        return (
+            n.trim().parse::<u64>().ok(),
+            format!("{column}the text is not valid UTF-8"),
+        );
     }
     // "Error while parsing value 'V' as type 'T' for column C at line L. Row data: ..."
     if let Some(rest) = text.strip_prefix("Error while parsing value ") {

@@ -280,6 +280,9 @@ fn finish_output(
                 column,
                 DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
             ),
+            // A column that never had a value (read from a header-only CSV) is a string
+            // column, as a crawler registers it.
+            DataType::Null => cast(column, DataType::Utf8),
             _ => column,
         };
         exprs.push(expr.alias(name));

@@ -208,10 +208,10 @@ async fn read_csv(
     let read_err = |e: datafusion::error::DataFusionError| {
         PlanError::at(format!("{path}.path"), crate::clean_message(&e))
     };
-    let inferred = ctx
-        .read_csv(urls.clone(), csv_options(csv))
-        .await
-        .map_err(read_err)?;
+    let inferred = match ctx.read_csv(urls.clone(), csv_options(csv)).await {
+        Ok(df) => df,
+        Err(e) => return Err(crate::diagnose::inference_error(ctx, path, &urls, csv, &e).await),
+    };
     if csv.columns.is_empty() {
         return Ok(inferred);
     }

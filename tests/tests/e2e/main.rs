@@ -4,6 +4,7 @@
 mod cluster;
 mod flight_sql;
 mod glue;
+mod job_files;
 mod logins;
 mod moto;
 mod support;
