@@ -122,6 +122,11 @@ impl GlueCatalog {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.err("GetPartitions", &target, e))?;
             for p in page.partitions() {
+                let count = |key: &str| -> Option<u64> {
+                    p.parameters()
+                        .and_then(|params| params.get(key))
+                        .and_then(|v| v.parse().ok())
+                };
                 out.push(PartitionEntry {
                     values: p.values().to_vec(),
                     location: p
@@ -129,6 +134,9 @@ impl GlueCatalog {
                         .and_then(|sd| sd.location())
                         .map(with_slash)
                         .unwrap_or_default(),
+                    rows: count("recordCount"),
+                    objects: count("objectCount"),
+                    bytes: count("sizeKey"),
                 });
             }
         }
@@ -492,10 +500,14 @@ fn table_input(entry: &TableEntry) -> Result<TableInput, aws_sdk_glue::error::Bu
 }
 
 fn partition_input(entry: &TableEntry, p: &PartitionEntry) -> PartitionInput {
+    // The partition's own counts, not the table's totals.
+    let parameters = crate::partition_parameters(&entry.parameters, p);
+    let mut sd_entry = entry.clone();
+    sd_entry.parameters = parameters.clone();
     PartitionInput::builder()
         .set_values(Some(p.values.clone()))
-        .storage_descriptor(storage_descriptor(entry, &p.location))
-        .set_parameters(Some(entry.parameters.clone().into_iter().collect()))
+        .storage_descriptor(storage_descriptor(&sd_entry, &p.location))
+        .set_parameters(Some(parameters.into_iter().collect()))
         .build()
 }
 

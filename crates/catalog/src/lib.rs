@@ -76,12 +76,22 @@ pub struct ColumnEntry {
 }
 
 /// One Hive partition of a table.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionEntry {
     /// Values of the partition keys, in key order.
     pub values: Vec<String>,
     /// URL of its folder, ending in `/`.
     pub location: String,
+    /// Rows in the partition, when known: its own `recordCount` (a partition never
+    /// carries the table's total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Data files in the partition, when known: its `objectCount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<u64>,
+    /// Bytes of those files, when known: its `sizeKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// A registered table.
@@ -129,22 +139,65 @@ pub trait Catalog: Send + Sync {
     async fn commit_table(&self, entry: TableEntry) -> Result<TableEntry, CatalogError>;
 }
 
-/// Parameters a Glue crawler sets on a Parquet table, computed from the written data.
+/// Who registered a table, in its `UPDATED_BY_CRAWLER` parameter, when Sluice did (a job's
+/// target or `sluice crawl`).
+pub const UPDATED_BY: &str = "sluice";
+
+/// The parameters a Glue crawler sets on a table it registers, computed from the data:
+/// the counts below plus `UPDATED_BY_CRAWLER` ([`UPDATED_BY`]) and the crawler's schema
+/// serializer and deserializer versions. Job targets and `sluice crawl` both use them.
 pub fn crawler_parameters(
     classification: &str,
     records: u64,
     objects: u64,
     bytes: u64,
 ) -> BTreeMap<String, String> {
-    let mut p = BTreeMap::new();
+    let mut p = count_parameters(records, objects, bytes);
     p.insert("classification".into(), classification.into());
     p.insert("compressionType".into(), "none".into());
     p.insert("typeOfData".into(), "file".into());
+    p.insert("UPDATED_BY_CRAWLER".into(), UPDATED_BY.into());
+    p.insert("CrawlerSchemaSerializerVersion".into(), "1.0".into());
+    p.insert("CrawlerSchemaDeserializerVersion".into(), "1.0".into());
+    p
+}
+
+/// The crawler's size parameters of a table or of one partition: `recordCount`,
+/// `objectCount`, `sizeKey` and `averageRecordSize`.
+pub fn count_parameters(records: u64, objects: u64, bytes: u64) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
     p.insert("recordCount".into(), records.to_string());
     p.insert("objectCount".into(), objects.to_string());
     p.insert("sizeKey".into(), bytes.to_string());
     let avg = bytes.checked_div(records).unwrap_or(0);
     p.insert("averageRecordSize".into(), avg.to_string());
+    p
+}
+
+/// The parameters of one partition of `table`: the table's, with the size parameters
+/// replaced by the partition's own. A count the partition does not know is left out rather
+/// than given the table's total.
+pub fn partition_parameters(
+    table: &BTreeMap<String, String>,
+    partition: &PartitionEntry,
+) -> BTreeMap<String, String> {
+    let mut p = table.clone();
+    for key in ["recordCount", "objectCount", "sizeKey", "averageRecordSize"] {
+        p.remove(key);
+    }
+    if let Some(rows) = partition.rows {
+        p.insert("recordCount".into(), rows.to_string());
+        if let Some(bytes) = partition.bytes {
+            let avg = bytes.checked_div(rows).unwrap_or(0);
+            p.insert("averageRecordSize".into(), avg.to_string());
+        }
+    }
+    if let Some(objects) = partition.objects {
+        p.insert("objectCount".into(), objects.to_string());
+    }
+    if let Some(bytes) = partition.bytes {
+        p.insert("sizeKey".into(), bytes.to_string());
+    }
     p
 }
 

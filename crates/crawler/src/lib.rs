@@ -334,21 +334,28 @@ async fn crawl_table(
         )));
     }
 
-    let mut partitions = BTreeSet::new();
-    for f in &files {
+    // Each partition's own rows, files and bytes, as a crawler counts them per partition.
+    let mut partitions: BTreeMap<Vec<String>, (u64, u64, u64)> = BTreeMap::new();
+    for (f, schema) in files.iter().zip(&schemas) {
         let folders = &f.parts[..depth - 1];
         if !folders.is_empty() {
-            partitions.insert(folders.to_vec());
+            let counts = partitions.entry(folders.to_vec()).or_default();
+            counts.0 += schema.rows;
+            counts.1 += 1;
+            counts.2 += f.size;
         }
     }
     let partitions = partitions
         .into_iter()
-        .map(|folders| PartitionEntry {
+        .map(|(folders, (rows, objects, bytes))| PartitionEntry {
             values: folders
                 .iter()
                 .map(|d| d.split_once('=').map(|(_, v)| v).unwrap_or(d).to_string())
                 .collect(),
             location: format!("{url}{}/", folders.join("/")),
+            rows: Some(rows),
+            objects: Some(objects),
+            bytes: Some(bytes),
         })
         .collect();
 
@@ -356,9 +363,6 @@ async fn crawl_table(
     let bytes: u64 = files.iter().map(|f| f.size).sum();
     let mut parameters =
         sluice_catalog::crawler_parameters(format.name(), records, files.len() as u64, bytes);
-    parameters.insert("UPDATED_BY_CRAWLER".into(), "sluice-crawl".into());
-    parameters.insert("CrawlerSchemaSerializerVersion".into(), "1.0".into());
-    parameters.insert("CrawlerSchemaDeserializerVersion".into(), "1.0".into());
     if format == infer::Format::Csv {
         let quoted = schemas.iter().any(|s| s.quoted);
         parameters.insert("delimiter".into(), ",".into());

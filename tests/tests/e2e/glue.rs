@@ -49,6 +49,7 @@ print(json.dumps({{
   'sd': {{k: v for k, v in sd.items() if k != 'Columns'}},
   'columns': [[c['Name'], c['Type']] for c in sd['Columns']],
   'partitions': sorted([p['Values'], p['StorageDescriptor']['Location']] for p in parts),
+  'partition_parameters': sorted([p['Values'], p.get('Parameters', {{}})] for p in parts),
   'tables_in_db': [x['Name'] for x in glue.get_tables(DatabaseName='{database}')['TableList']],
   'rows_read_by_pyarrow': rows,
 }}))
@@ -83,6 +84,17 @@ fn glue_target_registers_a_crawler_shaped_table() {
     let size: u64 = p["sizeKey"].as_str().unwrap().parse().unwrap();
     let average: u64 = p["averageRecordSize"].as_str().unwrap().parse().unwrap();
     assert!(objects >= 1 && size > 0 && average == size / 19621, "{p}");
+    // The parameters `sluice crawl` sets, as a Glue crawler does.
+    assert_eq!(p["UPDATED_BY_CRAWLER"], "sluice", "{p}");
+    assert_eq!(p["CrawlerSchemaSerializerVersion"], "1.0", "{p}");
+    assert_eq!(p["CrawlerSchemaDeserializerVersion"], "1.0", "{p}");
+    // The query hint names the catalog the table is in.
+    assert!(
+        run.stdout
+            .contains("FROM spotify.tracks\" --lake s3://lake/warehouse --catalog glue"),
+        "{}",
+        run.stdout
+    );
     let sd = &t["sd"];
     let location = sd["Location"].as_str().unwrap().to_string();
     assert!(
@@ -222,6 +234,20 @@ fn partitions_and_crawls_register_exactly_once() {
     assert!(expected.len() >= 2, "{}", distinct.stdout);
     assert_eq!(t["partitions"], serde_json::Value::Array(expected));
     assert_eq!(t["rows_read_by_pyarrow"], 19621);
+    // A partition's counts are its own, never the table's totals; the table's other
+    // parameters carry over.
+    let mut counted = 0;
+    for pair in t["partition_parameters"].as_array().unwrap() {
+        let p = &pair[1];
+        assert_eq!(p["UPDATED_BY_CRAWLER"], "sluice", "{p}");
+        assert_eq!(p["classification"], "parquet", "{p}");
+        if let Some(rows) = p["recordCount"].as_str() {
+            let rows: u64 = rows.parse().unwrap();
+            assert!(rows < 19621, "a partition holds part of the rows: {p}");
+            counted += rows;
+        }
+    }
+    assert!(counted == 0 || counted == 19621, "{counted}");
 
     // Parquet written by pyarrow, Hive-partitioned, crawled twice.
     moto.python(&format!(
@@ -274,6 +300,38 @@ for year, ids in [(2023, [1, 2, 3]), (2024, [4, 5])]:
         ])
     );
     assert_eq!(e["table"]["Parameters"]["recordCount"], "5");
+    assert_eq!(e["table"]["Parameters"]["UPDATED_BY_CRAWLER"], "sluice");
+    // Each partition counts its own rows, files and bytes.
+    let counts: Vec<(String, String)> = e["partition_parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[1]["recordCount"].as_str().unwrap().to_string(),
+                pair[1]["objectCount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("3".to_string(), "1".to_string()),
+            ("2".to_string(), "1".to_string())
+        ]
+    );
+    let table_size: u64 = e["table"]["Parameters"]["sizeKey"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sizes: u64 = e["partition_parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1]["sizeKey"].as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(sizes, table_size);
     assert_eq!(e["tables_in_db"], serde_json::json!(["events"]));
     assert_eq!(e["rows_read_by_pyarrow"], 5);
 }
