@@ -161,7 +161,7 @@ async fn first_record_width(
     };
     let (schema, _) = format
         .infer_schema(std::io::Cursor::new(&head[..end]), Some(1))
-        .map_err(|e| explain(e, &Schema::empty(), 0).1)?;
+        .map_err(|e| explain(e, &Schema::empty()).1)?;
     Ok(Some(schema.fields().len()))
 }
 
@@ -224,19 +224,23 @@ fn finish(decoder: &mut Decoder) -> Result<(), ArrowError> {
         .map(|_| ())
 }
 
-/// The first bad row of a whole CSV file held in memory, read with `schema` and the
-/// source's options: `(line, message)`, lines counted from 1 with the header as line 1.
-pub fn locate_in_bytes(
-    bytes: &[u8],
+/// The first bad row of a CSV file that arrives in `chunks` (as a store streams it; any
+/// split), read with `schema` and the source's options: `(line, message)`, lines counted
+/// from 1 with the header as line 1. The same reading as a failed run's, without I/O.
+pub fn locate_in_chunks(
+    chunks: &[&[u8]],
     schema: &Arc<Schema>,
     csv: &pb::CsvFormat,
 ) -> Option<(Option<u64>, String)> {
     let mut decoder = decoder(schema, csv);
-    let mut pending = bytes.to_vec();
-    feed(&mut decoder, &mut pending)
-        .and_then(|()| finish(&mut decoder))
-        .err()
-        .map(|e| explain(e, schema, u64::from(csv.has_header)))
+    let mut pending: Vec<u8> = Vec::new();
+    for chunk in chunks {
+        pending.extend_from_slice(chunk);
+        if let Err(e) = feed(&mut decoder, &mut pending) {
+            return Some(explain(e, schema));
+        }
+    }
+    finish(&mut decoder).err().map(|e| explain(e, schema))
 }
 
 async fn check_file(
@@ -250,7 +254,6 @@ async fn check_file(
         Err(message) => return Some((None, message)),
     };
     let mut decoder = decoder(schema, csv);
-    let header_lines = u64::from(csv.has_header);
     let mut pending: Vec<u8> = Vec::new();
     loop {
         match stream.next().await {
@@ -259,12 +262,10 @@ async fn check_file(
             None => break,
         }
         if let Err(e) = feed(&mut decoder, &mut pending) {
-            return Some(explain(e, schema, header_lines));
+            return Some(explain(e, schema));
         }
     }
-    finish(&mut decoder)
-        .err()
-        .map(|e| explain(e, schema, header_lines))
+    finish(&mut decoder).err().map(|e| explain(e, schema))
 }
 
 fn regex_for(value: &str) -> Result<regex::Regex, regex::Error> {
@@ -272,7 +273,7 @@ fn regex_for(value: &str) -> Result<regex::Regex, regex::Error> {
 }
 
 /// Rewrites arrow's message in terms of file lines and column names.
-fn explain(e: ArrowError, schema: &Schema, header_lines: u64) -> (Option<u64>, String) {
+fn explain(e: ArrowError, schema: &Schema) -> (Option<u64>, String) {
     let text = match &e {
         ArrowError::CsvError(s) | ArrowError::ParseError(s) => s.clone(),
         other => other.to_string(),
@@ -308,8 +309,8 @@ fn explain(e: ArrowError, schema: &Schema, header_lines: u64) -> (Option<u64>, S
             .and_then(|i| schema.fields().get(i).map(|f| f.name().clone()))
             .unwrap_or_default();
         let row = between(rest, "at line ", ".").and_then(|l| l.parse::<u64>().ok());
-        // Arrow counts data rows from 1 across batches; the file has the header above them.
-        let line = row.map(|r| r + header_lines);
+        // Arrow counts lines from 0 here, the header (if any) included.
+        let line = row.map(|r| r + 1);
         return (
             line,
             format!("column '{column}': cannot read {value} as {ty}"),

@@ -2,6 +2,7 @@
 //! independent computation of the expected result with single-node DataFusion.
 
 mod cluster;
+mod csv_locator;
 mod flight_sql;
 mod glue;
 mod job_files;
