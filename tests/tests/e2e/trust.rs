@@ -398,3 +398,111 @@ async fn sources_outside_the_staging_roots_are_refused() {
         .expect_ok();
     assert!(run.stdout.contains("state   SUCCEEDED"), "{}", run.stdout);
 }
+
+/// The same with the AWS Glue Data Catalog (moto) and an S3 lake: the version of `t.gone`
+/// is deleted from the bucket.
+#[test]
+fn an_unreadable_table_fails_alone_with_glue() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let moto = crate::moto::Moto::start();
+    moto.python("s3.create_bucket(Bucket='lake')");
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let lake = "s3://lake/warehouse";
+    for name in ["good", "gone"] {
+        let job = spotify_job(tmp.path(), name);
+        let text = std::fs::read_to_string(&job).expect("read");
+        std::fs::write(
+            &job,
+            text.replace("target:\n", "target:\n  catalog: glue\n"),
+        )
+        .expect("write");
+        sluice(
+            &[
+                "run",
+                job.to_str().expect("utf-8"),
+                "--lake",
+                lake,
+                "--preview",
+                "0",
+            ],
+            &env,
+        )
+        .expect_ok();
+    }
+    moto.python(
+        "for o in s3.list_objects_v2(Bucket='lake', Prefix='warehouse/t/gone/').get('Contents', []):\n    s3.delete_object(Bucket='lake', Key=o['Key'])",
+    );
+    let query = |sql: &str| {
+        sluice(
+            &[
+                "query",
+                sql,
+                "--lake",
+                lake,
+                "--catalog",
+                "glue",
+                "--format",
+                "csv",
+            ],
+            &env,
+        )
+    };
+    let good = query("SELECT count(*) AS n FROM t.good").expect_ok();
+    assert_eq!(csv_count(&good), 20_000, "{}", good.stdout);
+    let gone = query("SELECT count(*) AS n FROM t.gone").expect_failure();
+    assert!(
+        gone.stderr.contains("table t.gone cannot be read"),
+        "{}",
+        gone.stderr
+    );
+}
+
+/// With no `staging_roots` configured, only the lake may be read.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_staging_roots_only_the_lake_is_read() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
+    let config = dir.join("scheduler.yaml");
+    // Mentions staging_roots so that the test harness adds none.
+    std::fs::write(&config, "# no staging_roots: the lake only\n").expect("config");
+    let lake = dir.join("lake");
+    let incoming = lake.join("incoming");
+    std::fs::create_dir_all(&incoming).expect("mkdir");
+    std::fs::copy(
+        spotify_data().join("albums.csv"),
+        incoming.join("albums.csv"),
+    )
+    .expect("copy");
+    let cluster = Cluster::start_full(
+        &dir,
+        lake.to_str().expect("utf-8"),
+        Vec::new(),
+        SchedulerSetup {
+            args: vec!["--config".into(), config.display().to_string()],
+            ..SchedulerSetup::default()
+        },
+    );
+    let outside = spotify_job(&dir, "outside");
+    let run = cluster
+        .cli(&["submit", outside.to_str().expect("utf-8")])
+        .expect_failure();
+    assert!(
+        run.stderr.contains("outside the allowed staging roots")
+            && run.stderr.contains("lists no staging_roots"),
+        "{}",
+        run.stderr
+    );
+    let inside = job(
+        &dir,
+        "inside",
+        &incoming.display().to_string(),
+        "albums.csv",
+        "SELECT track_id FROM src",
+    );
+    let run = cluster
+        .cli(&["submit", inside.to_str().expect("utf-8")])
+        .expect_ok();
+    assert!(run.stdout.contains("state   SUCCEEDED"), "{}", run.stdout);
+}
