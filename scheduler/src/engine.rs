@@ -247,6 +247,10 @@ pub struct EngineOptions {
     /// Notified when the scheduler has new tasks to hand out (wakes an in-process
     /// executor's poll loop instead of letting it wait for its next timed poll).
     pub work_available: Option<Arc<tokio::sync::Notify>>,
+    /// The cluster's mutual TLS: every connection to Ballista's services (the scheduler's,
+    /// the executors' Flight ports) presents this identity. The caller serves Ballista's
+    /// service with its server config.
+    pub cluster_tls: Option<sluice_cluster_tls::ClusterTls>,
 }
 
 impl EngineOptions {
@@ -257,6 +261,7 @@ impl EngineOptions {
             executor_timeout_seconds: 30,
             push_tasks: false,
             work_available: None,
+            cluster_tls: None,
         }
     }
 }
@@ -302,7 +307,13 @@ impl Engine {
         own_url: &str,
     ) -> Result<(Self, BallistaService), EngineError> {
         let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
-        let config = session_config(options.partitions)?;
+        let mut config = session_config(options.partitions)?;
+        let tls_endpoint = options.cluster_tls.as_ref().map(|t| t.endpoint_override());
+        if let Some(tls_endpoint) = &tls_endpoint {
+            config = config
+                .with_ballista_use_tls(true)
+                .with_ballista_override_create_grpc_client_endpoint(tls_endpoint.clone());
+        }
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
             .build_arc()
@@ -337,6 +348,11 @@ impl Engine {
         scheduler_config.expire_dead_executor_interval_seconds =
             (options.executor_timeout_seconds / 3).clamp(1, 15);
         scheduler_config.scheduler_id = endpoint.clone();
+        if let Some(tls_endpoint) = tls_endpoint {
+            scheduler_config = scheduler_config
+                .with_use_tls(true)
+                .with_override_create_grpc_client_endpoint(tls_endpoint);
+        }
         if let Some(notify) = options.work_available.clone() {
             scheduler_config =
                 scheduler_config.with_on_work_available(Arc::new(move |_| notify.notify_one()));

@@ -2,7 +2,10 @@
 //!
 //! The client port serves Sluice's `JobService` (submit and watch jobs) and Arrow Flight SQL
 //! (queries from BI tools), behind bearer-token authentication and optional TLS. Executors
-//! connect to Ballista's scheduler service, on the same port or on `--cluster-bind`.
+//! connect to Ballista's scheduler service, which accepts plans and cancels jobs and so is
+//! never open to clients: with a cluster secret it is served on `--cluster-bind` over mutual
+//! TLS (see `sluice-cluster-tls`); without one it is unauthenticated and allowed only on a
+//! loopback address, and on the client port only when the client port has no logins either.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
 use clap::{Parser, Subcommand};
+use sluice_cluster_tls::ClusterTls;
 use sluice_flight_sql::{
     AuthLayer, Authenticator, FLIGHT_SERVICE_PATH, FlightServiceServer, FlightSqlOptions,
     SluiceFlightSql,
@@ -34,10 +38,14 @@ struct Args {
     /// service for executors, unless --cluster-bind is given).
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:50050")]
     bind: SocketAddr,
-    /// Separate address for executors (Ballista's scheduler service, unauthenticated: keep it
-    /// on a private network). Needed with TLS.
+    /// Separate address for executors (Ballista's scheduler service). Needed with TLS, with
+    /// users and with a cluster secret.
     #[arg(long, env = "SLUICE_CLUSTER_BIND")]
     cluster_bind: Option<SocketAddr>,
+    /// File holding the cluster secret shared with the executors (mutual TLS on the cluster
+    /// port); it may also be given as SLUICE_CLUSTER_SECRET.
+    #[arg(long, env = "SLUICE_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// URL executors and this process reach Ballista's service at (default: http://<the
     /// cluster port>).
     #[arg(long, env = "SLUICE_ADVERTISE_URL")]
@@ -61,7 +69,8 @@ struct Args {
     /// Config file (YAML): users and password hashes, TLS files, query time limit.
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
-    /// Accept clients without logging in, on any address. For local development only.
+    /// Accept clients without logging in, and executors without the cluster secret, on any
+    /// address. For local development only.
     #[arg(long)]
     insecure_no_auth: bool,
     /// TLS certificate (PEM) for the client port; overrides the config file.
@@ -80,6 +89,8 @@ enum Command {
     /// Prints the hash of a password for the config file's `users` (the password is read
     /// from SLUICE_PASSWORD, else from the first line of standard input).
     HashPassword,
+    /// Prints a new random cluster secret (for SLUICE_CLUSTER_SECRET or a secret file).
+    ClusterSecret,
 }
 
 fn lake_url(arg: &str) -> Result<String> {
@@ -114,6 +125,43 @@ fn authenticator(args: &Args, config: &SchedulerConfig) -> Result<Option<Arc<Aut
     )
 }
 
+/// How executors reach Ballista's scheduler service: the cluster's mutual TLS when a secret
+/// is configured, else plain gRPC where that is safe.
+fn cluster_tls(args: &Args, with_users: bool) -> Result<Option<ClusterTls>> {
+    let secret = sluice_cluster_tls::secret_from(args.cluster_secret_file.as_deref())?;
+    let cluster_addr = args.cluster_bind.unwrap_or(args.bind);
+    let Some(secret) = secret else {
+        if with_users && args.cluster_bind.is_none() {
+            bail!(
+                "users are configured, so the client port cannot also serve executors \
+                 (Ballista's scheduler service takes no logins): give executors their own \
+                 port with --cluster-bind, and a cluster secret (SLUICE_CLUSTER_SECRET; make \
+                 one with `sluice-scheduler cluster-secret`) unless that port is loopback-only"
+            );
+        }
+        if !cluster_addr.ip().is_loopback() && !args.insecure_no_auth {
+            bail!(
+                "the executors' port {cluster_addr} is reachable from other machines but no \
+                 cluster secret is configured: set SLUICE_CLUSTER_SECRET (or \
+                 --cluster-secret-file) here and on every executor (make one with \
+                 `sluice-scheduler cluster-secret`), or pass --insecure-no-auth for local \
+                 development"
+            );
+        }
+        if !cluster_addr.ip().is_loopback() {
+            tracing::warn!(%cluster_addr, "--insecure-no-auth: anyone who reaches the executors' port can run plans");
+        }
+        return Ok(None);
+    };
+    if args.cluster_bind.is_none() {
+        bail!(
+            "a cluster secret puts executors on mutual TLS, on a port of their own: add \
+             --cluster-bind (for example 0.0.0.0:50049)"
+        );
+    }
+    Ok(Some(ClusterTls::from_secret(&secret)?))
+}
+
 fn tls(args: &Args, config: &SchedulerConfig) -> Result<Option<ServerTlsConfig>> {
     let files = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
@@ -137,6 +185,7 @@ async fn serve(args: Args) -> Result<()> {
         None => SchedulerConfig::default(),
     };
     let auth = authenticator(&args, &config)?;
+    let cluster_tls = cluster_tls(&args, auth.is_some())?;
     let tls = tls(&args, &config)?;
     if tls.is_some() && args.cluster_bind.is_none() {
         bail!(
@@ -165,6 +214,7 @@ async fn serve(args: Args) -> Result<()> {
     };
     let mut options = EngineOptions::new(partitions);
     options.executor_timeout_seconds = args.executor_timeout_seconds;
+    options.cluster_tls = cluster_tls.clone();
     let (engine, ballista) = Engine::for_service(options, &own_url).await?;
     let engine = Arc::new(engine);
     let lake = Lake::open(&engine, &lake_url(&args.lake)?).context("cannot open the lake")?;
@@ -194,6 +244,7 @@ async fn serve(args: Args) -> Result<()> {
         data_dir = %args.data_dir.display(),
         auth = auth.is_some(),
         tls = tls.is_some(),
+        cluster_tls = cluster_tls.is_some(),
         recovered,
         "sluice-scheduler listening: JobService and Flight SQL"
     );
@@ -221,13 +272,17 @@ async fn serve(args: Args) -> Result<()> {
         }
         Some(cluster_listener) => {
             let rx = stop_rx.clone();
+            let mut server = create_grpc_server(&GrpcServerConfig::default());
+            if let Some(cluster_tls) = &cluster_tls {
+                server = server
+                    .tls_config(cluster_tls.server_tls())
+                    .context("the cluster's TLS certificate is unusable")?;
+            }
             Some(tokio::spawn(
-                create_grpc_server(&GrpcServerConfig::default())
-                    .add_service(ballista)
-                    .serve_with_incoming_shutdown(
-                        sluice_executor::grpc_incoming(cluster_listener),
-                        stopped(rx),
-                    ),
+                server.add_service(ballista).serve_with_incoming_shutdown(
+                    sluice_executor::grpc_incoming(cluster_listener),
+                    stopped(rx),
+                ),
             ))
         }
     };
@@ -267,8 +322,13 @@ fn hash_password() -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if let Some(Command::HashPassword) = args.command {
-        return hash_password();
+    match args.command {
+        Some(Command::HashPassword) => return hash_password(),
+        Some(Command::ClusterSecret) => {
+            println!("{}", sluice_cluster_tls::generate_secret()?);
+            return Ok(());
+        }
+        None => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,12 +1,9 @@
 //! Runs one job: plan, write a new table version, seal it, then swap the catalog entry.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, UInt64Array};
-use datafusion::config::TableParquetOptions;
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::DataFrame;
 use object_store::ObjectStore;
@@ -213,23 +210,23 @@ pub async fn run_job(
         .await?;
     table_columns(registered.as_ref(), &table_ref, &planned, &columns, policy)?;
     let table = lake.table(&target)?;
-    let version_url = table.version_url(&run_id);
+    let staging_url = table.staging_url(&run_id);
 
     let jobs_before = engine.job_ids().await.unwrap_or_default();
     let executors_before = engine.executor_ids().await;
     let written = write_version(
         engine,
         &planned,
-        &version_url,
+        &staging_url,
         spec.timeout_seconds,
         progress,
     )
-    .instrument(tracing::info_span!("execute", version = %version_url))
+    .instrument(tracing::info_span!("execute", staging = %staging_url))
     .await;
     let written = match written {
         Ok(w) => w,
         Err(e) => {
-            let _ = table.delete_version(&run_id).await;
+            discard_version(&table, &run_id).await;
             return Err(explain_failure(engine, &planned, e).await);
         }
     };
@@ -237,7 +234,7 @@ pub async fn run_job(
     let mut lost: Vec<&String> = executors_before.difference(&executors_after).collect();
     if !lost.is_empty() {
         lost.sort();
-        let _ = table.delete_version(&run_id).await;
+        discard_version(&table, &run_id).await;
         let names: Vec<&str> = lost.iter().map(|s| s.as_str()).collect();
         return Err(RunError::ExecutorLost(names.join(", ")));
     }
@@ -259,7 +256,7 @@ pub async fn run_job(
     let (entry, manifest, versions_removed, schema_changes) = match result {
         Ok(r) => r,
         Err(e) => {
-            let _ = table.delete_version(&run_id).await;
+            discard_version(&table, &run_id).await;
             return Err(e);
         }
     };
@@ -315,16 +312,16 @@ enum WriteFailure {
     Timeout(u64),
 }
 
-/// What a write produced: rows, and (for parallel writes) the files the tasks reported.
+/// What a write produced: rows, and the files the successful tasks reported.
 struct Written {
     rows: u64,
-    files: Option<Vec<DataFile>>,
+    files: Vec<DataFile>,
 }
 
 async fn write_version(
     engine: &Engine,
     planned: &PlannedJob,
-    version_url: &str,
+    staging_url: &str,
     timeout_seconds: u64,
     progress: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<Written, WriteFailure> {
@@ -335,42 +332,25 @@ async fn write_version(
         pb::Compression::None => "uncompressed",
     }
     .to_string();
-    let parallel = planned.partition_by.is_empty();
-    let write: std::pin::Pin<
-        Box<dyn std::future::Future<Output = datafusion::error::Result<Written>> + Send>,
-    > = if parallel {
-        // Every output partition's task writes its own file (see sluice-writer).
-        let options = WriteOptions {
-            folder_url: version_url.to_string(),
-            compression,
-        };
-        let plan = ParallelParquetWrite::new(planned.output.logical_plan().clone(), options)
-            .map_err(WriteFailure::DataFusion)?
-            .into_plan();
-        let df = DataFrame::new(engine.ctx().state(), plan);
-        let prefix = version_url.to_string();
-        Box::pin(async move {
-            let batches = df.collect().await?;
-            let files = reported_files(&batches, &prefix);
-            let rows = files.iter().map(|(_, rows)| rows).sum();
-            Ok(Written {
-                rows,
-                files: Some(files.into_iter().map(|(f, _)| f).collect()),
-            })
-        })
-    } else {
-        // Hive-partitioned output goes through DataFusion's writer (one task).
-        let mut parquet = TableParquetOptions::default();
-        parquet.global.compression = Some(compression);
-        let options = DataFrameWriteOptions::new().with_partition_by(planned.partition_by.clone());
-        let df = planned.output.clone();
-        let url = version_url.to_string();
-        Box::pin(async move {
-            let batches = df.write_parquet(&url, options, Some(parquet)).await?;
-            Ok(Written {
-                rows: count_rows(&batches),
-                files: None,
-            })
+    // Every output partition's task writes its own files into the run's staging folder
+    // (one per `key=value` folder it meets; see sluice-writer).
+    let options = WriteOptions {
+        folder_url: staging_url.to_string(),
+        compression,
+        partition_by: planned.partition_by.clone(),
+    };
+    let plan = ParallelParquetWrite::new(planned.output.logical_plan().clone(), options)
+        .map_err(WriteFailure::DataFusion)?
+        .into_plan();
+    let df = DataFrame::new(engine.ctx().state(), plan);
+    let prefix = staging_url.to_string();
+    let write = async move {
+        let batches = df.collect().await?;
+        let files = reported_files(&batches, &prefix)?;
+        let rows = files.iter().map(|(_, rows)| rows).sum();
+        Ok::<_, datafusion::error::DataFusionError>(Written {
+            rows,
+            files: files.into_iter().map(|(f, _)| f).collect(),
         })
     };
     tokio::pin!(write);
@@ -437,45 +417,75 @@ impl StageSpans {
     }
 }
 
-/// The (file, rows) rows the write tasks returned, with paths relative to the version.
+/// The (file, rows) rows the write tasks returned, with paths relative to the staging
+/// folder. A batch of another shape is an error, never skipped: skipping it would drop
+/// files from the version.
 fn reported_files(
     batches: &[datafusion::arrow::record_batch::RecordBatch],
-    version_url: &str,
-) -> Vec<(DataFile, u64)> {
-    use datafusion::arrow::array::{AsArray, StringArray};
+    staging_url: &str,
+) -> datafusion::error::Result<Vec<(DataFile, u64)>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, UInt64Type};
     let mut out = Vec::new();
     for b in batches {
-        let (Some(files), Some(rows), Some(bytes)) = (
-            b.column(0).as_any().downcast_ref::<StringArray>(),
-            b.column(1)
-                .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>(),
-            b.column(2)
-                .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>(),
-        ) else {
-            continue;
-        };
+        if b.num_columns() != 3 {
+            return Err(datafusion::error::DataFusionError::Internal(format!(
+                "the write tasks returned {} columns instead of (file, rows, bytes)",
+                b.num_columns()
+            )));
+        }
+        let files = cast(b.column(0), &DataType::Utf8)?;
+        let rows = cast(b.column(1), &DataType::UInt64)?;
+        let bytes = cast(b.column(2), &DataType::UInt64)?;
+        let (files, rows, bytes) = (
+            files.as_string::<i32>(),
+            rows.as_primitive::<UInt64Type>(),
+            bytes.as_primitive::<UInt64Type>(),
+        );
         for i in 0..b.num_rows() {
             let path = files.value(i);
-            let rel = path.strip_prefix(version_url).unwrap_or(path).to_string();
+            let rel = path.strip_prefix(staging_url).ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "a write task reported {path}, outside the run's folder {staging_url}"
+                ))
+            })?;
             out.push((
                 DataFile {
-                    path: rel,
+                    path: rel.to_string(),
                     size: bytes.value(i),
+                    rows: Some(rows.value(i)),
                 },
                 rows.value(i),
             ));
         }
     }
     out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-    out
+    Ok(out)
 }
 
-fn count_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
-    batches
-        .iter()
-        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().cloned())
-        .map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>())
-        .sum()
+/// Deletes a failed run's version and staging folders; a failure to do so is logged (the
+/// catalog never pointed at them, so readers are not affected).
+async fn discard_version(table: &TableLocation, run_id: &str) {
+    if let Err(e) = table.delete_version(run_id).await {
+        tracing::warn!(run = run_id, error = %e, "cannot delete the failed run's files");
+    }
+}
+
+/// Name of the file an empty result is written as.
+const EMPTY_FILE: &str = "part-00000-empty.parquet";
+
+/// A Parquet file with `schema` and no rows: what Spark and DuckDB write for an empty
+/// result, so that readers see a table with its columns.
+fn empty_parquet(schema: datafusion::arrow::datatypes::SchemaRef) -> Result<Vec<u8>, RunError> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    let fail = |e: &dyn std::fmt::Display| {
+        RunError::Execution(format!("cannot write an empty Parquet file: {e}"))
+    };
+    let mut buffer = Vec::new();
+    let writer = ArrowWriter::try_new(&mut buffer, schema, None).map_err(|e| fail(&e))?;
+    writer.close().map_err(|e| fail(&e))?;
+    Ok(buffer)
 }
 
 async fn explain_failure(engine: &Engine, planned: &PlannedJob, e: WriteFailure) -> RunError {
@@ -567,23 +577,20 @@ async fn commit(
     columns: &[ColumnEntry],
     run_id: &str,
     rows: u64,
-    reported: Option<Vec<DataFile>>,
+    mut files: Vec<DataFile>,
 ) -> Result<(TableEntry, Manifest, usize, Vec<String>), RunError> {
-    let listed = table.list_version(run_id).await?;
-    let files = match reported {
-        // Keep exactly the files the successful tasks reported; anything else in the folder
-        // is from a failed or retried task attempt and must not become part of the table.
-        Some(reported) => {
-            for stray in listed
-                .iter()
-                .filter(|f| !reported.iter().any(|r| r.path == f.path))
-            {
-                table.delete_file(run_id, &stray.path).await?;
-            }
-            reported
-        }
-        None => listed,
-    };
+    if files.is_empty() && planned.partition_by.is_empty() {
+        // An empty result is a table with the output's columns and no rows.
+        let schema = Arc::new(planned.output.schema().as_arrow().clone());
+        let empty = table
+            .put_staged(run_id, EMPTY_FILE, empty_parquet(schema)?)
+            .await?;
+        files.push(empty);
+    }
+    // Exactly the files the successful tasks reported move into the version folder; anything
+    // else in the staging folder is from a failed, retried or superseded task attempt and
+    // never becomes part of the table.
+    table.publish(run_id, &files).await?;
     let manifest = Manifest {
         run_id: run_id.to_string(),
         rows,
@@ -627,42 +634,89 @@ async fn commit(
         updated_at: String::new(),
     };
     let entry = catalog.commit_table(entry).await?;
-    // Keep this version and the one readers may still be using; drop older ones.
-    let previous_run = previous.and_then(|p| p.run_id);
-    let mut removed = 0;
-    if let Ok(versions) = table.versions().await {
-        for v in versions {
-            let older = previous_run.as_deref().is_some_and(|p| v.as_str() < p);
-            if older && table.delete_version(&v).await.is_ok() {
-                removed += 1;
+    let removed = remove_old_files(table, run_id, previous.and_then(|p| p.run_id)).await;
+    Ok((entry, manifest, removed, reconciled.changes))
+}
+
+/// After run `run_id` committed: deletes its staging folder and those of older runs (what
+/// failed or superseded task attempts left, including writes that arrived late), and every
+/// version older than `previous_run`, the one readers may still be using. Returns the
+/// versions removed; failures are logged, not fatal (the commit has happened).
+///
+/// Runs of one table are committed one at a time, so an older run's staging folder belongs
+/// to a run that has ended.
+async fn remove_old_files(
+    table: &TableLocation,
+    run_id: &str,
+    previous_run: Option<String>,
+) -> usize {
+    match table.staged_runs().await {
+        Ok(staged) => {
+            for r in staged.iter().filter(|r| r.as_str() <= run_id) {
+                if let Err(e) = table.delete_staging(r).await {
+                    tracing::warn!(run = %r, error = %e, "cannot delete a staging folder");
+                }
             }
         }
+        Err(e) => tracing::warn!(error = %e, "cannot list the staging folders"),
     }
-    Ok((entry, manifest, removed, reconciled.changes))
+    let mut removed = 0;
+    match table.versions().await {
+        Ok(versions) => {
+            for v in versions {
+                let older = previous_run.as_deref().is_some_and(|p| v.as_str() < p);
+                if !older {
+                    continue;
+                }
+                match table.delete_version(&v).await {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(version = %v, error = %e, "cannot delete an old version")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the table's versions"),
+    }
+    removed
 }
 
 fn partitions_of(manifest: &Manifest, keys: &[String], version_url: &str) -> Vec<PartitionEntry> {
     if keys.is_empty() {
         return Vec::new();
     }
-    let mut folders = BTreeSet::new();
+    // Each partition folder's files: their count, bytes and (when every file's is known) rows.
+    let mut folders: BTreeMap<String, (u64, u64, Option<u64>)> = BTreeMap::new();
     for f in &manifest.files {
         let parts: Vec<&str> = f.path.split('/').collect();
         if parts.len() > keys.len() {
-            folders.insert(parts[..keys.len()].join("/"));
+            let (objects, bytes, rows) =
+                folders
+                    .entry(parts[..keys.len()].join("/"))
+                    .or_insert((0, 0, Some(0)));
+            *objects += 1;
+            *bytes += f.size;
+            *rows = rows.zip(f.rows).map(|(a, b)| a + b);
         }
     }
     folders
         .into_iter()
-        .map(|folder| PartitionEntry {
+        .map(|(folder, (objects, bytes, rows))| PartitionEntry {
+            // Folder names are escaped by the object store's path rules (`a/b` is `a%2Fb`);
+            // the catalog holds the values themselves.
             values: folder
                 .split('/')
-                .map(|kv| kv.split_once('=').map(|(_, v)| v).unwrap_or(kv).to_string())
+                .map(|kv| {
+                    let value = kv.split_once('=').map(|(_, v)| v).unwrap_or(kv);
+                    percent_encoding::percent_decode_str(value)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
                 .collect(),
             location: format!("{version_url}{folder}/"),
-            // TODO(lead): the partition's own rows, files and bytes (its Glue recordCount,
-            // objectCount, sizeKey); unknown counts are left out of its parameters.
-            ..Default::default()
+            rows,
+            objects: Some(objects),
+            bytes: Some(bytes),
         })
         .collect()
 }

@@ -59,6 +59,9 @@ pub struct DataFile {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// Rows in the file, when the writer reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// What a complete version holds, written as its `_SUCCESS` marker.
@@ -194,12 +197,20 @@ impl TableLocation {
         Ok(DataFile {
             path: path.to_string(),
             size,
+            rows: None,
         })
     }
 
     /// Deletes a run's staging folder, with whatever superseded task attempts left there.
     pub async fn delete_staging(&self, run_id: &str) -> Result<(), LakeError> {
-        self.delete_prefix(&self.staging_path(run_id)).await
+        self.delete_prefix(&self.staging_path(run_id)).await?;
+        if self.store_url == "file:///" {
+            // Local folders outlive their files; drop the parent once no run stages there.
+            // (A concurrent run creating its folder makes this fail, which is fine.)
+            let dir = std::path::Path::new("/").join(self.staging_root().as_ref());
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
     }
 
     /// Run ids of every staging folder, oldest first.
@@ -227,6 +238,7 @@ impl TableLocation {
                 (!hidden).then_some(DataFile {
                     path: rel,
                     size: m.size,
+                    rows: None,
                 })
             })
             .collect();
@@ -359,7 +371,8 @@ mod tests {
             files,
             vec![DataFile {
                 path: "part-0.parquet".into(),
-                size: 4
+                size: 4,
+                rows: None,
             }]
         );
         table

@@ -198,6 +198,9 @@ async fn write_partition(
             file.writer.write(&rows).await?;
         }
     }
+    if !files.is_empty() {
+        slow_write_failpoint(partition, &options.folder_url).await;
+    }
     // An empty partition writes no file.
     let mut urls = Vec::with_capacity(files.len());
     let mut counts = Vec::with_capacity(files.len());
@@ -221,6 +224,21 @@ async fn write_partition(
             Arc::new(UInt64Array::from(sizes)),
         ],
     )?)
+}
+
+/// Environment variable naming a fault to inject, for tests: `slow_write` makes every write
+/// task log that it holds a write, then wait 4 s before it closes its files (so that a test
+/// can pause or cut off its executor while it provably holds the task).
+pub const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
+
+async fn slow_write_failpoint(partition: usize, folder: &str) {
+    if std::env::var(FAILPOINT_ENV).as_deref() == Ok("slow_write") {
+        eprintln!(
+            "failpoint slow_write: pid {} holds the write of partition {partition} into {folder}",
+            std::process::id()
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
 }
 
 /// Value of a NULL partition key in a folder name, as Hive and Spark write it.

@@ -2,13 +2,27 @@
 //!
 //! It registers with the scheduler's Ballista port, pulls tasks, reads staging and writes the
 //! lake with the object stores of its own environment, and serves shuffle data over Flight.
+//!
+//! With a cluster secret (`SLUICE_CLUSTER_SECRET`, or `--cluster-secret-file`) every
+//! connection it makes or accepts is mutual TLS with the cluster's certificates (see
+//! `sluice-cluster-tls`). Without one its ports are unauthenticated, so it refuses to bind
+//! anything but a loopback address.
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::error::BallistaError;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
+use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::shutdown::Shutdown;
 use clap::Parser;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionConfig;
+use sluice_cluster_tls::ClusterTls;
 
 /// Runs a Sluice (Ballista) executor.
 #[derive(Parser)]
@@ -41,10 +55,71 @@ struct Args {
     /// Folder for shuffle files (default: a temporary folder).
     #[arg(long)]
     work_dir: Option<String>,
+    /// File holding the cluster secret (the same as the scheduler's); it may also be given
+    /// as SLUICE_CLUSTER_SECRET.
+    #[arg(long, env = "SLUICE_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<std::path::PathBuf>,
+    /// Serve shuffle data without a cluster secret on a non-loopback address: anyone who
+    /// reaches the port can read it. For local development only.
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
+
+/// The cluster's TLS identity, or none when no secret is configured and the executor's
+/// ports stay on loopback.
+fn cluster_tls(args: &Args) -> Result<Option<ClusterTls>> {
+    let Some(secret) = sluice_cluster_tls::secret_from(args.cluster_secret_file.as_deref())? else {
+        let loopback = args
+            .bind_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+            || args.bind_host == "localhost";
+        if !loopback && !args.insecure_no_auth {
+            bail!(
+                "--bind-host {} is reachable from other machines but no cluster secret is \
+                 configured: set SLUICE_CLUSTER_SECRET (or --cluster-secret-file) to the \
+                 scheduler's secret, or pass --insecure-no-auth for local development",
+                args.bind_host
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(ClusterTls::from_secret(&secret)?))
+}
+
+/// Ballista's Flight service (shuffle data, results) over mutual TLS.
+fn tls_flight_server(tls: ClusterTls) -> Arc<ArrowFlightServerProvider> {
+    Arc::new(
+        move |work_dir: String,
+              address: std::net::SocketAddr,
+              mut shutdown: Shutdown,
+              grpc: GrpcServerConfig| {
+            let tls = tls.server_tls();
+            tracing::info!("Flight service over mutual TLS on {address}");
+            tokio::spawn(async move {
+                let server = create_grpc_server(&grpc)
+                    .tls_config(tls)
+                    .map_err(BallistaError::TonicError)?
+                    .add_service(
+                        FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                            .max_decoding_message_size(MAX_MESSAGE)
+                            .max_encoding_message_size(MAX_MESSAGE),
+                    );
+                server
+                    .serve_with_shutdown(address, shutdown.recv())
+                    .await
+                    .map_err(BallistaError::TonicError)
+            })
+        },
+    )
+}
+
+/// Largest gRPC message of the Flight service (Ballista's default).
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let tls = cluster_tls(&args)?;
     let vcores = args
         .vcores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -68,7 +143,7 @@ fn main() -> Result<()> {
             .build()?;
         Ok(Arc::new(runtime))
     });
-    let config = ExecutorProcessConfig {
+    let mut config = ExecutorProcessConfig {
         bind_host: args.bind_host.clone(),
         external_host: Some(args.external_host.unwrap_or(args.bind_host)),
         port: args.port,
@@ -84,6 +159,15 @@ fn main() -> Result<()> {
         task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
         ..Default::default()
     };
+    if let Some(tls) = tls {
+        let endpoint = tls.endpoint_override();
+        let session = SessionConfig::new_with_ballista()
+            .with_ballista_use_tls(true)
+            .with_ballista_override_create_grpc_client_endpoint(endpoint.clone());
+        config.override_config_producer = Some(Arc::new(move || session.clone()));
+        config.override_create_grpc_client_endpoint = Some(endpoint);
+        config.override_arrow_flight_service = Some(tls_flight_server(tls));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

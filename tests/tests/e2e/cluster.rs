@@ -200,6 +200,53 @@ impl Cluster {
         self.dir.join("lake")
     }
 
+    /// The scheduler's client port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The port executors reach Ballista's scheduler service at.
+    pub(crate) fn cluster_port(&self) -> u16 {
+        self.cluster_port
+    }
+
+    /// The process id of executor `i`.
+    pub(crate) fn executor_pid(&self, i: usize) -> u32 {
+        self.executors[i].pid()
+    }
+
+    /// What each executor has logged so far.
+    pub(crate) fn executor_logs(&self) -> Vec<String> {
+        self.executors.iter().map(Proc::log_text).collect()
+    }
+
+    /// `sluice ARGS --scheduler URL` with the cluster's environment, to run on another
+    /// thread.
+    pub(crate) fn cli_command(&self, args: &[&str]) -> impl FnOnce() -> Run + Send + 'static {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(["--scheduler".to_string(), self.url.clone()]);
+        let env = self.env.clone();
+        move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            sluice(&args, &env)
+        }
+    }
+
+    /// [`Cluster::cli`] with `extra` added to the environment.
+    pub(crate) fn cli_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--scheduler", &self.url]);
+        let mut env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.extend_from_slice(extra);
+        sluice(&all, &env)
+    }
+
     /// Runs `sluice ARGS --scheduler URL` with the cluster's environment.
     pub(crate) fn cli(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();

@@ -9,11 +9,11 @@ use crate::cluster::{Cluster, ONE_CLUSTER_AT_A_TIME, SchedulerSetup};
 use crate::moto::venv;
 use crate::support::*;
 
-const USER: &str = "analyst";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const USER: &str = "analyst";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A scheduler config file with one user whose hash `sluice-scheduler hash-password` made.
-fn config_with_user(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn config_with_user(dir: &Path, extra: &str) -> PathBuf {
     let out = Command::new(binary("sluice-scheduler"))
         .arg("hash-password")
         .env("SLUICE_PASSWORD", PASSWORD)

@@ -2,7 +2,9 @@
 //! independent computation of the expected result with single-node DataFusion.
 
 mod cluster;
+mod cluster_auth;
 mod csv_locator;
+mod faults;
 mod flight_sql;
 mod glue;
 mod job_files;

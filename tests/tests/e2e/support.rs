@@ -130,13 +130,16 @@ pub fn catalog_entry(lake: &Path, database: &str, table: &str) -> Option<serde_j
     Some(serde_json::from_str(&text).expect("catalog entry is JSON"))
 }
 
-/// Names of the version folders of a table in the lake.
+/// Names of what readers can see under a table's root: its version folders (and anything
+/// else but the runs' staging folder, `_attempts`, which no reader lists and which the next
+/// commit empties).
 pub fn versions(lake: &Path, database: &str, table: &str) -> Vec<String> {
     let dir = lake.join(database).join(table);
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "_attempts")
                 .collect()
         })
         .unwrap_or_default();
@@ -189,4 +192,27 @@ pub async fn fingerprint(
         }
     }
     sql_text(ctx, &format!("SELECT {} FROM {table}", parts.join(", "))).await
+}
+
+/// Checks a table's Parquet files against DuckDB's own join of the raw Spotify CSVs in
+/// `staging` (`tests/oracle.py`: whole rows, EXCEPT ALL both ways); returns the row count.
+pub fn assert_spotify_oracle(staging: &Path, table_dir: &Path) -> u64 {
+    let out = std::process::Command::new(crate::moto::venv().join("bin/python"))
+        .arg(repo().join("tests/oracle.py"))
+        .arg("spotify")
+        .arg(staging)
+        .arg(table_dir)
+        .output()
+        .expect("the oracle starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the table differs from DuckDB's join of the raw CSVs:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rows "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the oracle printed no row count:\n{stdout}"))
 }
