@@ -31,8 +31,8 @@
 //! - **A bounded wait queue** ([`LoginLimits::queue`], default 4 × workers): a login that finds
 //!   every worker busy and the queue full is refused at once with `RESOURCE_EXHAUSTED`
 //!   ("too many logins are being checked") instead of waiting; the client may retry shortly.
-//! - **Back-off after failures**, per client address (the peer IP) and per user name, known
-//!   or not: after [`LoginLimits::free_failures`] (5) consecutive failures the key is
+//! - **Back-off after failures**, per client address (the peer IP; an IPv6 client by its
+//!   /64 prefix) and per user name, known or not: after [`LoginLimits::free_failures`] (5) consecutive failures the key is
 //!   refused *without hashing* for [`LoginLimits::first_backoff`] (1 s), doubling with each
 //!   further failure up to [`LoginLimits::max_backoff`] (30 s). The refusal is
 //!   `RESOURCE_EXHAUSTED` and says how many seconds to wait. A successful login resets both
@@ -436,6 +436,18 @@ enum Key {
     User(String),
 }
 
+/// The back-off key of a client address: IPv4 addresses (also IPv4-mapped IPv6 ones) as
+/// they are, IPv6 addresses by their /64 prefix, which one client usually holds whole.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 struct Failures {
     count: u32,
     last: Instant,
@@ -599,7 +611,7 @@ impl Authenticator {
         peer: Option<IpAddr>,
     ) -> Result<String, AuthError> {
         let mut keys = vec![Key::User(user.to_string())];
-        keys.extend(peer.map(Key::Peer));
+        keys.extend(peer.map(|ip| Key::Peer(address_key(ip))));
         if let Some(retry_after) = self.throttle.blocked(&keys, Instant::now()) {
             return Err(AuthError::BackOff { retry_after });
         }
@@ -999,6 +1011,17 @@ mod tests {
             auth.login("nobody", "x", peer(8)).await,
             Err(AuthError::BackOff { .. })
         ));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(address_key(mapped), IpAddr::from([10, 0, 0, 1]));
     }
 
     #[test]
