@@ -22,8 +22,9 @@
 //!   - `name`: the login name, unique;
 //!   - `password_hash`: an Argon2 PHC string (`$argon2id$...`), as printed by
 //!     `sluice-scheduler hash-password`; the password itself is never stored;
-//!   - `role`: what the user may do — `admin` (everything), `engineer` (submit and cancel
-//!     jobs, read job runs, query) or `analyst` (query and read job runs: get, list, watch).
+//!   - `role`: what the user may do — `admin` (everything; no call is reserved to it yet),
+//!     `engineer` (submit and cancel jobs, read job runs, query) or `analyst` (query and
+//!     read job runs: get, list, watch).
 //!     Omitted, it is `analyst`: a user submits or cancels jobs only when given `engineer`
 //!     or `admin` explicitly. A refused call gets `PERMISSION_DENIED` naming the user,
 //!     the role and what the role may do.

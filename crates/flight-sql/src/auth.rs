@@ -10,8 +10,9 @@
 //!
 //! Each configured user has a [`Role`]: `admin` may do everything, `engineer` may submit and
 //! cancel jobs and query, `analyst` may query and read job runs (get, list, watch) but neither
-//! submit nor cancel. A user without a role is an `analyst`: an account does only what it was
-//! explicitly given. A refused call gets `PERMISSION_DENIED` naming the user, the role and
+//! submit nor cancel. (No call is reserved to `admin` yet: today it may do what `engineer`
+//! may; it is the role for administrative calls as they come.) A user without a role is an
+//! `analyst`: an account does only what it was explicitly given. A refused call gets `PERMISSION_DENIED` naming the user, the role and
 //! what that role may do. Without an authenticator (a loopback-only scheduler without users,
 //! or `--insecure-no-auth`) every call is allowed, as the anonymous `admin`.
 //!
@@ -32,9 +33,10 @@
 //!   every worker busy and the queue full is refused at once with `RESOURCE_EXHAUSTED`
 //!   ("too many logins are being checked") instead of waiting; the client may retry shortly.
 //! - **Back-off after failures**, per client address (the peer IP; an IPv6 client by its
-//!   /64 prefix) and per user name, known or not: after [`LoginLimits::free_failures`] (5) consecutive failures the key is
-//!   refused *without hashing* for [`LoginLimits::first_backoff`] (1 s), doubling with each
-//!   further failure up to [`LoginLimits::max_backoff`] (30 s). The refusal is
+//!   /64 prefix) and per user name, known or not: after [`LoginLimits::free_failures`] (5)
+//!   consecutive failures the key is refused *without hashing* for
+//!   [`LoginLimits::first_backoff`] (1 s), doubling with each further failure up to
+//!   [`LoginLimits::max_backoff`] (30 s). The refusal is
 //!   `RESOURCE_EXHAUSTED` and says how many seconds to wait. A successful login resets both
 //!   its user and its address; a key without failures for [`FORGET_FAILURES_AFTER`] is
 //!   forgotten, and at most [`MAX_TRACKED_KEYS`] keys are tracked (the stalest go first).
@@ -153,7 +155,7 @@ pub struct User {
 pub enum AuthError {
     /// A configured hash cannot be parsed.
     #[error(
-        "user `{user}`: password_hash is not an Argon2 PHC string such as `$argon2id$v=19$...`: {message}"
+        "user `{user}`: password_hash is not an Argon2 PHC string (`$argon2id$v=19$...`): {message}"
     )]
     BadHash {
         /// The user whose hash is broken.
