@@ -127,6 +127,20 @@ pub async fn plan_job_checked(
     })
 }
 
+/// Lists every source's files as [`plan_job_checked`] does, refusing any that `check`
+/// refuses; reads no file.
+pub async fn check_source_files(
+    ctx: &SessionContext,
+    spec: &pb::JobSpec,
+    check: &FileCheck<'_>,
+) -> Result<(), PlanError> {
+    for source in &spec.sources {
+        let path = format!("sources.{}", source.name);
+        sources::checked_files(ctx, &spec.staging, source, &path, check).await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn lookup<'a>(
     nodes: &'a HashMap<String, Node>,
     name: &str,

@@ -58,14 +58,7 @@ pub(crate) async fn plan_source(
     path: &str,
     check: &FileCheck<'_>,
 ) -> Result<(DataFrame, PlannedSource), PlanError> {
-    let url_text = source_url(staging, &source.path);
-    let files = list_files(ctx, &url_text, &format!("{path}.path")).await?;
-    // Checked as listed, before any file is read: a glob or a link can lead anywhere.
-    for f in &files {
-        if let Some(why) = check(source, &f.url) {
-            return Err(PlanError::at(format!("{path}.path"), why));
-        }
-    }
+    let files = checked_files(ctx, staging, source, path, check).await?;
     let urls: Vec<String> = files.iter().map(|f| f.url.clone()).collect();
     let df = match &source.format {
         Some(pb::source::Format::Csv(csv)) => {
@@ -95,6 +88,25 @@ pub(crate) async fn plan_source(
             schema,
         },
     ))
+}
+
+/// Lists the files of `source` and refuses the first one `check` refuses: checked as
+/// listed, before any is read, since a glob or a link can lead anywhere.
+pub(crate) async fn checked_files(
+    ctx: &SessionContext,
+    staging: &str,
+    source: &pb::Source,
+    path: &str,
+    check: &FileCheck<'_>,
+) -> Result<Vec<SourceFile>, PlanError> {
+    let url_text = source_url(staging, &source.path);
+    let files = list_files(ctx, &url_text, &format!("{path}.path")).await?;
+    for f in &files {
+        if let Some(why) = check(source, &f.url) {
+            return Err(PlanError::at(format!("{path}.path"), why));
+        }
+    }
+    Ok(files)
 }
 
 async fn list_files(

@@ -112,10 +112,8 @@ impl JobManager {
 
     /// Refuses sources outside the staging roots and targets outside the lake, before
     /// anything is read.
-    fn check_locations(&self, spec: &pb::JobSpec) -> Result<(), JobError> {
-        let refuse = |path: String, message: String| {
-            JobError::InvalidSpec(sluice_job::Diagnostic::new(path, message).to_string())
-        };
+    fn check_locations(&self, spec: &pb::JobSpec) -> Result<(), sluice_job::Diagnostic> {
+        let refuse = |path: String, message: String| sluice_job::Diagnostic::new(path, message);
         for source in &spec.sources {
             let url = sluice_planner::source_url(&spec.staging, &source.path);
             if !self.staging_roots.contains(&url, false) {
@@ -179,20 +177,36 @@ impl JobManager {
         Ok(n)
     }
 
+    /// Why the source file at `url` may not be read, if it may not.
+    fn file_outside(&self, source: &pb::Source, url: &str) -> Option<String> {
+        (!self.staging_roots.contains(url, true)).then(|| {
+            format!(
+                "'{}' reads {url}, which resolves outside the allowed staging roots ({})",
+                source.path,
+                self.roots_text()
+            )
+        })
+    }
+
+    /// Checks a queued run's sources again just before it runs (the run plans them anew):
+    /// files may have changed since the submit, and recovered runs were accepted by an
+    /// earlier scheduler.
+    async fn recheck(&self, spec: &pb::JobSpec) -> Result<(), RunError> {
+        self.check_locations(spec)
+            .map_err(|d| RunError::Plan(sluice_planner::PlanError::Invalid(d)))?;
+        let check = |source: &pb::Source, url: &str| self.file_outside(source, url);
+        sluice_planner::check_source_files(self.engine.ctx(), spec, &check)
+            .await
+            .map_err(RunError::Plan)
+    }
+
     /// Checks `spec` against its data (files, schemas, columns) and queues a run.
     pub async fn submit(self: &Arc<Self>, spec: pb::JobSpec) -> Result<pb::JobRun, JobError> {
-        self.check_locations(&spec)?;
+        self.check_locations(&spec)
+            .map_err(|d| JobError::InvalidSpec(d.to_string()))?;
         // Every listed file is checked before it is read: a glob or a symbolic link inside
         // a root can lead elsewhere.
-        let check = |source: &pb::Source, url: &str| {
-            (!self.staging_roots.contains(url, true)).then(|| {
-                format!(
-                    "'{}' reads {url}, which resolves outside the allowed staging roots ({})",
-                    source.path,
-                    self.roots_text()
-                )
-            })
-        };
+        let check = |source: &pb::Source, url: &str| self.file_outside(source, url);
         sluice_planner::plan_job_checked(self.engine.ctx(), &spec, &check)
             .await
             .map_err(|e| match e {
@@ -454,16 +468,21 @@ impl JobManager {
                 });
             };
             let span = tracing::info_span!("job_run", run_id = %id, job = %spec.name, attempt);
-            let result = run_job(
-                &self.engine,
-                &self.lake,
-                &self.catalogs,
-                &spec,
-                &id,
-                &progress,
-            )
-            .instrument(span)
-            .await;
+            let result = match self.recheck(&spec).await {
+                Ok(()) => {
+                    run_job(
+                        &self.engine,
+                        &self.lake,
+                        &self.catalogs,
+                        &spec,
+                        &id,
+                        &progress,
+                    )
+                    .instrument(span)
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             let Some(mut record) = self.update(&id, |_| {}) else {
                 return;
             };

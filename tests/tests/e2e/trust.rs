@@ -506,3 +506,76 @@ async fn without_staging_roots_only_the_lake_is_read() {
         .expect_ok();
     assert!(run.stdout.contains("state   SUCCEEDED"), "{}", run.stdout);
 }
+
+/// A source swapped for a link to `/etc/passwd` after its job was accepted is refused when
+/// the run starts (the run lists its sources anew).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_swapped_for_a_link_after_submit_is_refused_when_the_run_starts() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    for f in ["albums.csv", "swap.csv"] {
+        std::fs::copy(spotify_data().join("albums.csv"), staging.join(f)).expect("copy");
+    }
+    let config = dir.join("scheduler.yaml");
+    std::fs::write(
+        &config,
+        format!("staging_roots:\n  - \"{}\"\n", staging.display()),
+    )
+    .expect("config");
+    let lake = dir.join("lake");
+    let cluster = Cluster::start_full(
+        &dir,
+        lake.to_str().expect("utf-8"),
+        Vec::new(),
+        SchedulerSetup {
+            args: vec!["--config".into(), config.display().to_string()],
+            ..SchedulerSetup::default()
+        },
+    );
+    let staging_text = staging.display().to_string();
+    // Holds the one run slot until cancelled.
+    let long = job(
+        &dir,
+        "long",
+        &staging_text,
+        "albums.csv",
+        "SELECT a.album_type, count(*) AS pairs FROM src a JOIN src b ON a.album_type = b.album_type GROUP BY a.album_type",
+    );
+    let long_id = submitted_id(
+        &cluster
+            .cli(&["submit", long.to_str().expect("utf-8"), "--detach"])
+            .expect_ok(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state(&cluster, &long_id) != "RUNNING" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let swapped = job(
+        &dir,
+        "swapped",
+        &staging_text,
+        "swap.csv",
+        "SELECT * FROM src",
+    );
+    let swapped_id = submitted_id(
+        &cluster
+            .cli(&["submit", swapped.to_str().expect("utf-8"), "--detach"])
+            .expect_ok(),
+    );
+    std::fs::remove_file(staging.join("swap.csv")).expect("rm");
+    std::os::unix::fs::symlink("/etc/passwd", staging.join("swap.csv")).expect("symlink");
+    cluster.cli(&["cancel", &long_id]).expect_ok();
+    assert_eq!(wait_for_end(&cluster, &swapped_id), "FAILED");
+    let status = cluster.cli(&["status", &swapped_id]).expect_ok().stdout;
+    assert!(
+        status.contains("outside the allowed staging roots"),
+        "{status}"
+    );
+    assert!(
+        catalog_entry(&lake, "t", "swapped").is_none(),
+        "nothing published"
+    );
+}
