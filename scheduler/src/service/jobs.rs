@@ -407,6 +407,12 @@ impl JobManager {
         let mut attempt = run.attempt.max(1);
         let mut lost_executor_retries = 0;
         loop {
+            // A retried attempt has not begun committing (an earlier one may have).
+            if let Ok(mut live) = self.live.lock()
+                && let Some(l) = live.get_mut(&id)
+            {
+                l.committing = false;
+            }
             if let Some(r) = self.update(&id, |r| {
                 r.state = RunState::Starting as i32;
                 r.attempt = attempt;

@@ -579,3 +579,49 @@ async fn a_source_swapped_for_a_link_after_submit_is_refused_when_the_run_starts
         "nothing published"
     );
 }
+
+/// A run whose commit failed and that is being retried can be cancelled again: the
+/// attempt that failed committing does not leave the run marked as committing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_retried_after_a_failed_commit_can_be_cancelled() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        lake.to_str().expect("utf-8"),
+        vec![("SLUICE_FAILPOINT".to_string(), "before_commit".to_string())],
+        SchedulerSetup::default(),
+    );
+    let job_file = spotify_job(tmp.path(), "retried");
+    let text = std::fs::read_to_string(&job_file).expect("read");
+    std::fs::write(&job_file, format!("max_retries: 50\n{text}")).expect("write");
+    let id = submitted_id(
+        &cluster
+            .cli(&["submit", job_file.to_str().expect("utf-8"), "--detach"])
+            .expect_ok(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cluster.cli(&["status", &id]).expect_ok().stdout;
+        if !status.contains("attempt 1") && status.contains("attempt") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no second attempt:\n{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A cancel landing in an attempt's own commit is refused; the next one gets through.
+    let mut last = String::new();
+    for _ in 0..10 {
+        let cancelled = cluster.cli(&["cancel", &id]);
+        if cancelled.ok && cancelled.stdout.contains("STOPPED") {
+            last.clear();
+            break;
+        }
+        last = cancelled.stderr;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(last.is_empty(), "cancel refused: {last}");
+    assert_eq!(state(&cluster, &id), "STOPPED");
+    assert!(catalog_entry(&lake, "t", "retried").is_none());
+}
