@@ -36,6 +36,10 @@
 //!   (`--query-timeout-seconds` overrides it).
 //! - `tls`: `cert` and `key`, PEM files (relative paths are taken from the config file's
 //!   folder) for the client port; `--tls-cert`/`--tls-key` override them.
+//! - `staging_roots`: absolute folders and `s3://bucket/prefix` URLs that submitted jobs may
+//!   read sources from (symbolic links and `..` resolved; `/srv/staging` does not admit
+//!   `/srv/stagingX`). None listed: only the lake itself. Targets always stay in the lake.
+//!   Anything else is refused at submit with `INVALID_ARGUMENT` naming the field.
 //!
 //! Unknown keys, and unknown roles, are refused with the file, line and column. Password
 //! checks run on a fixed pool of threads and failed logins back off per user and per client
