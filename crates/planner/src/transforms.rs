@@ -11,7 +11,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 
 use datafusion::common::{Column, ExprSchema};
 use datafusion::logical_expr::{Expr, JoinType, cast};
-use datafusion::prelude::{SessionContext, coalesce};
+use datafusion::prelude::{SQLOptions, SessionContext, coalesce};
 use sluice_proto as pb;
 use sluice_proto::transform::Kind;
 
@@ -162,7 +162,13 @@ pub(crate) async fn plan_transform(
                     .map_err(|e| transform_error(e, input, &format!("{p}.inputs[{i}]")))?;
             }
             failpoint_pause().await;
-            let planned = own.sql(&s.query).await;
+            // A query only: DDL could register files from anywhere, and COPY or INSERT
+            // would write outside the target when the plan runs.
+            let query_only = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let planned = own.sql_with_options(&s.query, query_only).await;
             let df = planned.map_err(|e| transform_error(e, name, &format!("{p}.query")))?;
             Ok(Node {
                 df: requalify(df, name).map_err(|e| transform_error(e, name, &p))?,

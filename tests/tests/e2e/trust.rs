@@ -625,3 +625,47 @@ async fn a_run_retried_after_a_failed_commit_can_be_cancelled() {
     assert_eq!(state(&cluster, &id), "STOPPED");
     assert!(catalog_entry(&lake, "t", "retried").is_none());
 }
+
+/// A `sql` step is a query: DDL (which could register any file) and `COPY`/`INSERT`
+/// (which would write outside the target) are refused before anything runs.
+#[test]
+fn sql_steps_may_not_write_or_register_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
+    let lake = dir.join("lake");
+    let written = dir.join("copied.csv");
+    let staging = spotify_data().display().to_string();
+    let statements = [
+        format!(
+            "COPY (SELECT track_id FROM src) TO '{}' STORED AS CSV",
+            written.display()
+        ),
+        "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'".to_string(),
+        "INSERT INTO src SELECT * FROM src".to_string(),
+    ];
+    for (i, statement) in statements.iter().enumerate() {
+        let job = job(
+            &dir,
+            &format!("writes{i}"),
+            &staging,
+            "albums.csv",
+            statement,
+        );
+        let run = sluice(
+            &[
+                "run",
+                job.to_str().expect("utf-8"),
+                "--lake",
+                lake.to_str().expect("utf-8"),
+            ],
+            &[],
+        )
+        .expect_failure();
+        assert!(
+            run.stderr.contains("transforms[0].sql.query") && run.stderr.contains("not supported"),
+            "{statement}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!written.exists(), "COPY wrote {}", written.display());
+}
