@@ -141,16 +141,29 @@ impl SchemaProvider for LakeSchema {
         if let Some(provider) = self.cache.get(&key) {
             return Ok(Some(provider));
         }
-        let provider = open_table(&self.runtime, entry).await.map_err(|e| {
-            DataFusionError::Plan(format!(
-                "table {}.{} cannot be read: {}",
-                entry.database,
-                entry.name,
-                sluice_planner::clean_message(&e)
-            ))
-        })?;
-        self.cache.put(key, Arc::clone(&provider));
-        Ok(Some(provider))
+        match open_table(&self.runtime, entry).await {
+            Ok(provider) => {
+                self.cache.put(key, Arc::clone(&provider));
+                Ok(Some(provider))
+            }
+            Err(e) => {
+                let message = format!(
+                    "table {}.{} cannot be read: {}",
+                    entry.database,
+                    entry.name,
+                    sluice_planner::clean_message(&e)
+                );
+                // With the catalog's columns the table still lists and describes itself
+                // (information_schema, Flight SQL's table listing); scanning it fails.
+                match declared_schema(entry) {
+                    Some(schema) => Ok(Some(Arc::new(UnreadableTable {
+                        schema: with_partition_keys(schema, entry),
+                        message,
+                    }))),
+                    None => Err(DataFusionError::Plan(message)),
+                }
+            }
+        }
     }
 
     async fn table_type(&self, name: &str) -> Result<Option<TableType>> {
@@ -160,6 +173,70 @@ impl SchemaProvider for LakeSchema {
     fn table_exist(&self, name: &str) -> bool {
         self.tables.contains_key(name)
     }
+}
+
+/// A table of the catalog whose data cannot be read: it has its registered columns, and a
+/// query that scans it fails with the reason, naming the table.
+#[derive(Debug)]
+struct UnreadableTable {
+    schema: SchemaRef,
+    message: String,
+}
+
+impl UnreadableTable {
+    fn error(&self) -> DataFusionError {
+        DataFusionError::Plan(self.message.clone())
+    }
+
+    /// The error of the first unreadable table `plan` scans, if any.
+    fn scanned_by(plan: &LogicalPlan) -> Result<()> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+            {
+                let provider: &dyn std::any::Any = provider.as_ref();
+                if let Some(unreadable) = provider.downcast_ref::<UnreadableTable>() {
+                    return Err(unreadable.error());
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for UnreadableTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Err(self.error())
+    }
+}
+
+/// `schema` with the entry's partition keys appended (as strings), as a listing reads them.
+fn with_partition_keys(schema: SchemaRef, entry: &TableEntry) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(
+        entry
+            .partition_keys
+            .iter()
+            .map(|k| Field::new(&k.name, DataType::Utf8, true)),
+    );
+    Arc::new(Schema::new(fields))
 }
 
 /// Query sessions over the default catalog's current tables, running on the engine's cluster.
@@ -201,8 +278,9 @@ impl sluice_flight_sql::QuerySessions for LakeSessions {
     }
 }
 
-/// `ctx` with `DESCRIBE table` planned in this process: it needs only the table's schema,
-/// and the cluster cannot take the plan (it has no wire form).
+/// `ctx` with `DESCRIBE table` planned in this process (it needs only the table's schema,
+/// and the cluster cannot take the plan: it has no wire form), and plans scanning an
+/// unreadable table refused with its error before they are sent to the cluster.
 fn describe_locally(ctx: SessionContext) -> SessionContext {
     let state = ctx.state();
     let planner = Arc::new(DescribeLocally {
@@ -215,7 +293,8 @@ fn describe_locally(ctx: SessionContext) -> SessionContext {
     )
 }
 
-/// Plans `DESCRIBE` locally and everything else with the cluster's planner.
+/// Plans `DESCRIBE` locally and everything else with the cluster's planner, refusing plans
+/// that scan an [`UnreadableTable`].
 #[derive(Debug)]
 struct DescribeLocally {
     cluster: Arc<dyn QueryPlanner + Send + Sync>,
@@ -233,6 +312,7 @@ impl QueryPlanner for DescribeLocally {
                 .create_physical_plan(plan, session)
                 .await;
         }
+        UnreadableTable::scanned_by(plan)?;
         self.cluster.create_physical_plan(plan, session).await
     }
 }
