@@ -308,12 +308,12 @@ impl Engine {
     ) -> Result<(Self, BallistaService), EngineError> {
         let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
         let mut config = session_config(options.partitions)?;
-        let tls_endpoint = options.cluster_tls.as_ref().map(|t| t.endpoint_override());
-        if let Some(tls_endpoint) = &tls_endpoint {
-            config = config
-                .with_ballista_use_tls(true)
-                .with_ballista_override_create_grpc_client_endpoint(tls_endpoint.clone());
-        }
+        // Time limits on every connection to Ballista's services (a paused executor must
+        // not hang a result fetch), and with a cluster secret its mutual TLS.
+        let cluster_endpoint = sluice_cluster_tls::endpoint_override(options.cluster_tls.clone());
+        config = config
+            .with_ballista_use_tls(options.cluster_tls.is_some())
+            .with_ballista_override_create_grpc_client_endpoint(cluster_endpoint.clone());
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
             .build_arc()
@@ -348,11 +348,9 @@ impl Engine {
         scheduler_config.expire_dead_executor_interval_seconds =
             (options.executor_timeout_seconds / 3).clamp(1, 15);
         scheduler_config.scheduler_id = endpoint.clone();
-        if let Some(tls_endpoint) = tls_endpoint {
-            scheduler_config = scheduler_config
-                .with_use_tls(true)
-                .with_override_create_grpc_client_endpoint(tls_endpoint);
-        }
+        scheduler_config = scheduler_config
+            .with_use_tls(options.cluster_tls.is_some())
+            .with_override_create_grpc_client_endpoint(cluster_endpoint);
         if let Some(notify) = options.work_available.clone() {
             scheduler_config =
                 scheduler_config.with_on_work_available(Arc::new(move |_| notify.notify_one()));

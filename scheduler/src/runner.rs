@@ -20,10 +20,24 @@ use tracing::Instrument;
 
 use crate::engine::{Engine, JobProgress};
 
-/// Environment variable naming a failure to inject, for tests of the commit protocol:
-/// `before_commit` fails a run after its files are written and sealed, before the catalog
-/// moves.
+/// Environment variable naming failures to inject, for tests of the commit protocol (a
+/// comma-separated list): `before_commit` fails a run after its files are written and sealed,
+/// before the catalog moves; `crash_after_publish`, `crash_after_seal` and
+/// `crash_after_catalog` abort the whole process at that step of the commit.
 pub const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
+
+/// Whether [`FAILPOINT_ENV`] names `name`.
+pub fn failpoint(name: &str) -> bool {
+    std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == name))
+}
+
+/// Aborts the process, as a crash would, when [`FAILPOINT_ENV`] names `crash_<step>`.
+fn crash_point(step: &str) {
+    if failpoint(&format!("crash_{step}")) {
+        eprintln!("failpoint crash_{step}: aborting");
+        std::process::abort();
+    }
+}
 
 /// What a run is doing, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -591,13 +605,15 @@ async fn commit(
     // else in the staging folder is from a failed, retried or superseded task attempt and
     // never becomes part of the table.
     table.publish(run_id, &files).await?;
+    crash_point("after_publish");
     let manifest = Manifest {
         run_id: run_id.to_string(),
         rows,
         files,
     };
     table.seal(&manifest).await?;
-    if std::env::var(FAILPOINT_ENV).as_deref() == Ok("before_commit") {
+    crash_point("after_seal");
+    if failpoint("before_commit") {
         return Err(RunError::Execution(format!(
             "failpoint {FAILPOINT_ENV}=before_commit"
         )));
@@ -634,6 +650,7 @@ async fn commit(
         updated_at: String::new(),
     };
     let entry = catalog.commit_table(entry).await?;
+    crash_point("after_catalog");
     let removed = remove_old_files(table, run_id, previous.and_then(|p| p.run_id)).await;
     Ok((entry, manifest, removed, reconciled.changes))
 }

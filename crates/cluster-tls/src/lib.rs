@@ -200,25 +200,45 @@ impl ClusterTls {
     }
 
     /// Ballista's endpoint hook: turns the plain `http://host:port` endpoints Ballista
-    /// builds into `https://host:port` ones that present this process's certificate.
+    /// builds into `https://host:port` ones that present this process's certificate (with
+    /// the time limits of [`endpoint_override`]).
     pub fn endpoint_override(&self) -> EndpointOverrideFn {
-        let tls = self.client_tls();
-        Arc::new(move |endpoint: Endpoint| {
-            let uri = endpoint.uri();
-            let authority = uri
-                .authority()
-                .ok_or_else(|| format!("the cluster address {uri} has no host"))?;
-            let secure = Endpoint::from_shared(format!("https://{authority}"))?
-                .connect_timeout(Duration::from_secs(20))
-                .tcp_nodelay(true)
-                .tcp_keepalive(Some(Duration::from_secs(3600)))
-                .http2_keep_alive_interval(Duration::from_secs(300))
-                .keep_alive_timeout(Duration::from_secs(20))
-                .keep_alive_while_idle(true)
-                .tls_config(tls.clone())?;
-            Ok(secure)
-        })
+        endpoint_override(Some(self.clone()))
     }
+}
+
+/// Seconds a cluster call may wait for its peer to answer (connect, or the response headers
+/// of a call; a streamed body is watched by HTTP/2 keep-alive pings instead).
+pub const CALL_TIMEOUT_SECONDS: u64 = 20;
+
+/// Ballista's endpoint hook for every cluster-internal connection: time limits and HTTP/2
+/// keep-alive, and with `tls` the cluster's mutual TLS (`https://`).
+///
+/// Ballista's shuffle reads set no time limit: a reader whose peer executor was paused
+/// (SIGSTOP: its sockets still accept, nothing answers) waited forever, holding its task
+/// slot, and the job never finished even after the scheduler dropped the paused executor.
+/// With these limits such a read fails, and Ballista re-runs the lost work.
+pub fn endpoint_override(tls: Option<ClusterTls>) -> EndpointOverrideFn {
+    let tls = tls.map(|t| t.client_tls());
+    Arc::new(move |endpoint: Endpoint| {
+        let uri = endpoint.uri();
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("the cluster address {uri} has no host"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut rebuilt = Endpoint::from_shared(format!("{scheme}://{authority}"))?
+            .connect_timeout(Duration::from_secs(CALL_TIMEOUT_SECONDS))
+            .timeout(Duration::from_secs(CALL_TIMEOUT_SECONDS))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .http2_keep_alive_interval(Duration::from_secs(CALL_TIMEOUT_SECONDS / 2))
+            .keep_alive_timeout(Duration::from_secs(CALL_TIMEOUT_SECONDS / 2))
+            .keep_alive_while_idle(true);
+        if let Some(tls) = &tls {
+            rebuilt = rebuilt.tls_config(tls.clone())?;
+        }
+        Ok(rebuilt)
+    })
 }
 
 #[cfg(test)]

@@ -162,7 +162,7 @@ async fn write_partition(
     let props = writer_properties(&options.compression, context.session_config().options())?;
     let split = HiveSplit::new(&input.schema(), &options.partition_by)?;
     // Files by partition folder (empty for an unpartitioned write), in first-seen order.
-    let mut files: Vec<(Vec<String>, OpenFile)> = Vec::new();
+    let mut files: Vec<(Vec<PathPart<'static>>, OpenFile)> = Vec::new();
     while let Some(batch) = input.next().await {
         let batch = batch?;
         if batch.num_rows() == 0 {
@@ -174,7 +174,7 @@ async fn write_partition(
                 None => {
                     let mut path = folder.prefix().clone();
                     for f in &folders {
-                        path = path.join(f.as_str());
+                        path = path.join(f.clone());
                     }
                     let path = path.join(name.as_str());
                     let writer = AsyncArrowWriter::try_new(
@@ -226,13 +226,14 @@ async fn write_partition(
     )?)
 }
 
-/// Environment variable naming a fault to inject, for tests: `slow_write` makes every write
+/// Environment variable naming faults to inject, for tests (a comma-separated list):
+/// `slow_write` makes every write
 /// task log that it holds a write, then wait 4 s before it closes its files (so that a test
 /// can pause or cut off its executor while it provably holds the task).
 pub const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
 
 async fn slow_write_failpoint(partition: usize, folder: &str) {
-    if std::env::var(FAILPOINT_ENV).as_deref() == Ok("slow_write") {
+    if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == "slow_write")) {
         eprintln!(
             "failpoint slow_write: pid {} holds the write of partition {partition} into {folder}",
             std::process::id()
@@ -276,7 +277,7 @@ impl HiveSplit {
 
     /// The rows of `batch` (without the partition columns) per partition folder
     /// (`key=value` segments, encoded by the object store's path rules).
-    fn split(&self, batch: &RecordBatch) -> Result<Vec<(Vec<String>, RecordBatch)>> {
+    fn split(&self, batch: &RecordBatch) -> Result<Vec<(Vec<PathPart<'static>>, RecordBatch)>> {
         let data = batch.project(&self.data_columns)?;
         if self.keys.is_empty() {
             return Ok(vec![(Vec::new(), data)]);
@@ -287,7 +288,7 @@ impl HiveSplit {
             .map(|(_, i)| cast(batch.column(*i), &DataType::Utf8))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let values: Vec<&StringArray> = values.iter().map(|v| v.as_string::<i32>()).collect();
-        let mut groups: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
+        let mut groups: Vec<(Vec<PathPart<'static>>, Vec<u32>)> = Vec::new();
         let mut index: HashMap<Vec<Option<&str>>, usize> = HashMap::new();
         for row in 0..batch.num_rows() {
             let key: Vec<Option<&str>> = values
@@ -303,9 +304,8 @@ impl HiveSplit {
                         .zip(&key)
                         .map(|((name, _), value)| {
                             let value = value.unwrap_or(HIVE_DEFAULT_PARTITION);
+                            // Escaped once, by the object store's path rules.
                             PathPart::from(format!("{name}={value}"))
-                                .as_ref()
-                                .to_string()
                         })
                         .collect();
                     groups.push((folders, Vec::new()));

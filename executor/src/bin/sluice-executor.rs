@@ -159,13 +159,15 @@ fn main() -> Result<()> {
         task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
         ..Default::default()
     };
+    // Every connection this executor makes (to the scheduler, and to other executors for
+    // shuffle data) gets time limits, and with a secret the cluster's mutual TLS.
+    let endpoint = sluice_cluster_tls::endpoint_override(tls.clone());
+    let session = SessionConfig::new_with_ballista()
+        .with_ballista_use_tls(tls.is_some())
+        .with_ballista_override_create_grpc_client_endpoint(endpoint.clone());
+    config.override_config_producer = Some(Arc::new(move || session.clone()));
+    config.override_create_grpc_client_endpoint = Some(endpoint);
     if let Some(tls) = tls {
-        let endpoint = tls.endpoint_override();
-        let session = SessionConfig::new_with_ballista()
-            .with_ballista_use_tls(true)
-            .with_ballista_override_create_grpc_client_endpoint(endpoint.clone());
-        config.override_config_producer = Some(Arc::new(move || session.clone()));
-        config.override_create_grpc_client_endpoint = Some(endpoint);
         config.override_arrow_flight_service = Some(tls_flight_server(tls));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -420,11 +420,27 @@ impl JobManager {
             }) {
                 let _ = self.store.put(&r);
             }
-            // A retried or recovered attempt starts from an empty version folder.
-            if let Some(target) = &spec.target
-                && let Ok(table) = self.lake.table(target)
-            {
-                let _ = table.delete_version(&id).await;
+            if let Some(target) = &spec.target {
+                // The scheduler stopped after this run's commit had moved the catalog: the
+                // run is done, and its version is the table readers use now.
+                if self.published(target, &id).await {
+                    if let Some(mut record) = self.update(&id, |_| {}) {
+                        record.state = RunState::Succeeded as i32;
+                        record.ended_at_ms = now_ms();
+                        record.error_message =
+                            "committed before the scheduler restarted".to_string();
+                        if let Err(e) = self.finish(record) {
+                            tracing::error!(run = %id, error = %e, "cannot record the run's end");
+                        }
+                    }
+                    return;
+                }
+                // A retried or recovered attempt starts from an empty version folder.
+                if let Ok(table) = self.lake.table(target)
+                    && let Err(e) = table.delete_version(&id).await
+                {
+                    tracing::warn!(run = %id, error = %e, "cannot clear the run's earlier attempt");
+                }
             }
             let me = self.clone();
             let progress_id = id.clone();

@@ -168,6 +168,26 @@ impl Cluster {
         }
     }
 
+    /// Starts a new scheduler on the same port and data after the old one died, without
+    /// the environment variable `unset` (such as a failpoint that crashed it).
+    pub(crate) fn restart_dead_scheduler_without(&mut self, unset: &str) {
+        self.scheduler.kill();
+        self.env.retain(|(k, _)| k != unset);
+        self.scheduler = start_scheduler(
+            &self.dir,
+            self.port,
+            self.cluster_port,
+            &self.lake,
+            &self.env,
+            &self.setup.args,
+        );
+    }
+
+    /// What the scheduler has logged so far.
+    pub(crate) fn scheduler_log(&self) -> String {
+        self.scheduler.log_text()
+    }
+
     /// Kills the scheduler with SIGKILL and starts a new one on the same port and data.
     fn restart_scheduler(&mut self) {
         self.scheduler.kill();
@@ -297,7 +317,7 @@ fn start_scheduler(
     p
 }
 
-fn state(cluster: &Cluster, run_id: &str) -> String {
+pub(crate) fn state(cluster: &Cluster, run_id: &str) -> String {
     let out = cluster.cli(&["status", run_id]).expect_ok().stdout;
     out.lines()
         .find_map(|l| l.strip_prefix("state   "))
@@ -306,7 +326,12 @@ fn state(cluster: &Cluster, run_id: &str) -> String {
         .to_string()
 }
 
-fn wait_for_state(cluster: &Cluster, run_id: &str, wanted: &[&str], seconds: u64) -> String {
+pub(crate) fn wait_for_state(
+    cluster: &Cluster,
+    run_id: &str,
+    wanted: &[&str],
+    seconds: u64,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
         let s = state(cluster, run_id);
@@ -317,7 +342,7 @@ fn wait_for_state(cluster: &Cluster, run_id: &str, wanted: &[&str], seconds: u64
     }
 }
 
-fn submitted_id(run: &Run) -> String {
+pub(crate) fn submitted_id(run: &Run) -> String {
     run.stdout
         .lines()
         .find_map(|l| l.strip_prefix("submitted run "))

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, ONE_CLUSTER_AT_A_TIME, SchedulerSetup};
+use crate::cluster::{
+    Cluster, ONE_CLUSTER_AT_A_TIME, SchedulerSetup, submitted_id, wait_for_state,
+};
 use crate::support::*;
 
 /// The Spotify job over the shared sample, retried once if a run fails.
@@ -19,6 +21,22 @@ fn spotify_job(dir: &Path) -> PathBuf {
     let job = dir.join("spotify.yaml");
     std::fs::write(&job, text).expect("write job");
     job
+}
+
+/// A process stopped with SIGSTOP until this is dropped (SIGCONT), whatever happens.
+struct Paused(u32);
+
+impl Paused {
+    fn new(pid: u32) -> Self {
+        signal(pid, "-STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -71,11 +89,10 @@ async fn a_paused_executor_never_writes_into_the_committed_version() {
         SchedulerSetup::default(),
     );
     let job = spotify_job(tmp.path());
-    let submit = {
-        let job = job.display().to_string();
-        let cli = cluster.cli_command(&["submit", &job]);
-        std::thread::spawn(cli)
-    };
+    let submitted = cluster
+        .cli(&["submit", &job.display().to_string(), "--detach"])
+        .expect_ok();
+    let id = submitted_id(&submitted);
 
     // Wait until an executor says it holds a write task, then pause it there.
     let mut paused = None;
@@ -86,14 +103,11 @@ async fn a_paused_executor_never_writes_into_the_committed_version() {
             .position(|l| l.contains("failpoint slow_write: pid"));
         paused.is_some()
     });
-    let paused = paused.expect("an executor");
-    let pid = cluster.executor_pid(paused);
-    signal(pid, "-STOP");
-    let run = submit.join().expect("submit thread");
-    // Resume it whatever happened, before asserting.
-    signal(pid, "-CONT");
-    let run = run.expect_ok();
-    assert!(run.stdout.contains("state   SUCCEEDED"), "{}", run.stdout);
+    let pid = cluster.executor_pid(paused.expect("an executor"));
+    let paused = Paused::new(pid);
+    let end = wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 180);
+    drop(paused);
+    assert_eq!(end, "SUCCEEDED", "{}", cluster.cli(&["status", &id]).stdout);
 
     // The resumed executor finishes its superseded write: it lands in the staging folder,
     // which proves the late write happened.
@@ -136,5 +150,164 @@ async fn a_paused_executor_never_writes_into_the_committed_version() {
         again.stdout
     );
     let staged = files_under(&table_root.join("_attempts"));
+    assert!(staged.is_empty(), "stray staging files: {staged:?}");
+}
+
+/// The committed version of spotify.tracks holds exactly its manifest's files and DuckDB's
+/// join of the raw CSVs; at most this version and the previous one are left, and no staging.
+fn assert_table_is_one_clean_version(lake: &Path) {
+    let entry = catalog_entry(lake, "spotify", "tracks").expect("registered");
+    let version = PathBuf::from(
+        entry["location"]
+            .as_str()
+            .expect("location")
+            .trim_start_matches("file://"),
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(version.join("_SUCCESS")).expect("the version is sealed"),
+    )
+    .expect("manifest");
+    let mut listed: Vec<String> = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["path"].as_str().expect("path").to_string())
+        .collect();
+    listed.push("_SUCCESS".into());
+    listed.sort();
+    assert_eq!(
+        files_under(&version),
+        listed,
+        "the version holds exactly its manifest"
+    );
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &version), 19_621);
+}
+
+/// The scheduler dies (abort) at each step of a commit; restarted, the run ends SUCCEEDED
+/// with a table that is one whole version, and the next run leaves nothing stray.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduler_crash_at_any_commit_step_leaves_one_whole_version() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    for step in ["after_publish", "after_seal", "after_catalog"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let lake = tmp.path().join("lake");
+        let failpoint = format!("crash_{step}");
+        let mut cluster = Cluster::start_full(
+            tmp.path(),
+            &lake.display().to_string(),
+            vec![("SLUICE_FAILPOINT".into(), failpoint.clone())],
+            SchedulerSetup::default(),
+        );
+        let job = spotify_job(tmp.path());
+        let submitted = cluster
+            .cli(&["submit", &job.display().to_string(), "--detach"])
+            .expect_ok();
+        let id = submitted_id(&submitted);
+        // Proof that the crash happened at that step.
+        wait_until(60, "the scheduler to crash", || {
+            cluster
+                .scheduler_log()
+                .contains(&format!("failpoint {failpoint}: aborting"))
+        });
+        // What the catalog points at when the scheduler died (after_catalog: the new version).
+        let committed = catalog_entry(&lake, "spotify", "tracks").map(|e| {
+            let dir = e["location"]
+                .as_str()
+                .expect("location")
+                .trim_start_matches("file://")
+                .to_string();
+            (dir.clone(), files_under(Path::new(&dir)))
+        });
+        assert_eq!(committed.is_some(), step == "after_catalog", "{step}");
+        cluster.restart_dead_scheduler_without("SLUICE_FAILPOINT");
+        assert_eq!(
+            wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 90),
+            "SUCCEEDED",
+            "{step}: {}",
+            cluster.cli(&["status", &id]).stdout
+        );
+        assert_table_is_one_clean_version(&lake);
+        if let Some((dir, files)) = committed {
+            // A committed version is never deleted or rewritten by the recovered run.
+            assert_eq!(
+                files_under(Path::new(&dir)),
+                files,
+                "{step}: {dir} was rewritten"
+            );
+        }
+
+        let again = cluster
+            .cli(&["submit", &job.display().to_string()])
+            .expect_ok();
+        assert!(
+            again.stdout.contains("state   SUCCEEDED"),
+            "{}",
+            again.stdout
+        );
+        assert_table_is_one_clean_version(&lake);
+        let staged = files_under(&lake.join("spotify/tracks/_attempts"));
+        assert!(staged.is_empty(), "{step}: stray staging files: {staged:?}");
+        let runs = versions(&lake, "spotify", "tracks");
+        assert!(runs.len() <= 2, "{step}: versions left: {runs:?}");
+    }
+}
+
+/// A run cancelled while an executor provably holds its write task: the task's late write
+/// never becomes visible, nothing is registered, and the next run clears it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_publishes_nothing_even_from_late_tasks() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        &lake.display().to_string(),
+        vec![("SLUICE_FAILPOINT".into(), "slow_write".into())],
+        SchedulerSetup::default(),
+    );
+    let job = spotify_job(tmp.path());
+    let submitted = cluster
+        .cli(&["submit", &job.display().to_string(), "--detach"])
+        .expect_ok();
+    let id = submitted_id(&submitted);
+    wait_until(60, "an executor holding a write task", || {
+        cluster
+            .executor_logs()
+            .iter()
+            .any(|l| l.contains("failpoint slow_write: pid"))
+    });
+    let cancelled = cluster.cli(&["cancel", &id]).expect_ok();
+    assert!(cancelled.stdout.contains("STOPPED"), "{}", cancelled.stdout);
+    // The writes in flight finish after the cancel (pull-mode executors cannot be told to
+    // stop a task): they land in the run's staging folder only.
+    let root = lake.join("spotify/tracks");
+    wait_until(30, "the cancelled run's late write", || {
+        files_under(&root).iter().any(|f| f.ends_with(".parquet"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(
+        catalog_entry(&lake, "spotify", "tracks").is_none(),
+        "nothing registered"
+    );
+    let visible = versions(&lake, "spotify", "tracks");
+    assert!(visible.is_empty(), "a reader sees {visible:?}");
+    assert!(
+        files_under(&root)
+            .iter()
+            .all(|f| f.starts_with("_attempts/")),
+        "{:?}",
+        files_under(&root)
+    );
+
+    let again = cluster
+        .cli(&["submit", &job.display().to_string()])
+        .expect_ok();
+    assert!(
+        again.stdout.contains("state   SUCCEEDED"),
+        "{}",
+        again.stdout
+    );
+    assert_table_is_one_clean_version(&lake);
+    let staged = files_under(&root.join("_attempts"));
     assert!(staged.is_empty(), "stray staging files: {staged:?}");
 }

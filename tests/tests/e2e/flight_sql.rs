@@ -82,8 +82,10 @@ async fn flight_sql_serves_the_lake_to_adbc_and_pyarrow_after_login() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = config_with_user(tmp.path(), "");
+    // With users, executors get a port of their own (the client port takes logins only).
     let setup = SchedulerSetup {
         args: vec!["--config".into(), config.display().to_string()],
+        cluster_port: true,
         ..SchedulerSetup::default()
     };
     let lake = tmp.path().join("lake");

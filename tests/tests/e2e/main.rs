@@ -3,6 +3,7 @@
 
 mod cluster;
 mod cluster_auth;
+mod commits;
 mod csv_locator;
 mod faults;
 mod flight_sql;
