@@ -240,20 +240,6 @@ impl Cluster {
         self.executors.iter().map(Proc::log_text).collect()
     }
 
-    /// `sluice ARGS --scheduler URL` with the cluster's environment, to run on another
-    /// thread.
-    pub(crate) fn cli_command(&self, args: &[&str]) -> impl FnOnce() -> Run + Send + 'static {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.extend(["--scheduler".to_string(), self.url.clone()]);
-        let env = self.env.clone();
-        move || {
-            let args: Vec<&str> = all.iter().map(String::as_str).collect();
-            let env: Vec<(&str, &str)> =
-                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            sluice(&args, &env)
-        }
-    }
-
     /// [`Cluster::cli`] with `extra` added to the environment.
     pub(crate) fn cli_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
