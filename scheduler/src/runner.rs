@@ -737,3 +737,79 @@ fn partitions_of(manifest: &Manifest, keys: &[String], version_url: &str) -> Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, Int64Array, LargeStringArray, StringViewArray, UInt64Array,
+    };
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    use super::*;
+
+    fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(columns).expect("batch")
+    }
+
+    /// Ballista may hand the write tasks' rows back with other string and integer types
+    /// than the writer produced (string views, large strings, signed counts). Such batches
+    /// were skipped, and the commit then sealed a version without their files.
+    #[test]
+    fn reported_files_are_read_whatever_their_column_types() {
+        let staging = "file:///lake/db/t/_attempts/run-1/";
+        let views = batch(vec![
+            (
+                "file",
+                Arc::new(StringViewArray::from(vec![format!(
+                    "{staging}part-0.parquet"
+                )])),
+            ),
+            ("rows", Arc::new(Int64Array::from(vec![3]))),
+            ("bytes", Arc::new(Int64Array::from(vec![100]))),
+        ]);
+        let large = batch(vec![
+            (
+                "file",
+                Arc::new(LargeStringArray::from(vec![format!(
+                    "{staging}k=a/part-1.parquet"
+                )])),
+            ),
+            ("rows", Arc::new(UInt64Array::from(vec![4]))),
+            ("bytes", Arc::new(UInt64Array::from(vec![200]))),
+        ]);
+        let files = reported_files(&[views, large], staging).expect("read");
+        let paths: Vec<(&str, u64, Option<u64>)> = files
+            .iter()
+            .map(|(f, _)| (f.path.as_str(), f.size, f.rows))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("k=a/part-1.parquet", 200, Some(4)),
+                ("part-0.parquet", 100, Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_of_another_shape_or_place_are_errors_not_skipped() {
+        let staging = "file:///lake/db/t/_attempts/run-1/";
+        let short = batch(vec![(
+            "file",
+            Arc::new(StringViewArray::from(vec!["x"])) as ArrayRef,
+        )]);
+        assert!(reported_files(&[short], staging).is_err());
+        let elsewhere = batch(vec![
+            (
+                "file",
+                Arc::new(StringViewArray::from(vec!["file:///etc/part-0.parquet"])) as ArrayRef,
+            ),
+            ("rows", Arc::new(UInt64Array::from(vec![1]))),
+            ("bytes", Arc::new(UInt64Array::from(vec![1]))),
+        ]);
+        let e = reported_files(&[elsewhere], staging).expect_err("outside the run's folder");
+        assert!(e.to_string().contains("outside the run's folder"), "{e}");
+    }
+}
