@@ -19,7 +19,8 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
 use crate::exec::ParallelParquetWriteExec;
-use crate::node::{ParallelParquetWrite, WriteOptions};
+use crate::node::ParallelParquetWrite;
+use crate::options::WriteOptions;
 
 /// Marks an encoded write node (Ballista's nodes are protobuf, which never starts so).
 const MAGIC: &[u8] = b"\0SLUICE-PARALLEL-PARQUET-WRITE-1\0";

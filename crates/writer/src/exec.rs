@@ -28,7 +28,7 @@ use object_store::path::{Path, PathPart};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use crate::node::{WriteOptions, written_schema};
+use crate::options::{WriteOptions, written_schema};
 
 /// Writes partition `i` of its input to `<folder>/part-<i>-p<pid>-<uuid>.parquet`, or with
 /// partition columns to `<folder>/<key>=<value>/…/part-<i>-p<pid>-<uuid>.parquet` for every

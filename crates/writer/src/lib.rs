@@ -15,7 +15,11 @@
 mod codec;
 mod exec;
 mod node;
+mod options;
+mod planner;
 
 pub use codec::{SluiceLogicalCodec, SluicePhysicalCodec};
 pub use exec::{HIVE_DEFAULT_PARTITION, ParallelParquetWriteExec};
-pub use node::{ParallelParquetWrite, SluiceQueryPlanner, WriteOptions, written_schema};
+pub use node::ParallelParquetWrite;
+pub use options::{WriteOptions, written_schema};
+pub use planner::SluiceQueryPlanner;

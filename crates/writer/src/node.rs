@@ -1,44 +1,14 @@
-//! The logical write node and its physical planning.
+//! The logical write node.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, DFSchemaRef, Result};
-use datafusion::execution::context::QueryPlanner;
-use datafusion::logical_expr::{
-    Expr, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
-};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use serde::{Deserialize, Serialize};
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 
-use crate::exec::ParallelParquetWriteExec;
-
-/// Where and how to write.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Serialize, Deserialize)]
-pub struct WriteOptions {
-    /// Folder URL the files go to, ending in `/`.
-    pub folder_url: String,
-    /// Parquet compression: `snappy`, `zstd(3)`, `gzip(6)`, `uncompressed`.
-    pub compression: String,
-    /// Hive partition columns: each task writes the rows of every `key=value` folder it
-    /// meets into a file of its own there, without the partition columns.
-    #[serde(default)]
-    pub partition_by: Vec<String>,
-}
-
-/// The rows a write returns: one per written file.
-pub fn written_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("file", DataType::Utf8, false),
-        Field::new("rows", DataType::UInt64, false),
-        Field::new("bytes", DataType::UInt64, false),
-    ]))
-}
+use crate::options::{WriteOptions, written_schema};
 
 /// Writes its input as Parquet, one file per partition, in parallel.
 #[derive(Debug, Clone)]
@@ -124,48 +94,5 @@ impl UserDefinedLogicalNodeCore for ParallelParquetWrite {
             datafusion::error::DataFusionError::Internal("a write needs one input".into())
         })?;
         Self::new(input, self.options.clone())
-    }
-}
-
-struct WritePlanner;
-
-#[async_trait]
-impl ExtensionPlanner for WritePlanner {
-    async fn plan_extension(
-        &self,
-        _planner: &dyn PhysicalPlanner,
-        node: &dyn UserDefinedLogicalNode,
-        _logical_inputs: &[&LogicalPlan],
-        physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn datafusion::catalog::Session,
-        _ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
-    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(write) = node.as_any().downcast_ref::<ParallelParquetWrite>() else {
-            return Ok(None);
-        };
-        let input = physical_inputs.first().cloned().ok_or_else(|| {
-            datafusion::error::DataFusionError::Internal("a write needs one input".into())
-        })?;
-        Ok(Some(Arc::new(ParallelParquetWriteExec::new(
-            input,
-            write.options.clone(),
-        ))))
-    }
-}
-
-/// DataFusion's planner, plus the parallel write. Used by the scheduler's sessions.
-#[derive(Debug, Default)]
-pub struct SluiceQueryPlanner;
-
-#[async_trait]
-impl QueryPlanner for SluiceQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn datafusion::catalog::Session,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(WritePlanner)])
-            .create_physical_plan(logical_plan, session)
-            .await
     }
 }
