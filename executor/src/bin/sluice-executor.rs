@@ -16,6 +16,9 @@ use ballista_core::error::BallistaError;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
 use ballista_executor::ArrowFlightServerProvider;
+use ballista_executor::execution_engine::{
+    DefaultExecutionEngine, ExecutionEngine, QueryStageExecutor,
+};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::shutdown::Shutdown;
@@ -114,6 +117,84 @@ fn tls_flight_server(tls: ClusterTls) -> Arc<ArrowFlightServerProvider> {
     )
 }
 
+/// Environment variable naming faults to inject, for tests (a comma-separated list):
+/// `slow_tasks` makes every task say which stage it belongs to and wait 3 s before it runs,
+/// so that a test can pause or cut off the executor while it provably holds a task of a
+/// given stage.
+const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
+
+/// Ballista's execution engine with the `slow_tasks` failpoint in front of every task.
+struct SlowTasks(DefaultExecutionEngine);
+
+impl ExecutionEngine for SlowTasks {
+    fn create_query_stage_exec(
+        &self,
+        job_id: ballista_core::JobId,
+        stage_id: usize,
+        task_id: usize,
+        partitions: Vec<usize>,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        work_dir: &str,
+        config: &SessionConfig,
+    ) -> datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
+        let label = format!("{job_id}/{stage_id}");
+        let inner = self.0.create_query_stage_exec(
+            job_id, stage_id, task_id, partitions, plan, work_dir, config,
+        )?;
+        Ok(Arc::new(SlowStage { inner, label }))
+    }
+}
+
+/// One stage's task executor behind the `slow_tasks` failpoint.
+#[derive(Debug)]
+struct SlowStage {
+    inner: Arc<dyn QueryStageExecutor>,
+    label: String,
+}
+
+impl std::fmt::Display for SlowStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryStageExecutor for SlowStage {
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::error::Result<Vec<ballista_core::serde::protobuf::ShuffleWritePartition>> {
+        eprintln!(
+            "failpoint slow_tasks: pid {} holds task {task_id} of stage {}",
+            std::process::id(),
+            self.label
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        self.inner.execute_query_stage(task_id, context).await
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<datafusion::physical_plan::metrics::MetricsSet> {
+        self.inner.collect_plan_metrics()
+    }
+
+    fn collect_runtime_stats_reports(
+        &self,
+    ) -> Vec<ballista_core::serde::protobuf::RuntimeStatsReport> {
+        self.inner.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(
+        &self,
+    ) -> datafusion::error::Result<Vec<ballista_core::serde::protobuf::WindowStateReport>> {
+        self.inner.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<ballista_core::serde::protobuf::TaskColumnStats> {
+        self.inner.collect_column_stats()
+    }
+}
+
 /// Largest gRPC message of the Flight service (Ballista's default).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -169,6 +250,9 @@ fn main() -> Result<()> {
     config.override_create_grpc_client_endpoint = Some(endpoint);
     if let Some(tls) = tls {
         config.override_arrow_flight_service = Some(tls_flight_server(tls));
+    }
+    if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == "slow_tasks")) {
+        config.override_execution_engine = Some(Arc::new(SlowTasks(DefaultExecutionEngine::new())));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -311,3 +311,75 @@ async fn a_cancelled_run_publishes_nothing_even_from_late_tasks() {
     let staged = files_under(&root.join("_attempts"));
     assert!(staged.is_empty(), "stray staging files: {staged:?}");
 }
+
+/// An executor paused (SIGSTOP) while it provably holds a task of each earlier stage (the
+/// broadcast builds): the run still ends SUCCEEDED with one whole version equal to DuckDB's
+/// rows, and the next run leaves nothing stray. (The write stage: see above.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_executor_at_any_stage_leaves_one_whole_version() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    for stage in [1, 2] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let lake = tmp.path().join("lake");
+        let cluster = Cluster::start_full(
+            tmp.path(),
+            &lake.display().to_string(),
+            vec![("SLUICE_FAILPOINT".into(), "slow_tasks".into())],
+            SchedulerSetup::default(),
+        );
+        let job = spotify_job(tmp.path());
+        let submitted = cluster
+            .cli(&["submit", &job.display().to_string(), "--detach"])
+            .expect_ok();
+        let id = submitted_id(&submitted);
+        let holds = " of stage ";
+        let mut holder = None;
+        wait_until(60, "an executor holding a task of the stage", || {
+            holder = cluster.executor_logs().iter().position(|log| {
+                log.lines().any(|l| {
+                    l.starts_with("failpoint slow_tasks:") && l.ends_with(&format!("/{stage}"))
+                })
+            });
+            holder.is_some()
+        });
+        let holder = holder.expect("an executor");
+        let paused = Paused::new(cluster.executor_pid(holder));
+        // Proof: at the pause it had started a task of the stage and finished none of its.
+        let log = &cluster.executor_logs()[holder];
+        let job_stage = log
+            .lines()
+            .filter_map(|l| l.strip_prefix("failpoint slow_tasks:"))
+            .filter_map(|l| l.split(holds).nth(1))
+            .find(|js| js.ends_with(&format!("/{stage}")))
+            .expect("the held task's job and stage")
+            .to_string();
+        let finished = format!("Finished task : [TID {job_stage}.");
+        assert!(
+            !log.contains(&finished),
+            "stage {stage}: the task ended before the pause"
+        );
+        let end = wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 240);
+        drop(paused);
+        assert_eq!(
+            end,
+            "SUCCEEDED",
+            "stage {stage}: {}",
+            cluster.cli(&["status", &id]).stdout
+        );
+        assert_table_is_one_clean_version(&lake);
+        let again = cluster
+            .cli(&["submit", &job.display().to_string()])
+            .expect_ok();
+        assert!(
+            again.stdout.contains("state   SUCCEEDED"),
+            "{}",
+            again.stdout
+        );
+        assert_table_is_one_clean_version(&lake);
+        let staged = files_under(&lake.join("spotify/tracks/_attempts"));
+        assert!(
+            staged.is_empty(),
+            "stage {stage}: stray staging files: {staged:?}"
+        );
+    }
+}
