@@ -34,23 +34,41 @@ use tokio::net::TcpListener;
 
 use crate::size_estimates::EstimateScanSizes;
 
+/// A boxed error of any kind, kept as the source of an [`EngineError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Errors starting or talking to the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Ballista failed to start.
-    #[error("cannot start the embedded Ballista cluster: {0}")]
-    Start(String),
+    #[error("cannot start the embedded Ballista cluster: {source}")]
+    Start {
+        /// The step that failed, e.g. `binding the scheduler's port`.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
     /// Reading the scheduler's state failed.
     #[error("cannot read the scheduler's job state: {0}")]
-    State(String),
+    State(#[source] ballista_core::error::BallistaError),
     /// An environment variable sets an option to a value it cannot take.
-    #[error("{variable}: {message}")]
+    #[error("{variable}: {}", sluice_planner::clean_message(.source))]
     Setting {
         /// The variable, e.g. `DATAFUSION_EXECUTION_BATCH_SIZE`.
         variable: String,
         /// Why the value was refused.
-        message: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
     },
+}
+
+/// Maps an error of the start-up step `what` to [`EngineError::Start`].
+fn start<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> EngineError {
+    move |e| EngineError::Start {
+        what,
+        source: e.into(),
+    }
 }
 
 /// How far one stage has got.
@@ -214,9 +232,9 @@ fn apply_env_overrides(
             config
                 .options_mut()
                 .set(&key, &value)
-                .map_err(|e| EngineError::Setting {
+                .map_err(|source| EngineError::Setting {
                     variable: variable.clone(),
-                    message: sluice_planner::clean_message(&e),
+                    source,
                 })?;
             tracing::info!(%key, %value, "setting from {variable}");
         }
@@ -272,11 +290,12 @@ pub type BallistaService = SchedulerGrpcServer<Scheduler>;
 impl Engine {
     /// Starts a scheduler and an executor with `partitions` task slots in this process.
     pub async fn embedded(partitions: usize) -> Result<Self, EngineError> {
-        let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| start(&e))?;
-        let addr = listener.local_addr().map_err(|e| start(&e))?;
+            .map_err(start("binding the scheduler's port"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(start("binding the scheduler's port"))?;
         let url = format!("http://127.0.0.1:{}", addr.port());
         let work_available = Arc::new(tokio::sync::Notify::new());
         let options = EngineOptions {
@@ -290,12 +309,14 @@ impl Engine {
                 .add_service(service)
                 .serve_with_incoming(sluice_executor::grpc_incoming(listener)),
         );
-        let client = connect(&url).await.map_err(|e| start(&e))?;
+        let client = connect(&url)
+            .await
+            .map_err(start("connecting to the scheduler"))?;
         let state = engine.ctx.state();
         let executor =
             sluice_executor::start_in_process(client, partitions, &state, work_available)
                 .await
-                .map_err(|e| start(&e))?;
+                .map_err(start("starting the executor"))?;
         engine._executor = Some(executor);
         Ok(engine)
     }
@@ -306,7 +327,6 @@ impl Engine {
         options: EngineOptions,
         own_url: &str,
     ) -> Result<(Self, BallistaService), EngineError> {
-        let start = |e: &dyn std::fmt::Display| EngineError::Start(e.to_string());
         let mut config = session_config(options.partitions)?;
         // Time limits on every connection to Ballista's services (a paused executor must
         // not hang a result fetch), and with a cluster secret its mutual TLS.
@@ -317,7 +337,7 @@ impl Engine {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
             .build_arc()
-            .map_err(|e| start(&e))?;
+            .map_err(start("building the runtime"))?;
         let state: SessionState = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config.clone())
@@ -363,16 +383,19 @@ impl Engine {
                 Arc::new(SluicePhysicalCodec::default()),
             ),
             Arc::new(scheduler_config),
-            default_metrics_collector().map_err(|e| start(&e))?,
+            default_metrics_collector().map_err(start("creating the metrics collector"))?,
         );
-        scheduler.init().await.map_err(|e| start(&e))?;
+        scheduler
+            .init()
+            .await
+            .map_err(start("initialising the scheduler"))?;
         let max = config.ballista_grpc_client_max_message_size();
         let service = SchedulerGrpcServer::new(scheduler.clone())
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
         let ctx = SessionContext::remote_with_state(own_url, state)
             .await
-            .map_err(|e| start(&e))?;
+            .map_err(start("connecting the session to the scheduler"))?;
         Ok((
             Self {
                 ctx,
@@ -387,7 +410,9 @@ impl Engine {
     /// Asks the scheduler to cancel these Ballista jobs.
     pub async fn cancel_jobs(&self, job_ids: &[String]) {
         for id in job_ids {
-            let _ = self.scheduler.cancel_job(id.as_str().into()).await;
+            if let Err(e) = self.scheduler.cancel_job(id.as_str().into()).await {
+                tracing::warn!(job = %id, error = %e, "cannot cancel the Ballista job");
+            }
         }
     }
 
@@ -404,7 +429,7 @@ impl Engine {
             .task_manager
             .get_all_jobs()
             .await
-            .map_err(|e| EngineError::State(e.to_string()))?;
+            .map_err(EngineError::State)?;
         Ok(jobs
             .into_iter()
             .filter(|j| !is_query_job(&j.job_name))

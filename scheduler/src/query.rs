@@ -102,19 +102,19 @@ struct TableCache {
 
 impl TableCache {
     fn get(&self, key: &VersionKey) -> Option<Arc<dyn TableProvider>> {
-        let cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = crate::service::lock(&self.providers);
         cache.get(key).cloned()
     }
 
     fn put(&self, key: VersionKey, provider: Arc<dyn TableProvider>) {
-        let mut cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::service::lock(&self.providers);
         cache.insert(key, provider);
     }
 
     /// Forgets every version not in `tables`.
     fn retain(&self, tables: &[TableEntry]) {
         let keep: std::collections::HashSet<VersionKey> = tables.iter().map(version_key).collect();
-        let mut cache = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::service::lock(&self.providers);
         cache.retain(|k, _| keep.contains(k));
     }
 }

@@ -64,8 +64,14 @@ pub enum RunError {
     #[error("executor(s) {0} were lost while the job ran; its output was discarded")]
     ExecutorLost(String),
     /// Execution failed for another reason.
-    #[error("the job failed while running: {0}")]
-    Execution(String),
+    #[error("the job failed while running: {}", clean_message(.0))]
+    Execution(#[source] datafusion::error::DataFusionError),
+    /// The Parquet file of an empty result could not be written.
+    #[error("the job failed while running: cannot write an empty Parquet file: {0}")]
+    EmptyFile(#[source] datafusion::parquet::errors::ParquetError),
+    /// A fault injected for tests (see [`FAILPOINT_ENV`]).
+    #[error("the job failed while running: failpoint {}={}", FAILPOINT_ENV, .0)]
+    Failpoint(&'static str),
     /// The run exceeded the job's timeout.
     #[error("the job ran longer than its timeout of {0} s")]
     Timeout(u64),
@@ -493,12 +499,9 @@ const EMPTY_FILE: &str = "part-00000-empty.parquet";
 /// result, so that readers see a table with its columns.
 fn empty_parquet(schema: datafusion::arrow::datatypes::SchemaRef) -> Result<Vec<u8>, RunError> {
     use datafusion::parquet::arrow::ArrowWriter;
-    let fail = |e: &dyn std::fmt::Display| {
-        RunError::Execution(format!("cannot write an empty Parquet file: {e}"))
-    };
     let mut buffer = Vec::new();
-    let writer = ArrowWriter::try_new(&mut buffer, schema, None).map_err(|e| fail(&e))?;
-    writer.close().map_err(|e| fail(&e))?;
+    let writer = ArrowWriter::try_new(&mut buffer, schema, None).map_err(RunError::EmptyFile)?;
+    writer.close().map_err(RunError::EmptyFile)?;
     Ok(buffer)
 }
 
@@ -507,13 +510,12 @@ async fn explain_failure(engine: &Engine, planned: &PlannedJob, e: WriteFailure)
         WriteFailure::Timeout(s) => return RunError::Timeout(s),
         WriteFailure::DataFusion(e) => e,
     };
-    let message = clean_message(&e);
-    if is_csv_error(&message)
+    if is_csv_error(&e)
         && let Some(found) = locate_csv_error(engine.ctx(), &planned.sources).await
     {
         return RunError::Input(found);
     }
-    RunError::Execution(message)
+    RunError::Execution(e)
 }
 
 fn schema_policy(target: &pb::Target) -> SchemaChangePolicy {
@@ -614,9 +616,7 @@ async fn commit(
     table.seal(&manifest).await?;
     crash_point("after_seal");
     if failpoint("before_commit") {
-        return Err(RunError::Execution(format!(
-            "failpoint {FAILPOINT_ENV}=before_commit"
-        )));
+        return Err(RunError::Failpoint("before_commit"));
     }
     let previous = catalog
         .get_table(&table_ref.database, &table_ref.table)

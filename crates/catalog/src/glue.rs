@@ -372,13 +372,20 @@ impl Catalog for GlueCatalog {
                 .map_err(|e| self.err("CreateTable", &target, e))?;
             if let Err(e) = self.write_partitions(&entry, &entry.partitions, &[]).await {
                 // The table is new: removing it restores the catalog as it was.
-                let _ = self
+                if let Err(undo) = self
                     .client
                     .delete_table()
                     .database_name(&entry.database)
                     .name(&entry.name)
                     .send()
-                    .await;
+                    .await
+                {
+                    tracing::warn!(
+                        table = %target,
+                        error = %DisplayErrorContext(&undo),
+                        "cannot remove the new table after its partitions failed"
+                    );
+                }
                 return Err(e);
             }
             return Ok(entry);

@@ -421,13 +421,15 @@ fn verify_loop(rx: &Mutex<Receiver<Check>>, blocks: usize) {
     let mut out = [0u8; Output::MAX_LENGTH];
     loop {
         // Only one idle worker waits on the channel at a time; the others wait for the lock.
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let next = crate::lock(rx).recv();
         let Ok(check) = next else {
             return;
         };
         let ok = check.digest.matches(&check.password, &mut memory, &mut out);
         // The client may have gone away; nothing to do then.
-        let _ = check.reply.send(ok);
+        if check.reply.send(ok).is_err() {
+            tracing::debug!("a password check finished after its caller went away");
+        }
     }
 }
 
@@ -465,7 +467,7 @@ struct Throttle {
 impl Throttle {
     /// How long the first blocked key among `keys` is still refused, if any.
     fn blocked(&self, keys: &[Key], now: Instant) -> Option<Duration> {
-        let map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::lock(&self.keys);
         keys.iter()
             .filter_map(|k| map.get(k)?.blocked_until)
             .filter(|until| *until > now)
@@ -474,7 +476,7 @@ impl Throttle {
     }
 
     fn failed(&self, keys: &[Key], now: Instant) -> Option<Duration> {
-        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::lock(&self.keys);
         if map.len() + keys.len() > MAX_TRACKED_KEYS {
             map.retain(|_, f| now.duration_since(f.last) < FORGET_FAILURES_AFTER);
             while map.len() + keys.len() > MAX_TRACKED_KEYS {
@@ -515,7 +517,7 @@ impl Throttle {
     }
 
     fn succeeded(&self, keys: &[Key]) {
-        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::lock(&self.keys);
         for key in keys {
             map.remove(key);
         }
@@ -639,7 +641,7 @@ impl Authenticator {
         getrandom::fill(&mut bytes).map_err(|e| AuthError::Hash(e.to_string()))?;
         let token = URL_SAFE_NO_PAD.encode(bytes);
         let now = Instant::now();
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tokens = crate::lock(&self.tokens);
         tokens.retain(|_, s| s.expires > now);
         tokens.insert(
             token.clone(),
@@ -679,7 +681,7 @@ impl Authenticator {
                 )
             })?
             .trim();
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = crate::lock(&self.tokens);
         match tokens.get(token) {
             Some(s) if s.expires > Instant::now() => Ok(s.user.clone()),
             _ => Err(AuthError::BadToken),

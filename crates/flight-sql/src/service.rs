@@ -160,7 +160,7 @@ impl SluiceFlightSql {
     fn prepared_sql(&self, handle: &[u8]) -> Result<(String, Option<RecordBatch>), Status> {
         let key = std::str::from_utf8(handle)
             .map_err(|_| Status::invalid_argument("the prepared statement handle is not text"))?;
-        let guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = crate::lock(&self.prepared);
         guard
             .1
             .get(key)
@@ -509,7 +509,7 @@ impl FlightSqlService for SluiceFlightSql {
         let dataset_schema = schema_bytes(df.schema().as_arrow())?;
         let parameter_schema = schema_bytes(&parameter_schema(&df))?;
         let handle = uuid::Uuid::now_v7().to_string();
-        let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::lock(&self.prepared);
         let (counter, map) = &mut *guard;
         *counter += 1;
         if map.len() >= self.options.max_prepared_statements
@@ -561,7 +561,7 @@ impl FlightSqlService for SluiceFlightSql {
         }
         let key = String::from_utf8(query.prepared_statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("the prepared statement handle is not text"))?;
-        let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::lock(&self.prepared);
         let prepared = guard.1.get_mut(&key).ok_or_else(|| {
             Status::not_found(format!(
                 "no prepared statement `{key}` (closed, or the scheduler restarted)"
@@ -579,7 +579,7 @@ impl FlightSqlService for SluiceFlightSql {
         _request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
         let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::lock(&self.prepared);
         guard.1.remove(&key);
         Ok(())
     }

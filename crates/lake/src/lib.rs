@@ -206,7 +206,8 @@ impl TableLocation {
         self.delete_prefix(&self.staging_path(run_id)).await?;
         if self.store_url == "file:///" {
             // Local folders outlive their files; drop the parent once no run stages there.
-            // (A concurrent run creating its folder makes this fail, which is fine.)
+            // Not logged: it fails whenever another run still stages there (the folder is
+            // not empty), which is the expected case, not a failed cleanup.
             let dir = std::path::Path::new("/").join(self.staging_root().as_ref());
             let _ = std::fs::remove_dir(dir);
         }

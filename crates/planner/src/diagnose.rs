@@ -12,6 +12,7 @@ use datafusion::arrow::csv::reader::{Decoder, Format};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
 use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -42,11 +43,52 @@ impl std::fmt::Display for InputError {
     }
 }
 
-/// Whether a failure message looks like a CSV read error.
-pub fn is_csv_error(message: &str) -> bool {
+/// Whether `e` is a CSV read error: a CSV or parse error from Arrow's CSV reader, however
+/// deeply DataFusion wrapped it.
+pub fn is_csv_error(e: &DataFusionError) -> bool {
+    if arrow_errors(e).any(|a| matches!(a, ArrowError::CsvError(_) | ArrowError::ParseError(_))) {
+        return true;
+    }
+    match e.find_root() {
+        // Typed errors that are not Arrow's CSV errors (checked above).
+        DataFusionError::ArrowError(..)
+        | DataFusionError::ParquetError(_)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::SQL(..)
+        | DataFusionError::SchemaError(..) => false,
+        // A task that failed on a Ballista executor comes back as text only (Ballista sends
+        // the failed task's message, e.g. `Job … failed: …`, not its error), so there the
+        // message is all there is.
+        root => is_csv_message(&root.to_string()),
+    }
+}
+
+/// Every [`ArrowError`] in the chain of `e`'s sources (and `e`'s own, if it is one).
+fn arrow_errors(e: &DataFusionError) -> impl Iterator<Item = &ArrowError> {
+    let first: &(dyn std::error::Error + 'static) = e;
+    std::iter::successors(Some(first), |e| e.source()).filter_map(|e| {
+        e.downcast_ref::<ArrowError>()
+            .or_else(|| match e.downcast_ref::<DataFusionError>() {
+                Some(DataFusionError::ArrowError(a, _)) => Some(a.as_ref()),
+                _ => None,
+            })
+    })
+}
+
+/// Whether a failure message (from a remote task, where only the text survives) names a
+/// CSV read error, as Arrow's `CsvError` and `ParseError` print themselves.
+fn is_csv_message(message: &str) -> bool {
     ["Csv error", "CsvError", "Parser error", "ParseError"]
         .iter()
         .any(|m| message.contains(m))
+}
+
+/// Whether `e` is DataFusion's refusal of a CSV file whose records have unequal lengths
+/// while it infers the schema. DataFusion reports it as a plain `Execution` error, so only
+/// its text tells it apart.
+fn is_inference_width_error(e: &DataFusionError) -> bool {
+    matches!(e.find_root(), DataFusionError::Execution(m) if m.contains("whilst inferring schema"))
 }
 
 /// Reads every CSV source from the start and returns the first bad row found.
@@ -79,10 +121,10 @@ pub(crate) async fn inference_error(
     path: &str,
     urls: &[String],
     csv: &pb::CsvFormat,
-    e: &datafusion::error::DataFusionError,
+    e: &DataFusionError,
 ) -> crate::PlanError {
     let message = crate::clean_message(e);
-    let located = if is_csv_error(&message) || message.contains("whilst inferring schema") {
+    let located = if is_csv_error(e) || is_inference_width_error(e) {
         let source = path.strip_prefix("sources.").unwrap_or(path);
         locate_inference_error(ctx, source, urls, csv).await
     } else {

@@ -131,6 +131,8 @@ async fn list_files(
         Err(e) if is_not_found(&e) => Vec::new(),
         Err(e) => {
             let message = crate::clean_message(&e);
+            // object_store reports S3's error code only inside its text (the client's error
+            // types are private), so a missing bucket is recognised by its code there.
             let message = if message.contains("NoSuchBucket") {
                 format!(
                     "the bucket '{}' does not exist",

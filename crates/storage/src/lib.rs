@@ -129,13 +129,23 @@ impl ObjectStoreRegistry for SluiceObjectStores {
             .host_str()
             .ok_or_else(|| DataFusionError::Configuration(format!("'{url}' names no bucket")))?
             .to_string();
-        if let Some(s) = self.s3.read().ok().and_then(|m| m.get(&bucket).cloned()) {
+        // A poisoned lock is recovered: the map is only ever changed by single inserts, so
+        // a panicking holder cannot have left it half-updated (the same rule as everywhere
+        // else in Sluice).
+        let cached = self
+            .s3
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&bucket)
+            .cloned();
+        if let Some(s) = cached {
             return Ok(s);
         }
         let store = s3_from_env(&bucket)?;
-        if let Ok(mut m) = self.s3.write() {
-            m.insert(bucket, store.clone());
-        }
+        self.s3
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(bucket, store.clone());
         Ok(store)
     }
 }

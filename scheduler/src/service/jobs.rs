@@ -12,6 +12,7 @@ use sluice_storage::AllowedRoots;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
+use super::lock;
 use super::store::{RunStore, StoreError};
 use crate::engine::Engine;
 use crate::runner::{Lake, RunError, RunEvent, run_job};
@@ -232,7 +233,7 @@ impl JobManager {
 
     /// The run's current record.
     pub fn get(&self, id: &str) -> Result<pb::JobRun, JobError> {
-        if let Some(live) = self.live.lock().map_err(poisoned)?.get(id) {
+        if let Some(live) = lock(&self.live).get(id) {
             return Ok(live.sender.borrow().clone());
         }
         self.store
@@ -245,7 +246,7 @@ impl JobManager {
     /// Every run, newest first.
     pub fn list(&self) -> Result<Vec<pb::JobRun>, JobError> {
         let mut runs = self.store.list()?;
-        let live = self.live.lock().map_err(poisoned)?;
+        let live = lock(&self.live);
         for r in &mut runs {
             if let Some(l) = live.get(&r.id) {
                 *r = l.sender.borrow().clone();
@@ -256,7 +257,7 @@ impl JobManager {
 
     /// A receiver of the run's records as they change (ended runs: just the last one).
     pub fn watch(&self, id: &str) -> Result<watch::Receiver<pb::JobRun>, JobError> {
-        if let Some(live) = self.live.lock().map_err(poisoned)?.get(id) {
+        if let Some(live) = lock(&self.live).get(id) {
             return Ok(live.sender.subscribe());
         }
         let run = self.get(id)?;
@@ -267,7 +268,7 @@ impl JobManager {
     /// Stops a run: it ends STOPPED and publishes nothing.
     pub async fn cancel(self: &Arc<Self>, id: &str) -> Result<pb::JobRun, JobError> {
         let (task, mut run) = {
-            let mut live = self.live.lock().map_err(poisoned)?;
+            let mut live = lock(&self.live);
             let Some(l) = live.get_mut(id) else {
                 let run = self.get(id)?;
                 let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
@@ -327,7 +328,9 @@ impl JobManager {
             if self.published(target, &run.id).await {
                 tracing::error!(run = %run.id, "the cancelled run's version is in the catalog; keeping it");
             } else {
-                let _ = table.delete_version(&run.id).await;
+                if let Err(e) = table.delete_version(&run.id).await {
+                    tracing::warn!(run = %run.id, error = %e, "cannot delete the cancelled run's version");
+                }
             }
         }
         run.state = RunState::Stopped as i32;
@@ -353,7 +356,7 @@ impl JobManager {
 
     fn finish(&self, run: pb::JobRun) -> Result<(), JobError> {
         self.store.put(&run)?;
-        if let Some(l) = self.live.lock().map_err(poisoned)?.remove(&run.id) {
+        if let Some(l) = lock(&self.live).remove(&run.id) {
             l.sender.send_replace(run);
         }
         Ok(())
@@ -362,7 +365,8 @@ impl JobManager {
     fn start(self: &Arc<Self>, run: pb::JobRun) {
         let (sender, _) = watch::channel(run.clone());
         let id = run.id.clone();
-        if let Ok(mut live) = self.live.lock() {
+        {
+            let mut live = lock(&self.live);
             live.insert(
                 id.clone(),
                 Live {
@@ -375,9 +379,7 @@ impl JobManager {
         }
         let me = self.clone();
         let handle = tokio::spawn(async move { me.execute(run).await });
-        if let Ok(mut live) = self.live.lock()
-            && let Some(l) = live.get_mut(&id)
-        {
+        if let Some(l) = lock(&self.live).get_mut(&id) {
             if l.stopping {
                 // Cancelled before the task existed.
                 handle.abort();
@@ -389,7 +391,7 @@ impl JobManager {
 
     /// Changes the live record of `id`; `None` once the run is gone or being cancelled.
     fn update(&self, id: &str, f: impl FnOnce(&mut pb::JobRun)) -> Option<pb::JobRun> {
-        let live = self.live.lock().ok()?;
+        let live = lock(&self.live);
         let l = live.get(id).filter(|l| !l.stopping)?;
         let mut run = l.sender.borrow().clone();
         f(&mut run);
@@ -408,17 +410,16 @@ impl JobManager {
         let mut lost_executor_retries = 0;
         loop {
             // A retried attempt has not begun committing (an earlier one may have).
-            if let Ok(mut live) = self.live.lock()
-                && let Some(l) = live.get_mut(&id)
-            {
+            if let Some(l) = lock(&self.live).get_mut(&id) {
                 l.committing = false;
             }
             if let Some(r) = self.update(&id, |r| {
                 r.state = RunState::Starting as i32;
                 r.attempt = attempt;
                 r.started_at_ms = now_ms();
-            }) {
-                let _ = self.store.put(&r);
+            }) && let Err(e) = self.store.put(&r)
+            {
+                tracing::warn!(run = %id, error = %e, "cannot record the run's start");
             }
             if let Some(target) = &spec.target {
                 // The scheduler stopped after this run's commit had moved the catalog: the
@@ -450,9 +451,7 @@ impl JobManager {
                     // if a cancel came first, the task is already aborted and stops at its
                     // next await, before it commits anything.
                     let updated = {
-                        let Ok(mut live) = me.live.lock() else {
-                            return;
-                        };
+                        let mut live = lock(&me.live);
                         let Some(l) = live.get_mut(&progress_id).filter(|l| !l.stopping) else {
                             return;
                         };
@@ -462,7 +461,9 @@ impl JobManager {
                         l.sender.send_replace(run.clone());
                         run
                     };
-                    let _ = me.store.put(&updated);
+                    if let Err(e) = me.store.put(&updated) {
+                        tracing::warn!(run = %progress_id, error = %e, "cannot record the run's commit");
+                    }
                     return;
                 }
                 me.update(&progress_id, |r| match &event {
@@ -538,7 +539,13 @@ impl JobManager {
                     if lost {
                         lost_executor_retries += 1;
                     }
-                    let retryable = matches!(e, RunError::Execution(_) | RunError::Lake(_));
+                    let retryable = matches!(
+                        e,
+                        RunError::Execution(_)
+                            | RunError::EmptyFile(_)
+                            | RunError::Failpoint(_)
+                            | RunError::Lake(_)
+                    );
                     if (lost && lost_executor_retries <= MAX_EXECUTOR_LOSS_RETRIES)
                         || (retryable && attempt < max_attempts)
                     {
@@ -574,8 +581,4 @@ fn shown_url(path: &str, url: &str) -> String {
 /// Whether `SLUICE_FAILPOINT` (a comma-separated list) names `name`.
 fn failpoint(name: &str) -> bool {
     std::env::var(crate::runner::FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == name))
-}
-
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> JobError {
-    JobError::Unavailable("internal state lock poisoned".into())
 }
