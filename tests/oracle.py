@@ -8,9 +8,15 @@ staging files, and compares them with a table's Parquet files as multisets of wh
         any query over the named CSV files
 
 Prints `rows N` (the table's rows) and exits 0 when both sides hold the same rows; prints
-the differing rows and exits 1 otherwise.
+the differing rows and exits 1 otherwise. The Parquet files are read with Hive partitioning
+(`key=value` folders become columns), as every reader of a partitioned table does.
+
+    oracle.py query "SQL over views" [name=path.csv ...]
+        prints the query's rows as one JSON array of arrays (values as DuckDB's VARCHAR);
+        when albums, artists and tracks are all named, the view `spotify` is the Spotify join
 """
 
+import json
 import sys
 
 import duckdb
@@ -22,14 +28,32 @@ FROM albums a JOIN artists ar ON a.artist_id = ar.id JOIN tracks t ON a.track_id
 """
 
 
-def compare(parquet_dir, sql, csvs):
+def connect(csvs):
     con = duckdb.connect()
     for name, path in csvs.items():
         con.execute(
             f"CREATE VIEW {name} AS SELECT * FROM read_csv('{path}', header = true)"
         )
+    if {"albums", "artists", "tracks"} <= set(csvs):
+        con.execute(f"CREATE VIEW spotify AS {SPOTIFY}")
+    return con
+
+
+def query(sql, csvs):
+    con = connect(csvs)
+    cur = con.execute(sql)
+    n = len(cur.description)
+    rows = [[None if v is None else str(v) for v in row] for row in cur.fetchall()]
+    assert all(len(r) == n for r in rows)
+    print(json.dumps(rows))
+    return 0
+
+
+def compare(parquet_dir, sql, csvs):
+    con = connect(csvs)
     con.execute(
-        f"CREATE VIEW actual AS SELECT * FROM read_parquet('{parquet_dir}/**/*.parquet')"
+        f"CREATE VIEW actual AS SELECT * FROM read_parquet('{parquet_dir}/**/*.parquet', "
+        "hive_partitioning = true)"
     )
     con.execute(f"CREATE VIEW expected AS {sql}")
     actual_cols = [r[0] for r in con.execute("DESCRIBE actual").fetchall()]
@@ -64,6 +88,9 @@ def main(argv):
     if len(argv) >= 4 and argv[1] == "sql":
         csvs = dict(arg.split("=", 1) for arg in argv[4:])
         return compare(argv[2], argv[3], csvs)
+    if len(argv) >= 3 and argv[1] == "query":
+        csvs = dict(arg.split("=", 1) for arg in argv[3:])
+        return query(argv[2], csvs)
     print(__doc__)
     return 2
 

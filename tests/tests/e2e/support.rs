@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::{CsvReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 
 /// The repository root.
 ///
@@ -147,19 +147,6 @@ pub fn versions(lake: &Path, database: &str, table: &str) -> Vec<String> {
     out
 }
 
-/// Registers the three raw CSVs of `staging` as albums, artists, tracks in a plain
-/// single-node DataFusion session.
-pub async fn raw_csv_context(staging: &Path) -> SessionContext {
-    let ctx = SessionContext::new();
-    for t in ["albums", "artists", "tracks"] {
-        let p = staging.join(format!("{t}.csv"));
-        ctx.register_csv(t, p.to_str().expect("utf-8 path"), CsvReadOptions::new())
-            .await
-            .expect("register csv");
-    }
-    ctx
-}
-
 /// Runs SQL and renders the result as text, for comparisons.
 pub async fn sql_text(ctx: &SessionContext, sql: &str) -> String {
     let batches: Vec<RecordBatch> = ctx
@@ -215,4 +202,75 @@ pub fn assert_spotify_oracle(staging: &Path, table_dir: &Path) -> u64 {
         .find_map(|l| l.strip_prefix("rows "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("the oracle printed no row count:\n{stdout}"))
+}
+
+/// Runs `tests/oracle.py ARGS` in the test virtualenv; returns (success, stdout, stderr).
+fn oracle(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = std::process::Command::new(crate::moto::venv().join("bin/python"))
+        .arg(repo().join("tests/oracle.py"))
+        .args(args)
+        .output()
+        .expect("the oracle starts");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn csv_args(csvs: &[(&str, &Path)]) -> Vec<std::ffi::OsString> {
+    csvs.iter()
+        .map(|(name, path)| {
+            let mut arg = std::ffi::OsString::from(format!("{name}="));
+            arg.push(path.as_os_str());
+            arg
+        })
+        .collect()
+}
+
+/// Checks a table's Parquet files (Hive partition folders included) against DuckDB running
+/// `sql` over the raw CSV files `csvs` (name, path): whole rows, EXCEPT ALL both ways.
+/// Returns the row count.
+pub fn assert_sql_oracle(table_dir: &Path, sql: &str, csvs: &[(&str, &Path)]) -> u64 {
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["sql".into(), table_dir.as_os_str().to_owned(), sql.into()];
+    args.extend(csv_args(csvs));
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let (ok, stdout, stderr) = oracle(&refs);
+    assert!(
+        ok,
+        "the table at {} differs from DuckDB's `{sql}` over the raw CSVs:\n{stdout}\n{stderr}",
+        table_dir.display()
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rows "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the oracle printed no row count:\n{stdout}"))
+}
+
+/// DuckDB's answer to `sql` over the raw CSV files `csvs` (with the view `spotify`, the
+/// Spotify join, when albums, artists and tracks are named), every value as text.
+pub fn oracle_query(sql: &str, csvs: &[(&str, &Path)]) -> Vec<Vec<Option<String>>> {
+    let mut args: Vec<std::ffi::OsString> = vec!["query".into(), sql.into()];
+    args.extend(csv_args(csvs));
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let (ok, stdout, stderr) = oracle(&refs);
+    assert!(ok, "DuckDB failed on `{sql}`:\n{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).expect("rows as JSON")
+}
+
+/// The Spotify CSVs of `staging` as (name, path) pairs for the oracle.
+pub fn spotify_csvs(staging: &Path) -> Vec<(&'static str, PathBuf)> {
+    ["albums", "artists", "tracks"]
+        .into_iter()
+        .map(|t| (t, staging.join(format!("{t}.csv"))))
+        .collect()
+}
+
+/// The folder of a table's current version, from the embedded catalog.
+pub fn table_dir(lake: &Path, database: &str, table: &str) -> PathBuf {
+    let entry = catalog_entry(lake, database, table).expect("the table is registered");
+    let location = entry["location"].as_str().expect("a location");
+    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
 }
