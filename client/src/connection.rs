@@ -11,7 +11,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// Which scheduler to talk to, and as whom.
 #[derive(clap::Args, Clone)]
-pub struct SchedulerArgs {
+pub(crate) struct SchedulerArgs {
     /// The scheduler's client URL (`https://` for TLS).
     #[arg(
         long,
@@ -25,7 +25,7 @@ pub struct SchedulerArgs {
 
 /// Credentials and trust for a scheduler.
 #[derive(clap::Args, Clone, Default)]
-pub struct Login {
+pub(crate) struct Login {
     /// User to log in as (the password is read from SLUICE_PASSWORD).
     #[arg(long, env = "SLUICE_USER")]
     pub user: Option<String>,
@@ -37,7 +37,7 @@ pub struct Login {
 
 /// Adds `authorization: Bearer <token>` to every call when logged in.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub(crate) struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl Interceptor for Bearer {
     fn call(
@@ -54,17 +54,17 @@ impl Interceptor for Bearer {
 }
 
 /// A JobService client carrying the login's token.
-pub type JobClient = JobServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type JobClient = JobServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// An open connection to a scheduler, logged in if a user was given.
-pub struct Connection {
+pub(crate) struct Connection {
     channel: Channel,
     token: Option<String>,
 }
 
 impl Connection {
     /// Connects to `url` and logs in as `login.user` (password from SLUICE_PASSWORD).
-    pub async fn open(url: &str, login: &Login) -> Result<Self> {
+    pub(crate) async fn open(url: &str, login: &Login) -> Result<Self> {
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .with_context(|| format!("`{url}` is not a valid scheduler URL"))?;
         if url.starts_with("https://") {
@@ -99,7 +99,7 @@ impl Connection {
     }
 
     /// The scheduler's JobService.
-    pub fn jobs(&self) -> Result<JobClient> {
+    pub(crate) fn jobs(&self) -> Result<JobClient> {
         let value = match &self.token {
             Some(t) => Some(
                 MetadataValue::try_from(format!("Bearer {t}"))
@@ -114,7 +114,7 @@ impl Connection {
     }
 
     /// A Flight SQL client on the same connection, with the token set.
-    pub fn flight_sql(&self) -> FlightSqlServiceClient<Channel> {
+    pub(crate) fn flight_sql(&self) -> FlightSqlServiceClient<Channel> {
         let mut client = FlightSqlServiceClient::new(self.channel.clone());
         if let Some(t) = &self.token {
             client.set_token(t.clone());
@@ -124,7 +124,7 @@ impl Connection {
 }
 
 /// The server's message inside a Flight error, without the wrapping.
-pub fn flight_message(e: &arrow_flight::error::FlightError) -> String {
+pub(crate) fn flight_message(e: &arrow_flight::error::FlightError) -> String {
     match e {
         arrow_flight::error::FlightError::Tonic(status) => {
             format!("{} ({:?})", status.message(), status.code())

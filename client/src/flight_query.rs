@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use crate::connection::{Connection, Login, flight_message};
 
 /// Runs `sql` on the scheduler at `url` and returns every batch of the result.
-pub async fn query(url: &str, login: &Login, sql: &str) -> Result<Vec<RecordBatch>> {
+pub(crate) async fn query(url: &str, login: &Login, sql: &str) -> Result<Vec<RecordBatch>> {
     let connection = Connection::open(url, login).await?;
     let mut client = connection.flight_sql();
     let info = client

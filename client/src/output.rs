@@ -12,7 +12,7 @@ use sluice_scheduler::RunReport;
 use crate::Format;
 
 /// `1.2 MB`, `512 B`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut unit = 0;
@@ -28,7 +28,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// `19,621`.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -42,7 +42,7 @@ pub fn thousands(n: u64) -> String {
 
 /// ` (3 stages, 4 tasks; first task 2 ms after submit)` for a run's time line, or nothing
 /// when no stage was reported (a failed run, or a record from an older scheduler).
-pub fn run_shape(stages: usize, tasks: usize, first_task_ms: Option<u64>) -> String {
+pub(crate) fn run_shape(stages: usize, tasks: usize, first_task_ms: Option<u64>) -> String {
     if stages == 0 {
         return String::new();
     }
@@ -66,7 +66,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// Prints what a run did.
-pub fn print_report(job: &LoadedJob, r: &RunReport) {
+pub(crate) fn print_report(job: &LoadedJob, r: &RunReport) {
     let t = &r.table;
     let catalog_kind = r.catalog;
     outln!("Job '{}' succeeded: run {}", job.spec.name, r.run_id);
@@ -149,7 +149,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 /// Standard output for the command's results. When the reader has gone away (`sluice …
 /// | head -1`) the process ends at once, successfully and without a message: the reader
 /// has what it wanted. Any other write error ends it with a message.
-pub struct Stdout;
+pub(crate) struct Stdout;
 
 impl Write for Stdout {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -170,7 +170,7 @@ fn quit_on_broken_pipe(e: std::io::Error) -> std::io::Error {
 }
 
 /// Writes one line of output (see [`Stdout`]); used by `outln!`.
-pub fn write_line(args: std::fmt::Arguments<'_>) {
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
     let mut out = Stdout;
     if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
         eprintln!("error: cannot write the output: {e}");
@@ -179,7 +179,7 @@ pub fn write_line(args: std::fmt::Arguments<'_>) {
 }
 
 /// Prints query results in the chosen format.
-pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
+pub(crate) fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
     match format {
         Format::Table => {
             outln!(
@@ -207,7 +207,7 @@ pub fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
 }
 
 /// Prints the catalog's tables.
-pub fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
+pub(crate) fn print_tables(tables: &[TableEntry], format: Format) -> Result<()> {
     match format {
         Format::Json => {
             for t in tables {
@@ -282,7 +282,7 @@ fn print_columns(t: &TableEntry) {
 }
 
 /// Prints a table a crawl registered.
-pub fn print_crawled(
+pub(crate) fn print_crawled(
     t: &TableEntry,
     files: usize,
     changes: &[String],

@@ -15,7 +15,7 @@ use crate::connection::{Connection, JobClient, SchedulerArgs};
 use crate::output::{human_bytes, thousands};
 
 /// Connects to the scheduler's JobService, logged in if a user was given.
-pub async fn connect(scheduler: &SchedulerArgs) -> Result<JobClient> {
+pub(crate) async fn connect(scheduler: &SchedulerArgs) -> Result<JobClient> {
     Connection::open(&scheduler.scheduler, &scheduler.login)
         .await?
         .jobs()
@@ -45,7 +45,7 @@ fn status_error(e: tonic::Status, job: Option<&sluice_job::LoadedJob>) -> anyhow
 }
 
 /// `sluice submit`: submits a job file and follows the run until it ends.
-pub async fn submit(job_path: &Path, scheduler: &SchedulerArgs, detach: bool) -> Result<()> {
+pub(crate) async fn submit(job_path: &Path, scheduler: &SchedulerArgs, detach: bool) -> Result<()> {
     let job = sluice_job::load(job_path).map_err(|e| anyhow!("invalid job file:\n{e}"))?;
     let mut client = connect(scheduler).await?;
     let response = client
@@ -63,7 +63,7 @@ pub async fn submit(job_path: &Path, scheduler: &SchedulerArgs, detach: bool) ->
 }
 
 /// `sluice watch`: follows a run until it ends; fails unless it succeeded.
-pub async fn watch(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
+pub(crate) async fn watch(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
     let mut client = connect(scheduler).await?;
     follow(&mut client, run_id).await
 }
@@ -150,7 +150,7 @@ fn time_ms(ms: i64) -> String {
 }
 
 /// Prints one run in full.
-pub fn print_run(run: &pb::JobRun) {
+pub(crate) fn print_run(run: &pb::JobRun) {
     outln!(
         "run     {} (job '{}', attempt {})",
         run.id,
@@ -200,7 +200,7 @@ pub fn print_run(run: &pb::JobRun) {
 }
 
 /// `sluice status`.
-pub async fn status(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
+pub(crate) async fn status(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
     let mut client = connect(scheduler).await?;
     let run = client
         .get_job(pb::GetJobRequest {
@@ -214,7 +214,7 @@ pub async fn status(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
 }
 
 /// `sluice cancel`.
-pub async fn cancel(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
+pub(crate) async fn cancel(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
     let mut client = connect(scheduler).await?;
     let run = client
         .cancel_job(pb::CancelJobRequest {
@@ -228,7 +228,7 @@ pub async fn cancel(scheduler: &SchedulerArgs, run_id: &str) -> Result<()> {
 }
 
 /// `sluice jobs`: runs, newest first.
-pub async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u32) -> Result<()> {
+pub(crate) async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u32) -> Result<()> {
     let mut client = connect(scheduler).await?;
     let mut wanted = Vec::new();
     for s in states {

@@ -15,7 +15,7 @@ const CSV_SAMPLE_BYTES: u64 = 1 << 20;
 
 /// File formats a crawl recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Apache Parquet.
     Parquet,
     /// CSV with a header line.
@@ -24,7 +24,7 @@ pub enum Format {
 
 impl Format {
     /// The format of a file, by its name's extension.
-    pub fn of(name: &str) -> Option<Self> {
+    pub(crate) fn of(name: &str) -> Option<Self> {
         let lower = name.to_lowercase();
         if [".parquet", ".parq", ".pq"]
             .iter()
@@ -39,7 +39,7 @@ impl Format {
     }
 
     /// The classification a crawler gives it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Parquet => "parquet",
             Self::Csv => "csv",
@@ -59,7 +59,7 @@ pub struct FileSchema {
 }
 
 /// Reads the schema of the file at `location` (`display` names it in errors).
-pub async fn read_schema(
+pub(crate) async fn read_schema(
     store: Arc<dyn ObjectStore>,
     location: &Path,
     size: u64,

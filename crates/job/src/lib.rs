@@ -43,22 +43,30 @@ pub enum JobFileError {
     /// The file could not be read.
     #[error("{file}: {source}")]
     Read {
+        /// The job file.
         file: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
     /// The YAML does not parse or does not have the job's shape.
     #[error("{file}:{line}:{column}: {message}")]
     Syntax {
+        /// The job file.
         file: PathBuf,
+        /// 1-based line of the mistake.
         line: usize,
+        /// 1-based column of the mistake.
         column: usize,
+        /// What is wrong.
         message: String,
     },
     /// The job is well formed but its contents are inconsistent.
     #[error("{}", render(.file, .located))]
     Invalid {
+        /// The job file.
         file: PathBuf,
+        /// Every problem, with its place in the file when known.
         located: Vec<(Option<Position>, Diagnostic)>,
     },
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 /// The whole job file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JobFile {
+pub(crate) struct JobFile {
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -27,7 +27,7 @@ pub struct JobFile {
 /// One named source.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     pub path: String,
     /// `csv` or `parquet`; by default taken from the path's extension.
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct SourceFile {
 /// One transform: a single-key map naming its kind.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TransformFile {
+pub(crate) enum TransformFile {
     Join(JoinFile),
     DropFields(FieldsFile),
     DropDuplicateFields(InputFile),
@@ -65,7 +65,7 @@ pub enum TransformFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JoinFile {
+pub(crate) struct JoinFile {
     pub name: String,
     pub left: String,
     pub right: String,
@@ -77,21 +77,21 @@ pub struct JoinFile {
 /// `{left: a, right: b}` or the shorthand `"a = b"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum KeyPairFile {
+pub(crate) enum KeyPairFile {
     Pair { left: String, right: String },
     Text(String),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InputFile {
+pub(crate) struct InputFile {
     pub name: String,
     pub input: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FieldsFile {
+pub(crate) struct FieldsFile {
     pub name: String,
     pub input: String,
     pub fields: Vec<String>,
@@ -99,7 +99,7 @@ pub struct FieldsFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RenameFile {
+pub(crate) struct RenameFile {
     pub name: String,
     pub input: String,
     pub fields: IndexMap<String, String>,
@@ -107,7 +107,7 @@ pub struct RenameFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CastFile {
+pub(crate) struct CastFile {
     pub name: String,
     pub input: String,
     pub fields: IndexMap<String, String>,
@@ -115,7 +115,7 @@ pub struct CastFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilterFile {
+pub(crate) struct FilterFile {
     pub name: String,
     pub input: String,
     pub predicate: String,
@@ -123,7 +123,7 @@ pub struct FilterFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SqlFile {
+pub(crate) struct SqlFile {
     pub name: String,
     pub inputs: Vec<String>,
     pub query: String,
@@ -131,7 +131,7 @@ pub struct SqlFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TargetFile {
+pub(crate) struct TargetFile {
     pub input: String,
     pub table: TableFile,
     #[serde(default)]
@@ -148,7 +148,7 @@ pub struct TargetFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TableFile {
+pub(crate) struct TableFile {
     pub database: String,
     pub name: String,
 }
