@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use crate::size_estimates::EstimateScanSizes;
 
 /// A boxed error of any kind, kept as the source of an [`EngineError`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors starting or talking to the engine.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum EngineError {
         what: &'static str,
         /// Why it failed.
         #[source]
-        source: BoxError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Reading the scheduler's state failed.
     #[error("cannot read the scheduler's job state: {0}")]

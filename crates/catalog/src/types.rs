@@ -2,8 +2,30 @@
 
 use arrow_schema::{DataType, TimeUnit};
 
+/// Why an Arrow type has no Athena/Hive name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HiveTypeError {
+    /// A decimal with more digits than Athena's 38.
+    #[error("decimal({precision},{scale}) is wider than Athena's 38 digits")]
+    DecimalTooWide {
+        /// Its precision.
+        precision: u8,
+        /// Its scale.
+        scale: i8,
+    },
+    /// A timestamp in nanoseconds, which Athena cannot read.
+    #[error("nanosecond timestamps cannot be read by Athena: cast to timestamp")]
+    NanosecondTimestamp,
+    /// A map whose entries are not a struct of a key and a value.
+    #[error("unsupported map layout {0}")]
+    MapLayout(DataType),
+    /// Any other type without an Athena equivalent.
+    #[error("type {0} has no Athena equivalent")]
+    Unsupported(DataType),
+}
+
 /// The Athena/Hive name of an Arrow type, or why it has none.
-pub fn hive_type(t: &DataType) -> Result<String, String> {
+pub fn hive_type(t: &DataType) -> Result<String, HiveTypeError> {
     Ok(match t {
         DataType::Boolean => "boolean".into(),
         DataType::Int8 => "tinyint".into(),
@@ -18,7 +40,10 @@ pub fn hive_type(t: &DataType) -> Result<String, String> {
         | DataType::Decimal128(p, s)
         | DataType::Decimal256(p, s) => {
             if *p > 38 {
-                return Err(format!("decimal({p},{s}) is wider than Athena's 38 digits"));
+                return Err(HiveTypeError::DecimalTooWide {
+                    precision: *p,
+                    scale: *s,
+                });
             }
             format!("decimal({p},{s})")
         }
@@ -29,14 +54,14 @@ pub fn hive_type(t: &DataType) -> Result<String, String> {
         | DataType::FixedSizeBinary(_) => "binary".into(),
         DataType::Date32 | DataType::Date64 => "date".into(),
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            return Err("nanosecond timestamps cannot be read by Athena: cast to timestamp".into());
+            return Err(HiveTypeError::NanosecondTimestamp);
         }
         DataType::Timestamp(_, _) => "timestamp".into(),
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             format!("array<{}>", hive_type(f.data_type())?)
         }
         DataType::Struct(fields) => {
-            let inner: Result<Vec<String>, String> = fields
+            let inner: Result<Vec<String>, HiveTypeError> = fields
                 .iter()
                 .map(|f| Ok(format!("{}:{}", f.name(), hive_type(f.data_type())?)))
                 .collect();
@@ -48,10 +73,10 @@ pub fn hive_type(t: &DataType) -> Result<String, String> {
                 hive_type(kv[0].data_type())?,
                 hive_type(kv[1].data_type())?
             ),
-            other => return Err(format!("unsupported map layout {other}")),
+            other => return Err(HiveTypeError::MapLayout(other.clone())),
         },
         DataType::Dictionary(_, v) => hive_type(v)?,
-        other => return Err(format!("type {other} has no Athena equivalent")),
+        other => return Err(HiveTypeError::Unsupported(other.clone())),
     })
 }
 

@@ -22,7 +22,7 @@ use sluice_job::Diagnostic;
 use sluice_job::suggest;
 use sluice_proto as pb;
 
-pub use sources::{FileCheck, PlannedSource, SourceFile, listing_url, source_url};
+pub use sources::{FileCheck, ListingUrlError, PlannedSource, SourceFile, listing_url, source_url};
 
 /// Why a job could not be planned.
 #[derive(Debug, thiserror::Error)]

@@ -174,20 +174,43 @@ fn is_not_found(e: &datafusion::error::DataFusionError) -> bool {
     }
 }
 
+/// Why a source path is not a listing URL.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingUrlError {
+    /// DataFusion refused the path or URL.
+    #[error("{}", crate::clean_message(.0))]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The part before the glob is not a URL.
+    #[error("{0}")]
+    Url(#[from] url::ParseError),
+    /// The glob does not parse.
+    #[error("bad pattern '{pattern}': {source}")]
+    Pattern {
+        /// The glob, e.g. `*.csv`.
+        pattern: String,
+        /// Why it does not parse.
+        #[source]
+        source: glob::PatternError,
+    },
+}
+
 /// A listing URL for `text`, with glob characters (`*`, `?`, `[`) after the last folder
 /// that has none (DataFusion splits globs only for plain paths, not for URLs).
-pub fn listing_url(text: &str) -> Result<ListingTableUrl, String> {
+pub fn listing_url(text: &str) -> Result<ListingTableUrl, ListingUrlError> {
     if !text.contains("://") {
-        return ListingTableUrl::parse(text).map_err(|e| crate::clean_message(&e));
+        return Ok(ListingTableUrl::parse(text)?);
     }
     let Some(star) = text.find(['*', '?', '[']) else {
-        return ListingTableUrl::parse(text).map_err(|e| crate::clean_message(&e));
+        return Ok(ListingTableUrl::parse(text)?);
     };
     let cut = text[..star].rfind('/').map_or(0, |i| i + 1);
     let (base, pattern) = text.split_at(cut);
-    let url = url::Url::parse(base).map_err(|e| e.to_string())?;
-    let glob = glob::Pattern::new(pattern).map_err(|e| format!("bad pattern '{pattern}': {e}"))?;
-    ListingTableUrl::try_new(url, Some(glob)).map_err(|e| crate::clean_message(&e))
+    let url = url::Url::parse(base)?;
+    let glob = glob::Pattern::new(pattern).map_err(|source| ListingUrlError::Pattern {
+        pattern: pattern.to_string(),
+        source,
+    })?;
+    Ok(ListingTableUrl::try_new(url, Some(glob))?)
 }
 
 /// The one-byte CSV option `s` (delimiter, quote), or `default` when unset.
@@ -237,7 +260,8 @@ async fn read_csv(
         .collect();
     for c in &csv.columns {
         let col_path = format!("{path}.columns.{}", c.name);
-        let ty = crate::types::parse(&c.sql_type).map_err(|e| PlanError::at(&col_path, e))?;
+        let ty = crate::types::parse(&c.sql_type)
+            .map_err(|e| PlanError::at(&col_path, e.to_string()))?;
         let Some(f) = fields.iter_mut().find(|f| f.name() == &c.name) else {
             let names: Vec<&str> = inferred
                 .schema()

@@ -115,7 +115,8 @@ pub(crate) async fn plan_transform(
             for f in &c.fields {
                 let fp = format!("{p}.fields.{}", f.name);
                 let column = resolve(&input.df, &c.input, &f.name, &fp)?;
-                let ty = crate::types::parse(&f.sql_type).map_err(|e| PlanError::at(&fp, e))?;
+                let ty = crate::types::parse(&f.sql_type)
+                    .map_err(|e| PlanError::at(&fp, e.to_string()))?;
                 casts.insert(column, ty);
             }
             let exprs = input

@@ -21,23 +21,49 @@ pub fn arrow_type(t: SqlType) -> DataType {
     }
 }
 
+/// Why a type name cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeNameError {
+    /// Not a type name of the job file (sluice-job says why).
+    #[error("{0}")]
+    Unknown(String),
+    /// A Hive type name that does not parse.
+    #[error("'{text}': {problem} at {position}")]
+    Syntax {
+        /// The whole type name.
+        text: String,
+        /// What was expected or found, e.g. `expected '>'`.
+        problem: String,
+        /// Byte offset in `text`.
+        position: usize,
+    },
+    /// A type's arguments (`decimal(10,2)`) lack their closing parenthesis.
+    #[error("'{text}': missing ')'")]
+    MissingParen {
+        /// The whole type name.
+        text: String,
+    },
+}
+
 /// Parses a type name of the job file into an Arrow type.
-pub fn parse(text: &str) -> Result<DataType, String> {
-    sluice_job::names::parse_sql_type(text).map(arrow_type)
+pub fn parse(text: &str) -> Result<DataType, TypeNameError> {
+    sluice_job::names::parse_sql_type(text)
+        .map(arrow_type)
+        .map_err(TypeNameError::Unknown)
 }
 
 /// The Arrow type of an Athena/Hive type name as a catalog stores it: the job-file names
 /// above, `char(n)`/`varchar(n)`, and nested `array<…>`, `map<…,…>` and `struct<name:…,…>`.
-pub fn hive_arrow_type(text: &str) -> Result<DataType, String> {
+pub fn hive_arrow_type(text: &str) -> Result<DataType, TypeNameError> {
     let mut parser = HiveTypes { text, pos: 0 };
     let ty = parser.parse()?;
     parser.skip_spaces();
     if parser.pos != text.len() {
-        return Err(format!(
-            "'{text}': unexpected '{}' at {}",
-            &text[parser.pos..],
-            parser.pos
-        ));
+        return Err(TypeNameError::Syntax {
+            text: text.to_string(),
+            problem: format!("unexpected '{}'", &text[parser.pos..]),
+            position: parser.pos,
+        });
     }
     Ok(ty)
 }
@@ -55,13 +81,22 @@ impl HiveTypes<'_> {
         }
     }
 
-    fn eat(&mut self, c: char) -> Result<(), String> {
+    /// A syntax error at the current position.
+    fn error(&self, problem: String) -> TypeNameError {
+        TypeNameError::Syntax {
+            text: self.text.to_string(),
+            problem,
+            position: self.pos,
+        }
+    }
+
+    fn eat(&mut self, c: char) -> Result<(), TypeNameError> {
         self.skip_spaces();
         if self.text[self.pos..].starts_with(c) {
             self.pos += c.len_utf8();
             Ok(())
         } else {
-            Err(format!("'{}': expected '{c}' at {}", self.text, self.pos))
+            Err(self.error(format!("expected '{c}'")))
         }
     }
 
@@ -77,7 +112,7 @@ impl HiveTypes<'_> {
         &self.text[start..start + len]
     }
 
-    fn parse(&mut self) -> Result<DataType, String> {
+    fn parse(&mut self) -> Result<DataType, TypeNameError> {
         use std::sync::Arc;
 
         use datafusion::arrow::datatypes::{Field, Fields};
@@ -111,10 +146,7 @@ impl HiveTypes<'_> {
                 loop {
                     let field = self.word().to_string();
                     if field.is_empty() {
-                        return Err(format!(
-                            "'{}': expected a field name at {}",
-                            self.text, self.pos
-                        ));
+                        return Err(self.error("expected a field name".to_string()));
                     }
                     self.eat(':')?;
                     fields.push(Field::new(field, self.parse()?, true));
@@ -133,9 +165,11 @@ impl HiveTypes<'_> {
                 let start = self.pos - name.len();
                 self.skip_spaces();
                 if self.text[self.pos..].starts_with('(') {
-                    let close = self.text[self.pos..]
-                        .find(')')
-                        .ok_or_else(|| format!("'{}': missing ')'", self.text))?;
+                    let close = self.text[self.pos..].find(')').ok_or_else(|| {
+                        TypeNameError::MissingParen {
+                            text: self.text.to_string(),
+                        }
+                    })?;
                     self.pos += close + 1;
                 }
                 let plain = self.text[start..self.pos].to_ascii_lowercase();
