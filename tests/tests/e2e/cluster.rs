@@ -358,21 +358,40 @@ transforms:
   - sql:
       name: pairs
       inputs: [albums]
-      query: >
-        SELECT a.album_type, count(*) AS pairs, sum(a.duration_ms - b.duration_ms) AS diff
-        FROM albums a JOIN albums b
-          ON a.album_type = b.album_type AND a.track_number % {modulo} = b.track_number % {modulo}
-        GROUP BY a.album_type
+      query: "{query}"
 target:
   input: pairs
   table: {{ database: test, name: {table} }}
 "#,
             staging = spotify_data().display(),
+            query = self_join_sql(modulo),
             table = name.replace('-', "_"),
         ),
     )
     .expect("write job");
     job
+}
+
+/// The self-join's query over `albums`: Sluice runs it, and DuckDB too as the oracle.
+fn self_join_sql(modulo: u32) -> String {
+    format!(
+        "SELECT a.album_type, count(*) AS pairs, sum(a.duration_ms - b.duration_ms) AS diff \
+         FROM albums a JOIN albums b \
+         ON a.album_type = b.album_type AND a.track_number % {modulo} = b.track_number % {modulo} \
+         GROUP BY a.album_type"
+    )
+}
+
+/// Checks the self-join's table in `lake` against DuckDB running the same query over the
+/// raw albums.csv (whole rows).
+fn assert_self_join_oracle(lake: &Path, table: &str, modulo: u32) {
+    let albums = spotify_data().join("albums.csv");
+    let rows = assert_sql_oracle(
+        &table_dir(lake, "test", table),
+        &self_join_sql(modulo),
+        &[("albums", albums.as_path())],
+    );
+    assert_eq!(rows, 3, "one row per album type");
 }
 
 /// Runs `job` embedded into a fresh local lake and checks the cluster's table equals it.
@@ -429,6 +448,9 @@ async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
     );
 
     assert_same_as_embedded(&cluster, &job, "spotify", "tracks").await;
+    // ...and both equal DuckDB's join of the raw CSVs, whole rows.
+    let tracks = table_dir(&cluster.lake(), "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &tracks), 19621);
 
     // An invalid spec is refused up front with the field and a suggestion; no run is left.
     let bad = tmp.path().join("bad.yaml");
@@ -549,6 +571,44 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
         watched.stderr
     );
 
+    // A run past its `timeout_seconds` ends TIMEOUT, not before, and publishes nothing.
+    let slow = self_join_job_with(tmp.path(), "slow-job", 1, "timeout_seconds: 3");
+    let started = Instant::now();
+    let submitted = cluster
+        .cli(&["submit", slow.to_str().expect("utf-8"), "--detach"])
+        .expect_ok();
+    let slow_id = submitted_id(&submitted);
+    assert_eq!(
+        wait_for_state(
+            &cluster,
+            &slow_id,
+            &["TIMEOUT", "SUCCEEDED", "FAILED", "STOPPED"],
+            60
+        ),
+        "TIMEOUT",
+        "{}",
+        cluster.cli(&["status", &slow_id]).stdout
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(30),
+        "ended TIMEOUT after {took:?}"
+    );
+    assert!(
+        catalog_entry(&cluster.lake(), "test", "slow_job").is_none(),
+        "nothing published"
+    );
+    assert!(
+        versions(&cluster.lake(), "test", "slow_job").is_empty(),
+        "no version left"
+    );
+    let watched = cluster.cli(&["watch", &slow_id]).expect_failure();
+    assert!(
+        watched.stderr.contains("ended TIMEOUT"),
+        "{}",
+        watched.stderr
+    );
+
     // A run in flight when the scheduler dies is resubmitted when it comes back.
     let medium = self_join_job(tmp.path(), "medium-job", 8);
     let submitted = cluster
@@ -584,6 +644,24 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
         status.contains("attempt 2") || status.contains("resubmitted"),
         "{status}"
     );
+    assert_self_join_oracle(&cluster.lake(), "medium_job", 8);
+}
+
+/// The Ballista task ids (`job/stage.attempt/task.attempt`) an executor's log says it
+/// received and has not (yet) finished.
+fn unfinished_tasks(log: &str) -> Vec<String> {
+    let ids = |marker: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|l| l.split_once(marker))
+            .filter_map(|(_, rest)| rest.split_once(']'))
+            .map(|(id, _)| id.to_string())
+            .collect()
+    };
+    let finished = ids("Finished task : [TID ");
+    ids("Received task: [TID ")
+        .into_iter()
+        .filter(|id| !finished.contains(id))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -597,8 +675,26 @@ async fn a_run_survives_losing_an_executor() {
         .expect_ok();
     let id = submitted_id(&submitted);
     assert_eq!(wait_for_state(&cluster, &id, &["RUNNING"], 30), "RUNNING");
-    std::thread::sleep(Duration::from_millis(1500));
+
+    // Kill executor 0 while its log shows it holds a task of the run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while unfinished_tasks(&cluster.executors[0].log_text()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "executor 0 never held a task:\n{}",
+            cluster.executors[0].log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     cluster.executors[0].kill();
+    // The log is complete now: the task must still be unfinished in it.
+    let killed_log = cluster.executors[0].log_text();
+    let held = unfinished_tasks(&killed_log);
+    assert!(
+        !held.is_empty(),
+        "the kill came after the executor's last task finished:\n{killed_log}"
+    );
+
     assert_eq!(
         wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 240),
         "SUCCEEDED",
@@ -606,6 +702,15 @@ async fn a_run_survives_losing_an_executor() {
         cluster.cli(&["status", &id]).stdout,
         cluster.scheduler.log_text()
     );
+    // Recovery happened: the scheduler noticed the loss and removed the executor.
+    let log = cluster.scheduler.log_text();
+    assert!(
+        log.contains("Removing executor"),
+        "the scheduler never removed the lost executor (held {held:?}):\n{log}"
+    );
+    let status = cluster.cli(&["status", &id]).expect_ok().stdout;
+    println!("executor 0 held {held:?} when killed; status:\n{status}");
+    assert_self_join_oracle(&cluster.lake(), "resilient", 16);
     assert_same_as_embedded(&cluster, &job, "test", "resilient").await;
 }
 
@@ -710,13 +815,13 @@ async fn s3_staging_and_lake_on_the_cluster() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scheduler_spans_reach_an_otlp_endpoint() {
-    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let spans = tmp.path().join("spans.jsonl");
+/// Runs the Spotify job on a cluster whose processes export spans to a local OTLP/gRPC
+/// collector (`tests/otlp_collector.py`); returns the spans received and what the
+/// executors logged.
+fn spotify_run_traced(tmp: &Path) -> (Vec<serde_json::Value>, String) {
+    let spans = tmp.join("spans.jsonl");
     let mut receiver = Command::new(crate::moto::venv().join("bin/python"))
-        .arg(repo().join("tests/otlp_receiver.py"))
+        .arg(repo().join("tests/otlp_collector.py"))
         .arg(&spans)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -731,9 +836,9 @@ async fn scheduler_spans_reach_an_otlp_endpoint() {
             .expect("the receiver prints its port");
     }
     let endpoint = format!("http://127.0.0.1:{}", port.trim());
-    let lake = tmp.path().join("lake").display().to_string();
+    let lake = tmp.join("lake").display().to_string();
     let cluster = Cluster::start_with(
-        tmp.path(),
+        tmp,
         &lake,
         vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), endpoint)],
     );
@@ -762,6 +867,14 @@ async fn scheduler_spans_reach_an_otlp_endpoint() {
     }
     let _ = receiver.kill();
     let _ = receiver.wait();
+    (received, cluster.executor_logs().join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_spans_reach_an_otlp_endpoint() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (received, _) = spotify_run_traced(tmp.path());
     let find = |name: &str| -> Vec<&serde_json::Value> {
         received
             .iter()
@@ -783,5 +896,90 @@ async fn scheduler_spans_reach_an_otlp_endpoint() {
     assert!(
         find("stage").iter().all(|s| s["parent_span_id"] == execute),
         "stages are children of the execute span: {received:?}"
+    );
+}
+
+/// README: each `stage` span has "a `task finished` event per task and its duration".
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "product bug: stage spans report some tasks twice and miss others (StageSpans::update skips by count over a slot-ordered list; tasks finishing after the last poll are never reported)"]
+async fn every_finished_task_is_a_task_finished_event() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (received, executor_logs) = spotify_run_traced(tmp.path());
+    let find = |name: &str| -> Vec<&serde_json::Value> {
+        received
+            .iter()
+            .filter(|s| s["name"] == name && s["service"] == "sluice-scheduler")
+            .collect()
+    };
+    // Every task the executors say they finished is a `task finished` event, with its
+    // duration, on its stage's span; and nothing else is.
+    let mut logged: Vec<(String, u64, u64)> = executor_logs
+        .lines()
+        .filter_map(|l| l.split_once("Finished task : [TID "))
+        .filter_map(|(_, rest)| rest.split_once(']'))
+        .map(|(tid, _)| {
+            // job/stage.stage_attempt/task.task_attempt
+            let mut parts = tid.split('/');
+            let job = parts.next().expect("job").to_string();
+            let stage = parts
+                .next()
+                .and_then(|s| s.split('.').next())
+                .expect("stage");
+            let task = parts
+                .next()
+                .and_then(|t| t.split('.').next())
+                .expect("task");
+            (
+                job,
+                stage.parse().expect("stage id"),
+                task.parse().expect("task id"),
+            )
+        })
+        .collect();
+    logged.sort();
+    // Integer attributes may arrive as OTLP ints or as decimal strings.
+    let number = |v: &serde_json::Value| -> Option<u64> {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let mut reported: Vec<(String, u64, u64)> = Vec::new();
+    for stage in find("stage") {
+        let job = stage["attributes"]["job"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a job attribute: {stage}"));
+        let stage_id = number(&stage["attributes"]["stage"])
+            .unwrap_or_else(|| panic!("a stage attribute: {stage}"));
+        let events: Vec<&serde_json::Value> = stage["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["name"] == "task finished")
+            .collect();
+        for e in events {
+            assert!(
+                number(&e["attributes"]["duration_ms"]).is_some(),
+                "a duration: {e}"
+            );
+            let task = number(&e["attributes"]["task"]).expect("task attribute");
+            reported.push((job.to_string(), stage_id, task));
+        }
+    }
+    reported.sort();
+    assert!(
+        !logged.is_empty(),
+        "no finished task in the executors' logs"
+    );
+    let missing: Vec<_> = logged.iter().filter(|t| !reported.contains(t)).collect();
+    let mut repeated = reported.clone();
+    repeated.dedup();
+    let repeated: Vec<_> = repeated
+        .iter()
+        .filter(|t| reported.iter().filter(|r| r == t).count() > 1)
+        .collect();
+    assert_eq!(
+        reported, logged,
+        "the events must name exactly the tasks the executors finished \
+         (job, stage, task): missing {missing:?}, reported more than once {repeated:?}"
     );
 }

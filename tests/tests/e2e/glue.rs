@@ -58,6 +58,27 @@ print(json.dumps({{
     serde_json::from_str(out.trim()).expect("json from python")
 }
 
+/// Copies the Parquet files under the S3 `location` (a table's registered version folder)
+/// into `dest`, keeping their `key=value` folders, for the oracle to read.
+fn download_table(moto: &Moto, location: &str, dest: &std::path::Path) {
+    let (bucket, prefix) = location
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .expect("s3://bucket/prefix");
+    moto.python(&format!(
+        r#"
+import os
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Prefix='{prefix}'):
+    for o in page.get('Contents', []):
+        if o['Key'].endswith('.parquet'):
+            local = os.path.join('{dest}', o['Key'][len('{prefix}'):])
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            s3.download_file('{bucket}', o['Key'], local)
+"#,
+        dest = dest.display()
+    ));
+}
+
 #[test]
 fn glue_target_registers_a_crawler_shaped_table() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -132,8 +153,20 @@ fn glue_target_registers_a_crawler_shaped_table() {
     assert_eq!(column("duration_ms").as_deref(), Some("bigint"));
     assert_eq!(column("duration_sec").as_deref(), Some("double"));
     assert_eq!(column("explicit").as_deref(), Some("boolean"));
-    // An independent reader finds every row Sluice wrote at the registered location.
+    // An independent reader finds at the registered location as many rows as DuckDB's own
+    // join of the raw CSVs has.
+    let csvs = spotify_csvs(&tmp.path().join("data"));
+    let csvs: Vec<(&str, &std::path::Path)> = csvs.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let total = crate::support::oracle_query("SELECT count(*) FROM spotify", &csvs);
+    assert_eq!(total, [[Some("19621".to_string())]]);
     assert_eq!(t["rows_read_by_pyarrow"], 19621);
+    // And the rows at the registered location are DuckDB's, whole rows.
+    let copy = tmp.path().join("registered");
+    download_table(&moto, &location, &copy);
+    assert_eq!(
+        assert_spotify_oracle(&tmp.path().join("data"), &copy),
+        19621
+    );
 
     // Sluice's own query path reads the table through Glue too.
     let q = sluice_on(
@@ -211,43 +244,55 @@ fn partitions_and_crawls_register_exactly_once() {
         serde_json::json!([{"Name": "album_type", "Type": "string"}])
     );
     let location = t["sd"]["Location"].as_str().unwrap();
-    let distinct = sluice_on(
-        &moto,
-        &[
-            "query",
-            "SELECT DISTINCT album_type FROM spotify.tracks ORDER BY 1",
-            "--lake",
-            lake,
-            "--catalog",
-            "glue",
-            "--format",
-            "csv",
-        ],
-    )
-    .expect_ok();
-    let expected: Vec<serde_json::Value> = distinct
-        .stdout
-        .lines()
-        .skip(1)
-        .map(|v| serde_json::json!([[v], format!("{location}album_type={v}/")]))
+    // The expected partitions and their rows come from the raw CSVs: DuckDB's own join.
+    let csvs = spotify_csvs(&tmp.path().join("data"));
+    let csvs: Vec<(&str, &std::path::Path)> = csvs.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let per_value = crate::support::oracle_query(
+        "SELECT album_type, count(*) FROM spotify GROUP BY album_type ORDER BY album_type",
+        &csvs,
+    );
+    let counts: Vec<(String, u64)> = per_value
+        .iter()
+        .map(|r| {
+            (
+                r[0].clone().expect("no NULL album_type in the data"),
+                r[1].as_deref()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a count"),
+            )
+        })
         .collect();
-    assert!(expected.len() >= 2, "{}", distinct.stdout);
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let expected: Vec<serde_json::Value> = counts
+        .iter()
+        .map(|(v, _)| serde_json::json!([[v], format!("{location}album_type={v}/")]))
+        .collect();
+    assert!(expected.len() >= 2, "{per_value:?}");
     assert_eq!(t["partitions"], serde_json::Value::Array(expected));
-    assert_eq!(t["rows_read_by_pyarrow"], 19621);
-    // A partition's counts are its own, never the table's totals; the table's other
-    // parameters carry over.
+    assert_eq!(t["rows_read_by_pyarrow"], total);
+    // A partition's counts are its own (the oracle's count for its value), never the
+    // table's totals; the table's other parameters carry over.
     let mut counted = 0;
     for pair in t["partition_parameters"].as_array().unwrap() {
+        let value = pair[0][0].as_str().expect("a partition value");
         let p = &pair[1];
         assert_eq!(p["UPDATED_BY_CRAWLER"], "sluice", "{p}");
         assert_eq!(p["classification"], "parquet", "{p}");
         if let Some(rows) = p["recordCount"].as_str() {
             let rows: u64 = rows.parse().unwrap();
-            assert!(rows < 19621, "a partition holds part of the rows: {p}");
+            let want = counts.iter().find(|(v, _)| v == value).map(|(_, n)| *n);
+            assert_eq!(Some(rows), want, "rows of partition {value}: {p}");
             counted += rows;
         }
     }
-    assert!(counted == 0 || counted == 19621, "{counted}");
+    assert!(counted == 0 || counted == total, "{counted}");
+    // The partitioned files hold DuckDB's rows, the key read back from the folders.
+    let copy = tmp.path().join("registered");
+    download_table(&moto, location, &copy);
+    assert_eq!(
+        assert_spotify_oracle(&tmp.path().join("data"), &copy),
+        total
+    );
 
     // Parquet written by pyarrow, Hive-partitioned, crawled twice.
     moto.python(&format!(
