@@ -155,20 +155,24 @@ pub struct User {
 pub enum AuthError {
     /// A configured hash cannot be parsed.
     #[error(
-        "user `{user}`: password_hash is not an Argon2 PHC string (`$argon2id$v=19$...`): {message}"
+        "user `{user}`: password_hash is not an Argon2 PHC string (`$argon2id$v=19$...`): {source}"
     )]
     BadHash {
         /// The user whose hash is broken.
         user: String,
         /// What the parser said.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The same user appears twice.
     #[error("user `{0}` is listed twice")]
     DuplicateUser(String),
     /// Hashing a new password failed.
     #[error("cannot hash the password: {0}")]
-    Hash(String),
+    Hash(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A thread that checks passwords could not be started.
+    #[error("cannot hash the password: cannot start a password worker: {0}")]
+    Worker(#[source] std::io::Error),
     /// Unknown user or wrong password (deliberately not saying which).
     #[error("invalid user name or password")]
     BadCredentials,
@@ -202,7 +206,7 @@ impl AuthError {
             AuthError::Busy(_) | AuthError::BackOff { .. } => {
                 tonic::Status::resource_exhausted(self.to_string())
             }
-            AuthError::Hash(_) => tonic::Status::internal(self.to_string()),
+            AuthError::Hash(_) | AuthError::Worker(_) => tonic::Status::internal(self.to_string()),
             _ => tonic::Status::unauthenticated(self.to_string()),
         }
     }
@@ -211,12 +215,12 @@ impl AuthError {
 /// Hashes `password` with Argon2id and a random salt, as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| AuthError::Hash(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| AuthError::Hash(e.into()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.into()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+        .map_err(|e| AuthError::Hash(e.into()))
 }
 
 /// The user a request was authenticated as (a request extension set by [`AuthLayer`]).
@@ -314,21 +318,17 @@ struct Digest {
 }
 
 impl Digest {
-    fn parse(phc: &str) -> Result<Self, String> {
-        let hash = PasswordHash::new(phc).map_err(|e| e.to_string())?;
-        let algorithm = Algorithm::try_from(hash.algorithm).map_err(|e| e.to_string())?;
+    /// The digest of a PHC string, or what the parser said about it.
+    fn parse(phc: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let hash = PasswordHash::new(phc)?;
+        let algorithm = Algorithm::try_from(hash.algorithm)?;
         let version = match hash.version {
-            Some(v) => Version::try_from(v).map_err(|e| e.to_string())?,
+            Some(v) => Version::try_from(v)?,
             None => Version::default(),
         };
-        let params = Params::try_from(&hash).map_err(|e| e.to_string())?;
+        let params = Params::try_from(&hash)?;
         let mut buf = [0u8; 64];
-        let salt = hash
-            .salt
-            .ok_or("no salt")?
-            .decode_b64(&mut buf)
-            .map_err(|e| e.to_string())?
-            .to_vec();
+        let salt = hash.salt.ok_or("no salt")?.decode_b64(&mut buf)?.to_vec();
         let expected = hash.hash.ok_or("no digest")?;
         Ok(Self {
             algorithm,
@@ -343,11 +343,11 @@ impl Digest {
     fn dummy(like: &Digest) -> Result<Self, AuthError> {
         let mut salt = vec![0u8; like.salt.len().max(16)];
         let mut expected = vec![0u8; like.expected.len()];
-        getrandom::fill(&mut salt).map_err(|e| AuthError::Hash(e.to_string()))?;
-        getrandom::fill(&mut expected).map_err(|e| AuthError::Hash(e.to_string()))?;
+        getrandom::fill(&mut salt).map_err(|e| AuthError::Hash(e.into()))?;
+        getrandom::fill(&mut expected).map_err(|e| AuthError::Hash(e.into()))?;
         Ok(Self {
             salt,
-            expected: Output::new(&expected).map_err(|e| AuthError::Hash(e.to_string()))?,
+            expected: Output::new(&expected).map_err(|e| AuthError::Hash(e.into()))?,
             ..like.clone()
         })
     }
@@ -386,7 +386,7 @@ impl Verifiers {
             std::thread::Builder::new()
                 .name(format!("sluice-login-{i}"))
                 .spawn(move || verify_loop(&rx, blocks))
-                .map_err(|e| AuthError::Hash(format!("cannot start a password worker: {e}")))?;
+                .map_err(AuthError::Worker)?;
         }
         Ok(Self {
             queue: tx,
@@ -565,9 +565,9 @@ impl Authenticator {
         let mut first: Option<Arc<Digest>> = None;
         for user in users {
             let digest =
-                Digest::parse(&user.password_hash).map_err(|message| AuthError::BadHash {
+                Digest::parse(&user.password_hash).map_err(|source| AuthError::BadHash {
                     user: user.name.clone(),
-                    message,
+                    source,
                 })?;
             let digest = Arc::new(digest);
             first.get_or_insert_with(|| Arc::clone(&digest));
@@ -638,7 +638,7 @@ impl Authenticator {
         };
         self.throttle.succeeded(&keys);
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| AuthError::Hash(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| AuthError::Hash(e.into()))?;
         let token = URL_SAFE_NO_PAD.encode(bytes);
         let now = Instant::now();
         let mut tokens = crate::lock(&self.tokens);

@@ -262,7 +262,13 @@ fn sql_status(e: DataFusionError) -> Status {
         "DML not supported",
         "Statement not supported",
     ];
-    if refused.iter().any(|r| message.starts_with(r)) {
+    // DataFusion's `SQLOptions` refuse a statement with a plain `Plan` error: only its text
+    // says that it is the read-only policy.
+    let is_refusal = matches!(
+        e.find_root(),
+        DataFusionError::Plan(m) if refused.iter().any(|r| m.starts_with(r))
+    );
+    if is_refusal {
         return Status::permission_denied(format!(
             "Sluice's query service is read-only ({message}); write tables with an ETL job"
         ));

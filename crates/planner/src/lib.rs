@@ -42,6 +42,10 @@ impl PlanError {
 }
 
 /// A DataFusion error's message without backtraces and repeated prefixes.
+///
+/// This only formats the text users see (it classifies nothing). It works on the text
+/// because the prefixes come from every level of nesting, including errors that reached
+/// here as text only (a task's failure sent back by a Ballista executor).
 pub fn clean_message(e: &DataFusionError) -> String {
     let s = e.strip_backtrace();
     s.replace("External error: ", "")

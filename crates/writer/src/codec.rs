@@ -27,12 +27,12 @@ const MAGIC: &[u8] = b"\0SLUICE-PARALLEL-PARQUET-WRITE-1\0";
 
 fn encode(options: &WriteOptions, buf: &mut Vec<u8>) -> Result<()> {
     buf.extend_from_slice(MAGIC);
-    serde_json::to_writer(buf, options).map_err(|e| DataFusionError::Internal(e.to_string()))
+    serde_json::to_writer(buf, options).map_err(|e| DataFusionError::External(Box::new(e)))
 }
 
 fn decode(buf: &[u8]) -> Option<Result<WriteOptions>> {
     let body = buf.strip_prefix(MAGIC)?;
-    Some(serde_json::from_slice(body).map_err(|e| DataFusionError::Internal(e.to_string())))
+    Some(serde_json::from_slice(body).map_err(|e| DataFusionError::External(Box::new(e))))
 }
 
 /// Ballista's logical codec plus [`ParallelParquetWrite`].

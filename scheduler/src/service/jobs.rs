@@ -32,9 +32,12 @@ pub enum JobError {
     /// The run store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Something outside the job failed (storage, cluster).
+    /// A configured staging root (or the lake) is not a usable root.
+    #[error("staging_roots: {0}")]
+    Roots(#[source] sluice_storage::RootError),
+    /// Something outside the job failed while it was checked (storage, cluster).
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(#[source] sluice_planner::PlanError),
 }
 
 /// Attempts added when executors are lost during a run.
@@ -79,13 +82,11 @@ impl JobManager {
         store: RunStore,
         staging_roots: &[String],
     ) -> Result<Arc<Self>, JobError> {
-        let config =
-            |e: sluice_storage::RootError| JobError::Unavailable(format!("staging_roots: {e}"));
-        let lake_root = AllowedRoots::new(&[lake.url.as_str()]).map_err(config)?;
+        let lake_root = AllowedRoots::new(&[lake.url.as_str()]).map_err(JobError::Roots)?;
         let staging_roots = if staging_roots.is_empty() {
             lake_root.clone()
         } else {
-            AllowedRoots::new(staging_roots).map_err(config)?
+            AllowedRoots::new(staging_roots).map_err(JobError::Roots)?
         };
         Ok(Arc::new(Self {
             engine,
@@ -212,7 +213,7 @@ impl JobManager {
             .await
             .map_err(|e| match e {
                 sluice_planner::PlanError::Invalid(d) => JobError::InvalidSpec(d.to_string()),
-                other => JobError::Unavailable(other.to_string()),
+                other => JobError::Unavailable(other),
             })?;
         let target = spec.target.clone().unwrap_or_default();
         let table = target.table.clone().unwrap_or_default();
