@@ -702,14 +702,26 @@ async fn a_run_survives_losing_an_executor() {
         cluster.cli(&["status", &id]).stdout,
         cluster.scheduler.log_text()
     );
-    // Recovery happened: the scheduler noticed the loss and removed the executor.
+    // Recovery happened: the scheduler removed the killed executor (by the id it logged at
+    // start), and Sluice ran the job again rather than commit Ballista's recovered output.
+    let killed_id = killed_log
+        .lines()
+        .find_map(|l| l.split_once("Executor id: "))
+        .map(|(_, id)| id.trim().to_string())
+        .unwrap_or_else(|| panic!("the executor logged no id:\n{killed_log}"));
     let log = cluster.scheduler.log_text();
     assert!(
-        log.contains("Removing executor"),
-        "the scheduler never removed the lost executor (held {held:?}):\n{log}"
+        log.contains(&format!("Removing executor {killed_id}")),
+        "the scheduler never removed the killed executor {killed_id} (it held {held:?}):\n{log}"
     );
     let status = cluster.cli(&["status", &id]).expect_ok().stdout;
-    println!("executor 0 held {held:?} when killed; status:\n{status}");
+    assert!(
+        status
+            .lines()
+            .next()
+            .is_some_and(|l| !l.contains("attempt 1)") && l.contains("attempt ")),
+        "the run was attempted again after the loss:\n{status}"
+    );
     assert_self_join_oracle(&cluster.lake(), "resilient", 16);
     assert_same_as_embedded(&cluster, &job, "test", "resilient").await;
 }
