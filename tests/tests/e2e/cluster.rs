@@ -769,6 +769,17 @@ async fn s3_staging_and_lake_on_the_cluster() {
         "{keys}"
     );
 
+    // The rows in the bucket are DuckDB's join of the raw CSVs, whole rows.
+    let location = run
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("s3://lake/warehouse/spotify/tracks/run-"))
+        .expect("the version's location")
+        .to_string();
+    let copy = tmp.path().join("from-s3");
+    download_table(&moto, &location, &copy);
+    assert_eq!(assert_spotify_oracle(&data, &copy), 19621);
+
     // Same answers as the embedded run over local folders.
     let local_lake = tmp.path().join("local-lake");
     sluice(
@@ -913,7 +924,7 @@ async fn scheduler_spans_reach_an_otlp_endpoint() {
 
 /// README: each `stage` span has "a `task finished` event per task and its duration".
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "product bug: stage spans report some tasks twice and miss others (StageSpans::update skips by count over a slot-ordered list; tasks finishing after the last poll are never reported)"]
+#[ignore = "product bug: the last stage's span repeats some tasks' events and misses others (scheduler/src/runner.rs StageSpans::update skips by count over a list in task-id order, not finish order, and the job leaves the running cache before the last poll)"]
 async fn every_finished_task_is_a_task_finished_event() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -58,27 +58,6 @@ print(json.dumps({{
     serde_json::from_str(out.trim()).expect("json from python")
 }
 
-/// Copies the Parquet files under the S3 `location` (a table's registered version folder)
-/// into `dest`, keeping their `key=value` folders, for the oracle to read.
-fn download_table(moto: &Moto, location: &str, dest: &std::path::Path) {
-    let (bucket, prefix) = location
-        .trim_start_matches("s3://")
-        .split_once('/')
-        .expect("s3://bucket/prefix");
-    moto.python(&format!(
-        r#"
-import os
-for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Prefix='{prefix}'):
-    for o in page.get('Contents', []):
-        if o['Key'].endswith('.parquet'):
-            local = os.path.join('{dest}', o['Key'][len('{prefix}'):])
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            s3.download_file('{bucket}', o['Key'], local)
-"#,
-        dest = dest.display()
-    ));
-}
-
 #[test]
 fn glue_target_registers_a_crawler_shaped_table() {
     let tmp = tempfile::tempdir().expect("tempdir");

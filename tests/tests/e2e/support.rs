@@ -274,3 +274,25 @@ pub fn table_dir(lake: &Path, database: &str, table: &str) -> PathBuf {
     let location = entry["location"].as_str().expect("a location");
     PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
 }
+
+/// Copies the Parquet files under the S3 `location` (a table's registered version folder)
+/// into `dest`, keeping their `key=value` folders, for the oracle to read.
+pub fn download_table(moto: &crate::moto::Moto, location: &str, dest: &std::path::Path) {
+    let (bucket, prefix) = location
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .expect("s3://bucket/prefix");
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    moto.python(&format!(
+        r#"
+import os
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Prefix='{prefix}'):
+    for o in page.get('Contents', []):
+        if o['Key'].endswith('.parquet'):
+            local = os.path.join('{dest}', o['Key'][len('{prefix}'):])
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            s3.download_file('{bucket}', o['Key'], local)
+"#,
+        dest = dest.display()
+    ));
+}
