@@ -157,12 +157,12 @@ impl GlueCatalog {
         &self,
         operation: &'static str,
         target: &str,
-        e: impl std::error::Error,
+        e: impl std::error::Error + Send + Sync + 'static,
     ) -> CatalogError {
-        CatalogError::Glue {
+        CatalogError::GlueCall {
             operation,
             target: format!("{target} in {}", self.describe),
-            message: DisplayErrorContext(e).to_string(),
+            source: Box::new(e),
         }
     }
 

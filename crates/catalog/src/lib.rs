@@ -63,6 +63,20 @@ pub enum CatalogError {
         /// The service's message.
         message: String,
     },
+    /// An AWS Glue call failed with an error (the SDK's, kept as the source).
+    #[error(
+        "glue {operation} failed for {target}: {}",
+        aws_sdk_glue::error::DisplayErrorContext(&**.source)
+    )]
+    GlueCall {
+        /// The API operation (`GetTable`, `BatchCreatePartition`, …).
+        operation: &'static str,
+        /// What it was called for.
+        target: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A column as the catalog knows it.
