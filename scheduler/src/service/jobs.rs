@@ -271,6 +271,8 @@ impl JobManager {
         let (task, mut run) = {
             let mut live = lock(&self.live);
             let Some(l) = live.get_mut(id) else {
+                // `get` takes the lock again.
+                drop(live);
                 let run = self.get(id)?;
                 let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
                 return Err(JobError::NotCancellable(
