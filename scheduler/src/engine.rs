@@ -447,7 +447,10 @@ impl Engine {
             .await
         {
             Ok(executors) => executors.into_iter().map(|(m, ..)| m.id).collect(),
-            Err(_) => HashSet::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the registered executors");
+                HashSet::new()
+            }
         }
     }
 

@@ -44,7 +44,10 @@ pub fn query_context() -> SessionContext {
         .build_arc()
     {
         Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
-        Err(_) => SessionContext::new_with_config(config),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the query runtime; using DataFusion's default object stores");
+            SessionContext::new_with_config(config)
+        }
     }
 }
 
