@@ -511,49 +511,23 @@ impl Engine {
             if is_query_job(graph.job_name()) {
                 continue;
             }
-            for (stage_id, stage) in graph.stages() {
-                let (state, partitions, tasks) = match stage {
-                    ExecutionStage::UnResolved(_) => ("unresolved", 0, None),
-                    ExecutionStage::Resolved(s) => ("resolved", s.partitions, None),
-                    ExecutionStage::Running(s) => ("running", s.partitions, Some(&s.task_infos)),
-                    ExecutionStage::Successful(s) => {
-                        ("successful", s.partitions, Some(&s.task_infos))
-                    }
-                    ExecutionStage::Failed(s) => ("failed", s.partitions, None),
-                };
-                let succeeded: Vec<_> = tasks
-                    .map(|t| {
-                        t.iter()
-                            .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let finished_tasks = succeeded
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.task_id,
-                            t.end_exec_time.saturating_sub(t.start_exec_time) as u64,
-                        )
-                    })
-                    .collect();
-                let partitions_done = if state == "successful" {
-                    partitions
-                } else {
-                    let done: usize = succeeded
-                        .iter()
-                        .map(|t| t.global_input_partition_ids.len().max(1))
-                        .sum();
-                    done.min(partitions)
-                };
-                out.push(StageSnapshot {
-                    job_id: job_id.to_string(),
-                    stage_id: *stage_id,
-                    state,
-                    partitions,
-                    partitions_done,
-                    finished_tasks,
-                });
+            out.extend(stage_snapshots(job_id.as_ref(), graph.stages()));
+        }
+        out
+    }
+
+    /// The stages of the finished jobs `job_ids`, as they ended (a job leaves the running
+    /// jobs when it ends, so [`Engine::running_stages`] no longer shows its last tasks).
+    pub async fn finished_stages(&self, job_ids: &[String]) -> Vec<StageSnapshot> {
+        let mut out = Vec::new();
+        let job_state = self.cluster.job_state();
+        for id in job_ids {
+            match job_state.get_execution_graph(&id.as_str().into()).await {
+                Ok(Some(graph)) => out.extend(stage_snapshots(id, graph.stages())),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "cannot read a finished job's stages")
+                }
             }
         }
         out
@@ -593,6 +567,56 @@ impl Engine {
         }
         out
     }
+}
+
+/// One [`StageSnapshot`] per stage of job `job_id`. A task that ran several of a stage's
+/// partitions is listed once.
+fn stage_snapshots(
+    job_id: &str,
+    stages: &std::collections::HashMap<usize, ExecutionStage>,
+) -> Vec<StageSnapshot> {
+    let mut out = Vec::with_capacity(stages.len());
+    for (stage_id, stage) in stages {
+        let (state, partitions, tasks) = match stage {
+            ExecutionStage::UnResolved(_) => ("unresolved", 0, None),
+            ExecutionStage::Resolved(s) => ("resolved", s.partitions, None),
+            ExecutionStage::Running(s) => ("running", s.partitions, Some(&s.task_infos)),
+            ExecutionStage::Successful(s) => ("successful", s.partitions, Some(&s.task_infos)),
+            ExecutionStage::Failed(s) => ("failed", s.partitions, None),
+        };
+        let succeeded: Vec<_> = tasks
+            .map(|t| {
+                t.iter()
+                    .filter(|t| matches!(t.task_status, task_status::Status::Successful(_)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut finished_tasks: Vec<(usize, u64)> = Vec::new();
+        for t in &succeeded {
+            if !finished_tasks.iter().any(|(id, _)| *id == t.task_id) {
+                let ms = t.end_exec_time.saturating_sub(t.start_exec_time) as u64;
+                finished_tasks.push((t.task_id, ms));
+            }
+        }
+        let partitions_done = if state == "successful" {
+            partitions
+        } else {
+            let done: usize = succeeded
+                .iter()
+                .map(|t| t.global_input_partition_ids.len().max(1))
+                .sum();
+            done.min(partitions)
+        };
+        out.push(StageSnapshot {
+            job_id: job_id.to_string(),
+            stage_id: *stage_id,
+            state,
+            partitions,
+            partitions_done,
+            finished_tasks,
+        });
+    }
+    out
 }
 
 async fn connect(

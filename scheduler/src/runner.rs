@@ -1,6 +1,6 @@
 //! Runs one job: plan, write a new table version, seal it, then swap the catalog entry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -239,6 +239,7 @@ pub async fn run_job(
         &planned,
         &staging_url,
         spec.timeout_seconds,
+        &jobs_before,
         progress,
     )
     .instrument(tracing::info_span!("execute", staging = %staging_url))
@@ -343,6 +344,7 @@ async fn write_version(
     planned: &PlannedJob,
     staging_url: &str,
     timeout_seconds: u64,
+    jobs_before: &HashSet<String>,
     progress: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<Written, WriteFailure> {
     let compression = match planned.compression {
@@ -381,7 +383,15 @@ async fn write_version(
     loop {
         tokio::select! {
             result = &mut write => {
-                stages.update(engine.running_stages().await);
+                // The jobs have left the running jobs: their stages as they ended.
+                let ours: Vec<String> = engine
+                    .job_ids()
+                    .await
+                    .unwrap_or_default()
+                    .difference(jobs_before)
+                    .cloned()
+                    .collect();
+                stages.update(engine.finished_stages(&ours).await);
                 return result.map_err(WriteFailure::DataFusion);
             }
             _ = tick.tick() => {
@@ -402,8 +412,9 @@ async fn write_version(
 /// and close when it finishes, with one event per finished task.
 #[derive(Default)]
 struct StageSpans {
-    open: std::collections::HashMap<(String, usize), (tracing::Span, usize)>,
-    ended: std::collections::HashSet<(String, usize)>,
+    /// Open spans, with the ids of the tasks already reported on each.
+    open: std::collections::HashMap<(String, usize), (tracing::Span, HashSet<usize>)>,
+    ended: HashSet<(String, usize)>,
 }
 
 impl StageSpans {
@@ -417,14 +428,16 @@ impl StageSpans {
             }
             let (span, reported) = self.open.entry(key).or_insert_with(|| {
                 (
-                    tracing::info_span!("stage", job = %s.job_id, stage = s.stage_id, tasks = s.partitions),
-                    0,
+                    tracing::info_span!("stage", job = %s.job_id, stage = s.stage_id, partitions = s.partitions),
+                    HashSet::new(),
                 )
             });
-            for (task, ms) in s.finished_tasks.iter().skip(*reported) {
-                tracing::info!(parent: &*span, task, duration_ms = ms, "task finished");
+            // Tasks are listed by id, not in the order they finished: report each new one.
+            for (task, ms) in &s.finished_tasks {
+                if reported.insert(*task) {
+                    tracing::info!(parent: &*span, task, duration_ms = ms, "task finished");
+                }
             }
-            *reported = s.finished_tasks.len();
             if s.state != "running" {
                 tracing::info!(parent: &*span, state = s.state, "stage ended");
                 let key = (s.job_id.clone(), s.stage_id);
