@@ -9,7 +9,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use crate::{Catalog, CatalogError, TableEntry};
 
 /// Folder of the embedded catalog inside the lake.
-pub const CATALOG_DIR: &str = "_sluice_catalog";
+pub(crate) const CATALOG_DIR: &str = "_sluice_catalog";
 
 /// A catalog kept as JSON documents in an object store (a lake folder or S3 prefix).
 pub struct EmbeddedCatalog {

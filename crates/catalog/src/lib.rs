@@ -24,15 +24,19 @@ pub enum CatalogError {
     /// The backing store failed.
     #[error("catalog storage error at {location}: {source}")]
     Store {
+        /// The object the failure concerns.
         location: String,
         #[source]
+        /// The underlying error.
         source: object_store::Error,
     },
     /// A stored entry could not be read.
     #[error("catalog entry {location} is corrupt: {source}")]
     Corrupt {
+        /// The object the failure concerns.
         location: String,
         #[source]
+        /// The underlying error.
         source: serde_json::Error,
     },
     /// A schema cannot be represented in the catalog.

@@ -33,8 +33,10 @@ pub enum LakeError {
     /// The object store failed.
     #[error("lake storage error at {location}: {source}")]
     Store {
+        /// The object the failure concerns.
         location: String,
         #[source]
+        /// The underlying error.
         source: object_store::Error,
     },
     /// A URL could not be parsed.

@@ -47,7 +47,9 @@ pub enum LocationError {
     /// The local folder cannot be created or resolved.
     #[error("cannot use the folder {path}: {source}")]
     Folder {
+        /// The folder.
         path: String,
+        /// Why it cannot be used.
         #[source]
         source: std::io::Error,
     },

@@ -230,7 +230,7 @@ async fn write_partition(
 /// `slow_write` makes every write
 /// task log that it holds a write, then wait 4 s before it closes its files (so that a test
 /// can pause or cut off its executor while it provably holds the task).
-pub const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
+pub(crate) const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
 
 async fn slow_write_failpoint(partition: usize, folder: &str) {
     if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == "slow_write")) {
