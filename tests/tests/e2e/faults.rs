@@ -69,6 +69,27 @@ fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// A cluster whose processes run with `SLUICE_FAILPOINT=failpoint`, and the Spotify job
+/// submitted to it without waiting: (its folder, lake, cluster, job file, run id).
+fn submit_with_failpoint(
+    failpoint: &str,
+) -> (tempfile::TempDir, PathBuf, Cluster, PathBuf, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        &lake.display().to_string(),
+        vec![("SLUICE_FAILPOINT".into(), failpoint.into())],
+        SchedulerSetup::default(),
+    );
+    let job = spotify_job(tmp.path());
+    let submitted = cluster
+        .cli(&["submit", &job.display().to_string(), "--detach"])
+        .expect_ok();
+    let id = submitted_id(&submitted);
+    (tmp, lake, cluster, job, id)
+}
+
 fn wait_until(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while !ready() {
@@ -80,19 +101,7 @@ fn wait_until(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_executor_never_writes_into_the_committed_version() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let lake = tmp.path().join("lake");
-    let cluster = Cluster::start_full(
-        tmp.path(),
-        &lake.display().to_string(),
-        vec![("SLUICE_FAILPOINT".into(), "slow_write".into())],
-        SchedulerSetup::default(),
-    );
-    let job = spotify_job(tmp.path());
-    let submitted = cluster
-        .cli(&["submit", &job.display().to_string(), "--detach"])
-        .expect_ok();
-    let id = submitted_id(&submitted);
+    let (_tmp, lake, cluster, job, id) = submit_with_failpoint("slow_write");
 
     // Wait until an executor says it holds a write task, then pause it there.
     let mut paused = None;
@@ -189,20 +198,8 @@ fn assert_table_is_one_clean_version(lake: &Path) {
 async fn a_scheduler_crash_at_any_commit_step_leaves_one_whole_version() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     for step in ["after_publish", "after_seal", "after_catalog"] {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let lake = tmp.path().join("lake");
         let failpoint = format!("crash_{step}");
-        let mut cluster = Cluster::start_full(
-            tmp.path(),
-            &lake.display().to_string(),
-            vec![("SLUICE_FAILPOINT".into(), failpoint.clone())],
-            SchedulerSetup::default(),
-        );
-        let job = spotify_job(tmp.path());
-        let submitted = cluster
-            .cli(&["submit", &job.display().to_string(), "--detach"])
-            .expect_ok();
-        let id = submitted_id(&submitted);
+        let (_tmp, lake, mut cluster, job, id) = submit_with_failpoint(&failpoint);
         // Proof that the crash happened at that step.
         wait_until(60, "the scheduler to crash", || {
             cluster
@@ -257,19 +254,7 @@ async fn a_scheduler_crash_at_any_commit_step_leaves_one_whole_version() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_run_publishes_nothing_even_from_late_tasks() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let lake = tmp.path().join("lake");
-    let cluster = Cluster::start_full(
-        tmp.path(),
-        &lake.display().to_string(),
-        vec![("SLUICE_FAILPOINT".into(), "slow_write".into())],
-        SchedulerSetup::default(),
-    );
-    let job = spotify_job(tmp.path());
-    let submitted = cluster
-        .cli(&["submit", &job.display().to_string(), "--detach"])
-        .expect_ok();
-    let id = submitted_id(&submitted);
+    let (_tmp, lake, cluster, job, id) = submit_with_failpoint("slow_write");
     wait_until(60, "an executor holding a write task", || {
         cluster
             .executor_logs()
@@ -319,19 +304,7 @@ async fn a_cancelled_run_publishes_nothing_even_from_late_tasks() {
 async fn a_paused_executor_at_any_stage_leaves_one_whole_version() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     for stage in [1, 2] {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let lake = tmp.path().join("lake");
-        let cluster = Cluster::start_full(
-            tmp.path(),
-            &lake.display().to_string(),
-            vec![("SLUICE_FAILPOINT".into(), "slow_tasks".into())],
-            SchedulerSetup::default(),
-        );
-        let job = spotify_job(tmp.path());
-        let submitted = cluster
-            .cli(&["submit", &job.display().to_string(), "--detach"])
-            .expect_ok();
-        let id = submitted_id(&submitted);
+        let (_tmp, lake, cluster, job, id) = submit_with_failpoint("slow_tasks");
         let holds = " of stage ";
         let mut holder = None;
         wait_until(60, "an executor holding a task of the stage", || {
