@@ -71,13 +71,83 @@ fn start<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> EngineError
     }
 }
 
+/// Where a stage is, as Ballista's scheduler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageState {
+    /// Its inputs are not ready yet.
+    Unresolved,
+    /// Ready to run, no task started.
+    Resolved,
+    /// Tasks are running.
+    Running,
+    /// Every task finished.
+    Successful,
+    /// It failed.
+    Failed,
+}
+
+impl StageState {
+    /// Whether the stage has started (a span or a progress bar belongs to it).
+    pub fn started(self) -> bool {
+        !matches!(self, Self::Unresolved | Self::Resolved)
+    }
+
+    /// Lower-case name, as in logs and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unresolved => "unresolved",
+            Self::Resolved => "resolved",
+            Self::Running => "running",
+            Self::Successful => "successful",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Where a stage is, as progress displays show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProgressState {
+    /// Not started.
+    #[default]
+    Waiting,
+    /// Running.
+    Running,
+    /// Finished.
+    Done,
+    /// Failed.
+    Failed,
+}
+
+impl ProgressState {
+    /// The name the job service sends (`waiting`, `running`, `done`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl From<StageState> for ProgressState {
+    fn from(state: StageState) -> Self {
+        match state {
+            StageState::Successful => Self::Done,
+            StageState::Running => Self::Running,
+            StageState::Failed => Self::Failed,
+            StageState::Unresolved | StageState::Resolved => Self::Waiting,
+        }
+    }
+}
+
 /// How far one stage has got.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StageProgress {
     /// Stage id.
     pub stage_id: usize,
-    /// `waiting`, `running`, `done` or `failed`.
-    pub state: &'static str,
+    /// Waiting, running, done or failed.
+    pub state: ProgressState,
     /// Tasks of the stage (0 while its inputs are not ready).
     pub tasks: usize,
     /// Tasks finished.
@@ -106,14 +176,9 @@ impl JobProgress {
         let mut stages: Vec<&StageSnapshot> = snapshot.iter().collect();
         stages.sort_by_key(|s| (s.job_id.clone(), s.stage_id));
         for s in stages {
-            let state = match s.state {
-                "successful" => "done",
-                "running" => "running",
-                "failed" => "failed",
-                _ => "waiting",
-            };
+            let state = ProgressState::from(s.state);
             p.stages += 1;
-            p.stages_done += usize::from(state == "done");
+            p.stages_done += usize::from(state == ProgressState::Done);
             p.tasks += s.partitions;
             p.tasks_done += s.partitions_done;
             p.stage_list.push(StageProgress {
@@ -134,8 +199,8 @@ pub struct StageSnapshot {
     pub job_id: String,
     /// Stage id within the job.
     pub stage_id: usize,
-    /// `unresolved`, `resolved`, `running`, `successful` or `failed`.
-    pub state: &'static str,
+    /// Where the stage is.
+    pub state: StageState,
     /// Tasks (input partitions) of the stage.
     pub partitions: usize,
     /// Input partitions finished.
@@ -578,11 +643,13 @@ fn stage_snapshots(
     let mut out = Vec::with_capacity(stages.len());
     for (stage_id, stage) in stages {
         let (state, partitions, tasks) = match stage {
-            ExecutionStage::UnResolved(_) => ("unresolved", 0, None),
-            ExecutionStage::Resolved(s) => ("resolved", s.partitions, None),
-            ExecutionStage::Running(s) => ("running", s.partitions, Some(&s.task_infos)),
-            ExecutionStage::Successful(s) => ("successful", s.partitions, Some(&s.task_infos)),
-            ExecutionStage::Failed(s) => ("failed", s.partitions, None),
+            ExecutionStage::UnResolved(_) => (StageState::Unresolved, 0, None),
+            ExecutionStage::Resolved(s) => (StageState::Resolved, s.partitions, None),
+            ExecutionStage::Running(s) => (StageState::Running, s.partitions, Some(&s.task_infos)),
+            ExecutionStage::Successful(s) => {
+                (StageState::Successful, s.partitions, Some(&s.task_infos))
+            }
+            ExecutionStage::Failed(s) => (StageState::Failed, s.partitions, None),
         };
         let succeeded: Vec<_> = tasks
             .map(|t| {
@@ -598,7 +665,7 @@ fn stage_snapshots(
                 finished_tasks.push((t.task_id, ms));
             }
         }
-        let partitions_done = if state == "successful" {
+        let partitions_done = if state == StageState::Successful {
             partitions
         } else {
             let done: usize = succeeded

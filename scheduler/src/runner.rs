@@ -18,7 +18,7 @@ use sluice_proto as pb;
 use sluice_writer::{ParallelParquetWrite, WriteOptions};
 use tracing::Instrument;
 
-use crate::engine::{Engine, JobProgress};
+use crate::engine::{Engine, JobProgress, StageState};
 
 /// Environment variable naming failures to inject, for tests of the commit protocol (a
 /// comma-separated list): `before_commit` fails a run after its files are written and sealed,
@@ -262,19 +262,24 @@ pub async fn run_job(
 
     progress(RunEvent::Committing);
     let rows_written = written.rows;
-    let result = commit(
-        catalog.as_ref(),
+    let result = commit(Commit {
+        catalog: catalog.as_ref(),
         policy,
-        &table,
-        &table_ref,
-        &planned,
-        &columns,
-        &run_id,
-        rows_written,
-        written.files,
-    )
+        table: &table,
+        table_ref: &table_ref,
+        planned: &planned,
+        columns: &columns,
+        run_id: &run_id,
+        rows: rows_written,
+        files: written.files,
+    })
     .await;
-    let (entry, manifest, versions_removed, schema_changes) = match result {
+    let Committed {
+        entry,
+        manifest,
+        versions_removed,
+        schema_changes,
+    } = match result {
         Ok(r) => r,
         Err(e) => {
             discard_version(&table, &run_id).await;
@@ -419,11 +424,9 @@ struct StageSpans {
 
 impl StageSpans {
     fn update(&mut self, snapshot: Vec<crate::engine::StageSnapshot>) {
-        let mut seen = std::collections::HashSet::new();
         for s in snapshot {
             let key = (s.job_id.clone(), s.stage_id);
-            seen.insert(key.clone());
-            if s.state == "unresolved" || s.state == "resolved" || self.ended.contains(&key) {
+            if !s.state.started() || self.ended.contains(&key) {
                 continue;
             }
             let (span, reported) = self.open.entry(key).or_insert_with(|| {
@@ -438,15 +441,17 @@ impl StageSpans {
                     tracing::info!(parent: &*span, task, duration_ms = ms, "task finished");
                 }
             }
-            if s.state != "running" {
-                tracing::info!(parent: &*span, state = s.state, "stage ended");
+            if s.state != StageState::Running {
+                tracing::info!(parent: &*span, state = s.state.as_str(), "stage ended");
                 let key = (s.job_id.clone(), s.stage_id);
                 self.open.remove(&key);
                 self.ended.insert(key);
             }
         }
-        // Stages of jobs that ended vanish from the snapshot: close their spans.
-        self.open.retain(|k, _| seen.contains(k));
+        // A job that ends leaves the running jobs before the write returns: its stages
+        // vanish from a tick's snapshot. Their spans stay open, with what they reported, until
+        // the final snapshot of the finished jobs ends them (or the run ends and drops them);
+        // closing them here made the final snapshot open them again and report tasks twice.
     }
 }
 
@@ -596,18 +601,54 @@ fn output_columns(planned: &PlannedJob) -> Result<Vec<ColumnEntry>, RunError> {
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn commit(
-    catalog: &dyn Catalog,
+/// What a commit needs: the finished run and where it goes.
+struct Commit<'a> {
+    /// The catalog the table is registered in.
+    catalog: &'a dyn Catalog,
+    /// How registered columns follow the data.
     policy: SchemaChangePolicy,
-    table: &TableLocation,
-    table_ref: &pb::TableRef,
-    planned: &PlannedJob,
-    columns: &[ColumnEntry],
-    run_id: &str,
+    /// The table's place in the lake.
+    table: &'a TableLocation,
+    /// The table's name.
+    table_ref: &'a pb::TableRef,
+    /// The planned job (output schema, partition columns).
+    planned: &'a PlannedJob,
+    /// The output's columns, as the catalog registers them.
+    columns: &'a [ColumnEntry],
+    /// The run.
+    run_id: &'a str,
+    /// Rows the write tasks reported.
     rows: u64,
-    mut files: Vec<DataFile>,
-) -> Result<(TableEntry, Manifest, usize, Vec<String>), RunError> {
+    /// The files the write tasks reported, relative to the run's staging folder.
+    files: Vec<DataFile>,
+}
+
+/// What a commit did.
+struct Committed {
+    /// The table as now registered.
+    entry: TableEntry,
+    /// The sealed version's manifest.
+    manifest: Manifest,
+    /// Old versions removed.
+    versions_removed: usize,
+    /// How the registered columns changed.
+    schema_changes: Vec<String>,
+}
+
+/// Publishes the run's reported files as its version, seals it, and moves the catalog to it;
+/// then removes what older runs left.
+async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
+    let Commit {
+        catalog,
+        policy,
+        table,
+        table_ref,
+        planned,
+        columns,
+        run_id,
+        rows,
+        mut files,
+    } = commit;
     if files.is_empty() && planned.partition_by.is_empty() {
         // An empty result is a table with the output's columns and no rows.
         let schema = Arc::new(planned.output.schema().as_arrow().clone());
@@ -664,8 +705,13 @@ async fn commit(
     };
     let entry = catalog.commit_table(entry).await?;
     crash_point("after_catalog");
-    let removed = remove_old_files(table, run_id, previous.and_then(|p| p.run_id)).await;
-    Ok((entry, manifest, removed, reconciled.changes))
+    let versions_removed = remove_old_files(table, run_id, previous.and_then(|p| p.run_id)).await;
+    Ok(Committed {
+        entry,
+        manifest,
+        versions_removed,
+        schema_changes: reconciled.changes,
+    })
 }
 
 /// After run `run_id` committed: deletes its staging folder and those of older runs (what

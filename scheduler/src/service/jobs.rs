@@ -483,7 +483,7 @@ impl JobManager {
                                 .iter()
                                 .map(|s| pb::StageProgress {
                                     stage_id: s.stage_id as u32,
-                                    state: s.state.to_string(),
+                                    state: s.state.as_str().to_string(),
                                     tasks: s.tasks as u32,
                                     tasks_done: s.tasks_done as u32,
                                 })
