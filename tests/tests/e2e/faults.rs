@@ -150,16 +150,7 @@ async fn a_paused_executor_never_writes_into_the_committed_version() {
     assert_eq!(assert_spotify_oracle(&spotify_data(), &version), 19_621);
 
     // The next run leaves no staging files behind, late ones included.
-    let again = cluster
-        .cli(&["submit", &job.display().to_string()])
-        .expect_ok();
-    assert!(
-        again.stdout.contains("state   SUCCEEDED"),
-        "{}",
-        again.stdout
-    );
-    let staged = files_under(&table_root.join("_attempts"));
-    assert!(staged.is_empty(), "stray staging files: {staged:?}");
+    assert_next_run_is_clean(&cluster, &job, &lake);
 }
 
 /// The committed version of spotify.tracks holds exactly its manifest's files and DuckDB's
@@ -190,6 +181,22 @@ fn assert_table_is_one_clean_version(lake: &Path) {
         "the version holds exactly its manifest"
     );
     assert_eq!(assert_spotify_oracle(&spotify_data(), &version), 19_621);
+}
+
+/// The next run succeeds and leaves one whole version and no staging file behind (late
+/// writes of earlier runs included).
+fn assert_next_run_is_clean(cluster: &Cluster, job: &Path, lake: &Path) {
+    let again = cluster
+        .cli(&["submit", &job.display().to_string()])
+        .expect_ok();
+    assert!(
+        again.stdout.contains("state   SUCCEEDED"),
+        "{}",
+        again.stdout
+    );
+    assert_table_is_one_clean_version(lake);
+    let staged = files_under(&lake.join("spotify/tracks/_attempts"));
+    assert!(staged.is_empty(), "stray staging files: {staged:?}");
 }
 
 /// The scheduler dies (abort) at each step of a commit; restarted, the run ends SUCCEEDED
@@ -233,17 +240,7 @@ async fn a_scheduler_crash_at_any_commit_step_leaves_one_whole_version() {
             );
         }
 
-        let again = cluster
-            .cli(&["submit", &job.display().to_string()])
-            .expect_ok();
-        assert!(
-            again.stdout.contains("state   SUCCEEDED"),
-            "{}",
-            again.stdout
-        );
-        assert_table_is_one_clean_version(&lake);
-        let staged = files_under(&lake.join("spotify/tracks/_attempts"));
-        assert!(staged.is_empty(), "{step}: stray staging files: {staged:?}");
+        assert_next_run_is_clean(&cluster, &job, &lake);
         let runs = versions(&lake, "spotify", "tracks");
         assert!(runs.len() <= 2, "{step}: versions left: {runs:?}");
     }
@@ -284,17 +281,7 @@ async fn a_cancelled_run_publishes_nothing_even_from_late_tasks() {
         files_under(&root)
     );
 
-    let again = cluster
-        .cli(&["submit", &job.display().to_string()])
-        .expect_ok();
-    assert!(
-        again.stdout.contains("state   SUCCEEDED"),
-        "{}",
-        again.stdout
-    );
-    assert_table_is_one_clean_version(&lake);
-    let staged = files_under(&root.join("_attempts"));
-    assert!(staged.is_empty(), "stray staging files: {staged:?}");
+    assert_next_run_is_clean(&cluster, &job, &lake);
 }
 
 /// An executor paused (SIGSTOP) while it provably holds a task of each earlier stage (the
@@ -340,19 +327,6 @@ async fn a_paused_executor_at_any_stage_leaves_one_whole_version() {
             cluster.cli(&["status", &id]).stdout
         );
         assert_table_is_one_clean_version(&lake);
-        let again = cluster
-            .cli(&["submit", &job.display().to_string()])
-            .expect_ok();
-        assert!(
-            again.stdout.contains("state   SUCCEEDED"),
-            "{}",
-            again.stdout
-        );
-        assert_table_is_one_clean_version(&lake);
-        let staged = files_under(&lake.join("spotify/tracks/_attempts"));
-        assert!(
-            staged.is_empty(),
-            "stage {stage}: stray staging files: {staged:?}"
-        );
+        assert_next_run_is_clean(&cluster, &job, &lake);
     }
 }

@@ -14,18 +14,7 @@ pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A scheduler config file with one user whose hash `sluice-scheduler hash-password` made.
 pub(crate) fn config_with_user(dir: &Path, extra: &str) -> PathBuf {
-    let out = Command::new(binary("sluice-scheduler"))
-        .arg("hash-password")
-        .env("SLUICE_PASSWORD", PASSWORD)
-        .output()
-        .expect("sluice-scheduler starts");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let hash = password_hash(PASSWORD);
     let path = dir.join("scheduler.yaml");
     std::fs::write(
         &path,

@@ -3,7 +3,6 @@
 //! may do what it was given and no more.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow_flight::sql::client::FlightSqlServiceClient;
@@ -12,30 +11,13 @@ use tonic::transport::Endpoint;
 use crate::cluster::{Cluster, ONE_CLUSTER_AT_A_TIME, SchedulerSetup};
 use crate::support::*;
 
-/// The hash `sluice-scheduler hash-password` prints for `password`.
-fn hash(password: &str) -> String {
-    let out = Command::new(binary("sluice-scheduler"))
-        .arg("hash-password")
-        .env("SLUICE_PASSWORD", password)
-        .output()
-        .expect("sluice-scheduler starts");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
-    hash
-}
-
 /// A scheduler config with `users` as (name, password, role or "" for none).
 fn config(dir: &Path, users: &[(&str, &str, &str)]) -> PathBuf {
     let mut text = String::from("users:\n");
     for (name, password, role) in users {
         text.push_str(&format!(
             "  - name: {name}\n    password_hash: \"{}\"\n",
-            hash(password)
+            password_hash(password)
         ));
         if !role.is_empty() {
             text.push_str(&format!("    role: {role}\n"));

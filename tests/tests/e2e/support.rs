@@ -296,3 +296,20 @@ for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Pref
         dest = dest.display()
     ));
 }
+
+/// The hash `sluice-scheduler hash-password` prints for `password`.
+pub fn password_hash(password: &str) -> String {
+    let out = Command::new(binary("sluice-scheduler"))
+        .arg("hash-password")
+        .env("SLUICE_PASSWORD", password)
+        .output()
+        .expect("sluice-scheduler starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}
