@@ -246,13 +246,18 @@ fn decoder(schema: &Arc<Schema>, csv: &pb::CsvFormat) -> Decoder {
 /// Feeds `pending` to the decoder, keeping what it has not consumed yet (a partial row).
 fn feed(decoder: &mut Decoder, pending: &mut Vec<u8>) -> Result<(), ArrowError> {
     loop {
+        // An empty slice tells the decoder the input has ended, so an empty chunk (a store
+        // may send one mid-file) must never reach it: it would end the row it is inside.
+        if pending.is_empty() {
+            return Ok(());
+        }
         let consumed = decoder.decode(pending)?;
         pending.drain(..consumed);
         if decoder.capacity() == 0 {
             decoder.flush()?;
             continue;
         }
-        if consumed == 0 || pending.is_empty() {
+        if consumed == 0 {
             return Ok(());
         }
     }

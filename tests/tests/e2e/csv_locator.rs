@@ -168,3 +168,20 @@ proptest! {
         }
     }
 }
+
+/// An empty chunk in the middle of a row (two cuts at the same place, or a store sending an
+/// empty buffer) does not end the row: found by the property above.
+#[test]
+fn an_empty_chunk_inside_a_row_does_not_end_it() {
+    let f = File {
+        header: false,
+        crlf: false,
+        quoted: false,
+        columns: 2,
+        rows: 1,
+        bad: None,
+    };
+    let bytes = f.bytes();
+    let chunks: Vec<&[u8]> = vec![&bytes[..1], &[], &bytes[1..]];
+    assert_eq!(locate_in_chunks(&chunks, &f.schema(), &f.format()), None);
+}
