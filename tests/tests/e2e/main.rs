@@ -6,6 +6,8 @@ mod cluster;
 mod cluster_auth;
 mod commits;
 mod csv_locator;
+mod dashboard;
+mod deploy;
 mod faults;
 mod flight_sql;
 mod flight_sql_types;
@@ -15,6 +17,8 @@ mod job_files;
 mod joins;
 mod logins;
 mod moto;
+mod process;
+mod s3_credentials;
 mod support;
 mod trust;
 

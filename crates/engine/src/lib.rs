@@ -1,0 +1,1 @@
+//! The Sluice engine (being moved here from `sluice-scheduler`).

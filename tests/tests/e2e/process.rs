@@ -1,0 +1,1 @@
+//! How the processes behave under an orchestrator: health, readiness, metrics, graceful shutdown.
