@@ -11,7 +11,10 @@
 
 pub mod auth;
 mod metadata;
+mod planning;
+mod prepared;
 pub mod service;
+mod streaming;
 
 pub use arrow_flight::flight_service_server::FlightServiceServer;
 pub use auth::{

@@ -1,12 +1,13 @@
-//! The Flight SQL service: statements, prepared statements with bound parameters, and the
-//! catalog metadata commands, over sessions that [`QuerySessions`] provides.
+//! The Flight SQL service's glue: [`SluiceFlightSql`] answers each call of arrow-flight's
+//! [`FlightSqlService`] trait with the planning in `planning`, the running and encoding in
+//! `streaming`, the prepared statements of `prepared` and the server facts of `metadata`.
+//! Statements, prepared statements with bound parameters, and the catalog metadata commands
+//! run over sessions that [`QuerySessions`] provides.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
@@ -20,26 +21,23 @@ use arrow_flight::sql::{
     CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
     DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
-use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::{FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
-use futures::{Stream, StreamExt, TryStreamExt};
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use sluice_planner::clean_message as clean;
-
 use crate::auth::{AuthenticatedUser, Authenticator};
 use crate::metadata::{SQL_INFO, XDBC_TYPES, foreign_keys_schema, primary_keys_schema};
+use crate::planning::{catalog_tables, param_values, parameter_schema, plan};
+use crate::prepared::PreparedStatements;
+use crate::streaming::{DoGetStream, arrow_status, flight_info, one_batch, schema_bytes};
+
+pub use crate::planning::number_placeholders;
 
 /// Name of the one SQL catalog Sluice serves: tables are `sluice.<database>.<table>`.
 pub const SQL_CATALOG: &str = "sluice";
@@ -74,21 +72,13 @@ impl Default for FlightSqlOptions {
     }
 }
 
-struct Prepared {
-    sql: String,
-    params: Option<RecordBatch>,
-    created: u64,
-}
-
 /// Sluice's Flight SQL service (serve it with [`FlightSqlServer::new`](arrow_flight::flight_service_server::FlightServiceServer)).
 pub struct SluiceFlightSql {
     sessions: Arc<dyn QuerySessions>,
     auth: Option<Arc<Authenticator>>,
     options: FlightSqlOptions,
-    prepared: Mutex<(u64, HashMap<String, Prepared>)>,
+    prepared: PreparedStatements,
 }
-
-type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
 impl SluiceFlightSql {
     /// A service over `sessions`; with `auth`, `Handshake` checks basic credentials and hands
@@ -98,11 +88,12 @@ impl SluiceFlightSql {
         auth: Option<Arc<Authenticator>>,
         options: FlightSqlOptions,
     ) -> Self {
+        let prepared = PreparedStatements::new(options.max_prepared_statements);
         Self {
             sessions,
             auth,
             options,
-            prepared: Mutex::new((0, HashMap::new())),
+            prepared,
         }
     }
 
@@ -113,280 +104,18 @@ impl SluiceFlightSql {
         params: Option<&RecordBatch>,
         query_id: &str,
     ) -> Result<DataFrame, Status> {
-        let ctx =
-            self.sessions.session(query_id).await.map_err(|e| {
-                Status::unavailable(format!("cannot read the catalog: {}", clean(&e)))
-            })?;
-        let sql = number_placeholders(sql);
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = ctx
-            .sql_with_options(&sql, read_only)
-            .await
-            .map_err(sql_status)?;
-        match params {
-            Some(batch) => df
-                .with_param_values(param_values(batch)?)
-                .map_err(sql_status),
-            None => Ok(df),
-        }
+        plan(self.sessions.as_ref(), sql, params, query_id).await
     }
 
-    /// Runs a planned query and streams its batches as Flight data, cancelling the cluster's
-    /// work when the client goes away or the time limit passes.
+    /// Runs a planned query and streams its batches, within the query time limit.
     async fn stream(&self, df: DataFrame, query_id: String) -> Result<DoGetStream, Status> {
-        let timeout = self.options.query_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let guard = CancelOnDrop {
-            sessions: Arc::clone(&self.sessions),
-            query_id: Some(query_id),
-        };
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = match tokio::time::timeout_at(deadline, df.execute_stream()).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(sql_status(e)),
-            Err(_) => return Err(timed_out(timeout)),
-        };
-        let limited = limit(batches, guard, deadline, timeout);
-        let encoded = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(limited)
-            .map_err(Status::from);
-        Ok(Box::pin(encoded))
-    }
-
-    fn prepared_sql(&self, handle: &[u8]) -> Result<(String, Option<RecordBatch>), Status> {
-        let key = std::str::from_utf8(handle)
-            .map_err(|_| Status::invalid_argument("the prepared statement handle is not text"))?;
-        let guard = crate::lock(&self.prepared);
-        guard
-            .1
-            .get(key)
-            .map(|p| (p.sql.clone(), p.params.clone()))
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no prepared statement `{key}` (closed, or the scheduler restarted)"
-                ))
-            })
+        crate::streaming::run(&self.sessions, df, query_id, self.options.query_timeout).await
     }
 
     /// Every table of the catalog with its schema: (database, table, schema).
     async fn tables(&self) -> Result<Vec<(String, String, SchemaRef)>, Status> {
-        let ctx =
-            self.sessions.session("metadata").await.map_err(|e| {
-                Status::unavailable(format!("cannot read the catalog: {}", clean(&e)))
-            })?;
-        let mut out = Vec::new();
-        let Some(catalog) = ctx.catalog(SQL_CATALOG) else {
-            return Ok(out);
-        };
-        let mut databases = catalog.schema_names();
-        databases.sort();
-        for database in databases {
-            if database == "information_schema" {
-                continue;
-            }
-            let Some(schema) = catalog.schema(&database) else {
-                continue;
-            };
-            let mut names = schema.table_names();
-            names.sort();
-            for name in names {
-                if let Ok(Some(table)) = schema.table(&name).await {
-                    out.push((database.clone(), name, table.schema()));
-                }
-            }
-        }
-        Ok(out)
+        catalog_tables(self.sessions.as_ref()).await
     }
-}
-
-/// Calls [`QuerySessions::cancel`] unless the query's stream ended normally.
-struct CancelOnDrop {
-    sessions: Arc<dyn QuerySessions>,
-    query_id: Option<String>,
-}
-
-impl CancelOnDrop {
-    fn finished(mut self) {
-        self.query_id = None;
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some(id) = self.query_id.take() {
-            let sessions = Arc::clone(&self.sessions);
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move { sessions.cancel(&id).await });
-            }
-        }
-    }
-}
-
-/// The batches of `stream` until `deadline`, then a `DeadlineExceeded` error.
-fn limit(
-    stream: SendableRecordBatchStream,
-    guard: CancelOnDrop,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
-) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send {
-    futures::stream::unfold(Some((stream, guard)), move |state| async move {
-        let (mut stream, guard) = state?;
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, guard)))),
-            Ok(Some(Err(e))) => Some((Err(FlightError::Tonic(Box::new(sql_status(e)))), None)),
-            Ok(None) => {
-                guard.finished();
-                None
-            }
-            Err(_) => Some((Err(FlightError::Tonic(Box::new(timed_out(timeout)))), None)),
-        }
-    })
-}
-
-fn timed_out(timeout: Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "the query ran longer than the scheduler's limit of {} s and was cancelled",
-        timeout.as_secs_f64()
-    ))
-}
-
-/// The status for a query that failed: writes are refused, SQL mistakes are the client's.
-fn sql_status(e: DataFusionError) -> Status {
-    let message = clean(&e);
-    let refused = [
-        "DDL not supported",
-        "DML not supported",
-        "Statement not supported",
-    ];
-    // DataFusion's `SQLOptions` refuse a statement with a plain `Plan` error: only its text
-    // says that it is the read-only policy.
-    let is_refusal = matches!(
-        e.find_root(),
-        DataFusionError::Plan(m) if refused.iter().any(|r| m.starts_with(r))
-    );
-    if is_refusal {
-        return Status::permission_denied(format!(
-            "Sluice's query service is read-only ({message}); write tables with an ETL job"
-        ));
-    }
-    match e.find_root() {
-        DataFusionError::SQL(..)
-        | DataFusionError::Plan(_)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_) => Status::invalid_argument(message),
-        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
-        _ => Status::internal(message),
-    }
-}
-
-/// Rewrites `?` placeholders (ADBC, JDBC) to DataFusion's numbered `$1`, `$2`, … outside
-/// strings and comments.
-pub fn number_placeholders(sql: &str) -> String {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
-        return sql.to_string();
-    };
-    if !tokens
-        .iter()
-        .any(|t| matches!(t, Token::Placeholder(p) if p == "?"))
-    {
-        return sql.to_string();
-    }
-    let mut n = 0;
-    let mut out = String::with_capacity(sql.len() + 8);
-    for token in tokens {
-        match token {
-            Token::Placeholder(p) if p == "?" => {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    out
-}
-
-/// The single row of bound parameters as positional values.
-#[allow(clippy::result_large_err)]
-fn param_values(batch: &RecordBatch) -> Result<ParamValues, Status> {
-    if batch.num_rows() != 1 {
-        return Err(Status::invalid_argument(format!(
-            "bind exactly one row of parameters per execution (got {} rows)",
-            batch.num_rows()
-        )));
-    }
-    let values = batch
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            ScalarValue::try_from_array(column, 0).map_err(|e| {
-                Status::invalid_argument(format!("parameter {}: {}", i + 1, clean(&e)))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ParamValues::from(values))
-}
-
-/// The parameters a statement expects (`$1`, `$2`, …), typed where DataFusion can tell.
-fn parameter_schema(df: &DataFrame) -> Schema {
-    let Ok(fields) = df.logical_plan().get_parameter_fields() else {
-        return Schema::empty();
-    };
-    let mut named: Vec<(usize, String, DataType)> = fields
-        .into_iter()
-        .map(|(name, field)| {
-            let index = name.trim_start_matches('$').parse().unwrap_or(usize::MAX);
-            let ty = field.map_or(DataType::Null, |f| f.data_type().clone());
-            (index, name, ty)
-        })
-        .collect();
-    named.sort();
-    Schema::new(
-        named
-            .into_iter()
-            .map(|(_, name, ty)| Field::new(name, ty, true))
-            .collect::<Vec<_>>(),
-    )
-}
-
-#[allow(clippy::result_large_err)]
-fn schema_bytes(schema: &Schema) -> Result<prost::bytes::Bytes, Status> {
-    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
-        .try_into()
-        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?;
-    Ok(message.0)
-}
-
-/// A `FlightInfo` whose one endpoint's ticket is `ticket`, on this same server.
-#[allow(clippy::result_large_err)]
-fn flight_info(
-    schema: &Schema,
-    ticket: Vec<u8>,
-    descriptor: FlightDescriptor,
-) -> Result<Response<FlightInfo>, Status> {
-    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket));
-    let info = FlightInfo::new()
-        .try_with_schema(schema)
-        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
-        .with_endpoint(endpoint)
-        .with_descriptor(descriptor);
-    Ok(Response::new(info))
-}
-
-/// One record batch as a Flight stream.
-fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
-    let schema = batch.schema();
-    let stream = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(futures::stream::once(async move { Ok(batch) }))
-        .map_err(Status::from);
-    Response::new(Box::pin(stream))
 }
 
 fn user_of<T>(request: &Request<T>) -> String {
@@ -394,10 +123,6 @@ fn user_of<T>(request: &Request<T>) -> String {
         .extensions()
         .get::<AuthenticatedUser>()
         .map_or_else(|| "anonymous".to_string(), |u| u.name.clone())
-}
-
-fn arrow_status(e: impl std::fmt::Display) -> Status {
-    Status::internal(e.to_string())
 }
 
 fn read_only<T>() -> Result<T, Status> {
@@ -475,7 +200,7 @@ impl FlightSqlService for SluiceFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let (sql, params) = self.prepared_sql(&cmd.prepared_statement_handle)?;
+        let (sql, params) = self.prepared.get(&cmd.prepared_statement_handle)?;
         let df = self.plan(&sql, params.as_ref(), "plan").await?;
         let schema = df.schema().as_arrow().clone();
         flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())
@@ -499,7 +224,7 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let (sql, params) = self.prepared_sql(&query.prepared_statement_handle)?;
+        let (sql, params) = self.prepared.get(&query.prepared_statement_handle)?;
         let query_id = format!("query-{}", uuid::Uuid::now_v7());
         tracing::info!(user = %user_of(&request), %query_id, sql = %sql, "flight sql prepared query");
         let df = self.plan(&sql, params.as_ref(), &query_id).await?;
@@ -514,26 +239,7 @@ impl FlightSqlService for SluiceFlightSql {
         let df = self.plan(&query.query, None, "prepare").await?;
         let dataset_schema = schema_bytes(df.schema().as_arrow())?;
         let parameter_schema = schema_bytes(&parameter_schema(&df))?;
-        let handle = uuid::Uuid::now_v7().to_string();
-        let mut guard = crate::lock(&self.prepared);
-        let (counter, map) = &mut *guard;
-        *counter += 1;
-        if map.len() >= self.options.max_prepared_statements
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, p)| p.created)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(
-            handle.clone(),
-            Prepared {
-                sql: query.query,
-                params: None,
-                created: *counter,
-            },
-        );
+        let handle = self.prepared.create(query.query);
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema,
@@ -565,15 +271,9 @@ impl FlightSqlService for SluiceFlightSql {
         if let Some(p) = &params {
             param_values(p)?;
         }
-        let key = String::from_utf8(query.prepared_statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("the prepared statement handle is not text"))?;
-        let mut guard = crate::lock(&self.prepared);
-        let prepared = guard.1.get_mut(&key).ok_or_else(|| {
-            Status::not_found(format!(
-                "no prepared statement `{key}` (closed, or the scheduler restarted)"
-            ))
-        })?;
-        prepared.params = params;
+        let key = self
+            .prepared
+            .bind(&query.prepared_statement_handle, params)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(key.into_bytes().into()),
         })
@@ -584,9 +284,7 @@ impl FlightSqlService for SluiceFlightSql {
         query: ActionClosePreparedStatementRequest,
         _request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
-        let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        let mut guard = crate::lock(&self.prepared);
-        guard.1.remove(&key);
+        self.prepared.close(&query.prepared_statement_handle);
         Ok(())
     }
 
@@ -875,18 +573,4 @@ impl FlightSqlService for SluiceFlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::number_placeholders;
-
-    #[test]
-    fn question_marks_become_numbered_placeholders_outside_strings() {
-        assert_eq!(
-            number_placeholders("SELECT * FROM t WHERE a = ? AND b = '?' AND c > ?"),
-            "SELECT * FROM t WHERE a = $1 AND b = '?' AND c > $2"
-        );
-        assert_eq!(number_placeholders("SELECT 1"), "SELECT 1");
-    }
 }
