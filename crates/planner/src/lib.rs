@@ -86,7 +86,8 @@ pub async fn plan_job_checked(
     spec: &pb::JobSpec,
     check: &FileCheck<'_>,
 ) -> Result<PlannedJob, PlanError> {
-    sluice_job::names::check_job_name(&spec.name).map_err(|e| PlanError::at("name", e))?;
+    sluice_job::names::check_job_name(&spec.name)
+        .map_err(|e| PlanError::at("name", e.to_string()))?;
     if spec.sources.is_empty() {
         return Err(PlanError::at("sources", "at least one source is required"));
     }
@@ -117,9 +118,9 @@ pub async fn plan_job_checked(
         .as_ref()
         .ok_or_else(|| PlanError::at("target.table", "a catalog table is required"))?;
     sluice_job::names::check_catalog_name(&table.database)
-        .map_err(|e| PlanError::at("target.table.database", e))?;
+        .map_err(|e| PlanError::at("target.table.database", e.to_string()))?;
     sluice_job::names::check_catalog_name(&table.table)
-        .map_err(|e| PlanError::at("target.table.name", e))?;
+        .map_err(|e| PlanError::at("target.table.name", e.to_string()))?;
     let node = lookup(&nodes, &target.input, "target.input")?;
     let output = finish_output(&node.df, &target.input, &target.partition_by)?;
     Ok(PlannedJob {

@@ -25,8 +25,8 @@ pub fn arrow_type(t: SqlType) -> DataType {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeNameError {
     /// Not a type name of the job file (sluice-job says why).
-    #[error("{0}")]
-    Unknown(String),
+    #[error(transparent)]
+    Unknown(#[from] sluice_job::SqlTypeError),
     /// A Hive type name that does not parse.
     #[error("'{text}': {problem} at {position}")]
     Syntax {
@@ -49,7 +49,7 @@ pub enum TypeNameError {
 pub fn parse(text: &str) -> Result<DataType, TypeNameError> {
     sluice_job::names::parse_sql_type(text)
         .map(arrow_type)
-        .map_err(TypeNameError::Unknown)
+        .map_err(TypeNameError::from)
 }
 
 /// The Arrow type of an Athena/Hive type name as a catalog stores it: the job-file names
