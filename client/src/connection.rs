@@ -9,18 +9,26 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+/// The scheduler the remote commands talk to when none is named.
+const DEFAULT_SCHEDULER: &str = "http://127.0.0.1:50050";
+
 /// Which scheduler to talk to, and as whom.
 #[derive(clap::Args, Clone)]
 pub(crate) struct SchedulerArgs {
-    /// The scheduler's client URL (`https://` for TLS).
-    #[arg(
-        long,
-        env = "SLUICE_SCHEDULER",
-        default_value = "http://127.0.0.1:50050"
-    )]
-    pub scheduler: String,
+    /// The scheduler's client URL (`https://` for TLS; default http://127.0.0.1:50050).
+    /// `query` with a scheduler queries its tables over Flight SQL (on its cluster) instead
+    /// of reading the lake directly.
+    #[arg(long, env = "SLUICE_SCHEDULER")]
+    pub scheduler: Option<String>,
     #[command(flatten)]
     pub login: Login,
+}
+
+impl SchedulerArgs {
+    /// The scheduler's URL: the one given, else the local default.
+    pub(crate) fn url(&self) -> &str {
+        self.scheduler.as_deref().unwrap_or(DEFAULT_SCHEDULER)
+    }
 }
 
 /// Credentials and trust for a scheduler.

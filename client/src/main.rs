@@ -22,9 +22,10 @@ use connection::SchedulerArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_catalog::schema::SchemaChangePolicy;
 use sluice_catalog::{Catalog, CatalogKind, Catalogs};
+use sluice_engine::{Engine, RunError, RunEvent, RunReport, query, run_job, target_catalog};
 use sluice_job::LoadedJob;
+use sluice_lake::Lake;
 use sluice_planner::PlanError;
-use sluice_scheduler::{Engine, Lake, RunError, RunEvent, RunReport, query, run_job};
 
 /// Sluice: CSV staging → ETL on Ballista → Parquet lake → catalog → SQL.
 #[derive(Parser)]
@@ -47,6 +48,14 @@ struct LakeArgs {
     catalog: CatalogKind,
 }
 
+/// How results are printed.
+#[derive(clap::Args, Clone, Copy)]
+struct OutputArgs {
+    /// Output format.
+    #[arg(long, env = "SLUICE_FORMAT", value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a job file on the embedded cluster (scheduler and executor in this process).
@@ -56,10 +65,10 @@ enum Command {
         #[command(flatten)]
         lake: LakeArgs,
         /// Task slots of the embedded executor (default: the number of cores).
-        #[arg(long)]
+        #[arg(long, env = "SLUICE_PARTITIONS")]
         partitions: Option<usize>,
         /// Rows of the result to show after the run (0 for none).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, env = "SLUICE_PREVIEW", default_value_t = 5)]
         preview: usize,
     },
     /// Submit a job file to a scheduler and follow the run (exits non-zero unless it succeeds).
@@ -69,7 +78,7 @@ enum Command {
         #[command(flatten)]
         scheduler: SchedulerArgs,
         /// Print the run id and return at once.
-        #[arg(long)]
+        #[arg(long, env = "SLUICE_DETACH")]
         detach: bool,
     },
     /// List a scheduler's runs, newest first.
@@ -77,10 +86,10 @@ enum Command {
         #[command(flatten)]
         scheduler: SchedulerArgs,
         /// Only runs in these states (waiting, running, succeeded, failed, …).
-        #[arg(long = "state")]
+        #[arg(long = "state", env = "SLUICE_STATE", value_delimiter = ',')]
         states: Vec<String>,
         /// At most this many runs.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, env = "SLUICE_LIMIT", default_value_t = 50)]
         limit: u32,
     },
     /// Show one run.
@@ -110,16 +119,15 @@ enum Command {
         /// The job file (YAML).
         job: PathBuf,
         /// Check the file's structure only, without reading the data.
-        #[arg(long)]
+        #[arg(long, env = "SLUICE_OFFLINE")]
         offline: bool,
     },
     /// List the catalog's tables.
     Tables {
         #[command(flatten)]
         lake: LakeArgs,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Register the Parquet or CSV files under a folder or S3 prefix as tables, as a Glue
     /// crawler does: schemas merged across files, `key=value` folders as partitions.
@@ -128,13 +136,13 @@ enum Command {
         /// directly under it make one table; plain folders make one table each.
         url: String,
         /// Database to register the tables in.
-        #[arg(long)]
+        #[arg(long, env = "SLUICE_DATABASE")]
         database: String,
         /// Table name, when the URL holds one table (default: the folder's name).
-        #[arg(long)]
+        #[arg(long, env = "SLUICE_TABLE")]
         table: Option<String>,
         /// When a table exists with other columns: `update` it, or `log` and keep it.
-        #[arg(long, value_enum, default_value_t = Policy::Update)]
+        #[arg(long, env = "SLUICE_SCHEMA_CHANGE", value_enum, default_value_t = Policy::Update)]
         schema_change: Policy,
         #[command(flatten)]
         lake: LakeArgs,
@@ -145,15 +153,10 @@ enum Command {
         sql: String,
         #[command(flatten)]
         lake: LakeArgs,
-        /// Query a scheduler's tables over Flight SQL (the queries run on its cluster)
-        /// instead of the lake directly.
-        #[arg(long)]
-        scheduler: Option<String>,
         #[command(flatten)]
-        login: connection::Login,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        scheduler: SchedulerArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -223,7 +226,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Watch { run_id, scheduler } => remote::watch(&scheduler, &run_id).await,
         Command::Cancel { run_id, scheduler } => remote::cancel(&scheduler, &run_id).await,
         Command::Validate { job, offline } => validate(&job, offline).await,
-        Command::Tables { lake, format } => tables(&lake, format).await,
+        Command::Tables {
+            lake,
+            output: OutputArgs { format },
+        } => tables(&lake, format).await,
         Command::Crawl {
             url,
             database,
@@ -241,11 +247,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
             sql,
             lake,
             scheduler,
-            login,
-            format,
+            output: OutputArgs { format },
         } => {
-            let batches = match scheduler {
-                Some(url) => flight_query::query(&url, &login, &sql).await?,
+            let batches = match &scheduler.scheduler {
+                Some(url) => flight_query::query(url, &scheduler.login, &sql).await?,
                 None => query_lake(&lake, &sql).await?,
             };
             output::print_batches(&batches, format)
@@ -382,7 +387,7 @@ async fn run(
             .collect();
         let sql = format!("SELECT {} FROM {table} LIMIT {preview}", columns.join(", "));
         let target = loaded.spec.target.clone().unwrap_or_default();
-        let catalog = sluice_scheduler::runner::target_catalog(&catalogs, &target).await?;
+        let catalog = target_catalog(&catalogs, &target).await?;
         let batches = query_catalog(catalog.as_ref(), &sql).await?;
         outln!("\nFirst {preview} rows of {table} (first columns):");
         output::print_batches(&batches, Format::Table)?;
@@ -457,23 +462,18 @@ async fn query_catalog(
 
 /// The lake's catalogs, without starting a cluster.
 fn open_catalogs(lake_arg: &LakeArgs) -> Result<Catalogs> {
-    let url = lake_url(&lake_arg.lake)?;
-    let (store, path) = open_store(&url)?;
-    let embedded = sluice_catalog::EmbeddedCatalog::new(store, &path, &url);
-    Ok(Catalogs::new(
-        std::sync::Arc::new(embedded),
-        lake_arg.catalog,
-    ))
+    let lake =
+        Lake::open(&local_store, &lake_url(&lake_arg.lake)?).context("cannot open the lake")?;
+    Ok(lake.catalogs(lake_arg.catalog))
 }
 
-/// The object store holding `url`, and the path of `url` inside it.
-fn open_store(url: &str) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, String)> {
+/// The object store holding `url`, from this process's own stores (folders, and S3 clients
+/// from its environment): what the lake and the crawler read without a cluster.
+fn local_store(
+    url: &url::Url,
+) -> std::result::Result<std::sync::Arc<dyn object_store::ObjectStore>, sluice_lake::BoxError> {
     use datafusion::execution::object_store::ObjectStoreRegistry;
-    let parsed = url::Url::parse(url)?;
-    let store = sluice_storage::SluiceObjectStores::new()
-        .get_store(&parsed)
-        .map_err(|e| anyhow!("cannot open {url}: {e}"))?;
-    Ok((store, parsed.path().trim_matches('/').to_string()))
+    Ok(sluice_storage::SluiceObjectStores::new().get_store(url)?)
 }
 
 /// The lake's default catalog.
@@ -524,7 +524,7 @@ async fn crawl(
             .to_string()
     };
     let parsed = url::Url::parse(&url).with_context(|| format!("{url} is not a URL"))?;
-    let (store, _) = open_store(&url)?;
+    let store = local_store(&parsed).map_err(|e| anyhow!("cannot open {url}: {e}"))?;
     let catalog = default_catalog(lake_arg).await?;
     let bar = ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(100));

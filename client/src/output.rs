@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use sluice_catalog::TableEntry;
+use sluice_engine::RunReport;
 use sluice_job::LoadedJob;
-use sluice_scheduler::RunReport;
 
 use crate::Format;
 

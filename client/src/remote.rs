@@ -16,7 +16,7 @@ use crate::output::{human_bytes, thousands};
 
 /// Connects to the scheduler's JobService, logged in if a user was given.
 pub(crate) async fn connect(scheduler: &SchedulerArgs) -> Result<JobClient> {
-    Connection::open(&scheduler.scheduler, &scheduler.login)
+    Connection::open(scheduler.url(), &scheduler.login)
         .await?
         .jobs()
 }

@@ -1,15 +1,9 @@
-//! The Sluice scheduler: plans jobs, runs them on Ballista, commits their output to the lake
-//! and registers it in the catalog.
-//!
-//! The same code serves `sluice run` (an embedded cluster inside the CLI) and the
-//! `sluice-scheduler` service.
+//! The Sluice scheduler service: the job service and its run store, Flight SQL over the
+//! lake, and the process that starts and serves them. The engine it runs jobs on (shared
+//! with the `sluice` CLI) is `sluice-engine`.
 
+pub mod args;
 pub mod config;
-pub mod engine;
-pub mod query;
-pub mod runner;
+pub mod process;
 pub mod service;
-pub mod size_estimates;
-
-pub use engine::{Engine, EngineError, JobProgress};
-pub use runner::{Lake, RunError, RunEvent, RunReport, SourceReport, run_job};
+pub mod sessions;

@@ -11,12 +11,16 @@
 //! version. Old versions are removed once the catalog has moved on, keeping the previous one
 //! for readers still in flight.
 
+mod root;
+
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+
+pub use root::{BoxError, Lake, StoreSource};
 
 /// Name of the marker written into a complete version.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
@@ -42,6 +46,15 @@ pub enum LakeError {
     /// A URL could not be parsed.
     #[error("invalid lake URL '{0}'")]
     Url(String),
+    /// No object store serves the lake's URL.
+    #[error("no object store serves the lake at {url}")]
+    Unreachable {
+        /// The lake's URL.
+        url: String,
+        /// Why its store could not be had.
+        #[source]
+        source: BoxError,
+    },
     /// A marker could not be encoded.
     #[error("cannot encode the commit marker: {0}")]
     Encode(#[from] serde_json::Error),

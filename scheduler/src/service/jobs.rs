@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_catalog::Catalogs;
+use sluice_engine::{Engine, RunError, RunEvent, failpoint, run_job};
+use sluice_lake::Lake;
 use sluice_proto as pb;
 use sluice_proto::RunState;
 use sluice_storage::AllowedRoots;
@@ -14,8 +16,6 @@ use tracing::Instrument;
 
 use super::lock;
 use super::store::{RunStore, StoreError};
-use crate::engine::Engine;
-use crate::runner::{Lake, RunError, RunEvent, run_job};
 
 /// Why a request to the manager failed.
 #[derive(Debug, thiserror::Error)]
@@ -316,10 +316,16 @@ impl JobManager {
             }
         }
         // Stop the cluster's work for this run (one run at a time: all running jobs are its).
-        let running: Vec<String> = self.engine.running_job_ids().await.into_iter().collect();
-        self.engine.cancel_jobs(&running).await;
+        let running: Vec<String> = self
+            .engine
+            .scheduler()
+            .running_job_ids()
+            .await
+            .into_iter()
+            .collect();
+        self.engine.scheduler().cancel_jobs(&running).await;
         for _ in 0..50 {
-            if self.engine.running_job_ids().await.is_empty() {
+            if self.engine.scheduler().running_job_ids().await.is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -348,7 +354,7 @@ impl JobManager {
         let Some(table) = &target.table else {
             return false;
         };
-        let Ok(catalog) = crate::runner::target_catalog(&self.catalogs, target).await else {
+        let Ok(catalog) = sluice_engine::target_catalog(&self.catalogs, target).await else {
             return false;
         };
         matches!(
@@ -579,9 +585,4 @@ fn shown_url(path: &str, url: &str) -> String {
     } else {
         format!(" ({url})")
     }
-}
-
-/// Whether `SLUICE_FAILPOINT` (a comma-separated list) names `name`.
-fn failpoint(name: &str) -> bool {
-    std::env::var(crate::runner::FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == name))
 }

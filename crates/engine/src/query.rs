@@ -6,7 +6,8 @@
 //! reads no data, an empty version folder is an empty table, and a table whose data cannot
 //! be read fails only the queries that use it, with an error naming it.
 //!
-//! [`LakeSessions`] gives the Flight SQL service one such session per query, on the cluster.
+//! [`LakeSessions`] gives a SQL service (Flight SQL) one such session per query, on the
+//! cluster.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -105,19 +106,19 @@ struct TableCache {
 
 impl TableCache {
     fn get(&self, key: &VersionKey) -> Option<Arc<dyn TableProvider>> {
-        let cache = crate::service::lock(&self.providers);
+        let cache = crate::sync::lock(&self.providers);
         cache.get(key).cloned()
     }
 
     fn put(&self, key: VersionKey, provider: Arc<dyn TableProvider>) {
-        let mut cache = crate::service::lock(&self.providers);
+        let mut cache = crate::sync::lock(&self.providers);
         cache.insert(key, provider);
     }
 
     /// Forgets every version not in `tables`.
     fn retain(&self, tables: &[TableEntry]) {
         let keep: std::collections::HashSet<VersionKey> = tables.iter().map(version_key).collect();
-        let mut cache = crate::service::lock(&self.providers);
+        let mut cache = crate::sync::lock(&self.providers);
         cache.retain(|k, _| keep.contains(k));
     }
 }
@@ -263,9 +264,10 @@ impl LakeSessions {
     }
 }
 
-#[async_trait::async_trait]
-impl sluice_flight_sql::QuerySessions for LakeSessions {
-    async fn session(&self, query_id: &str) -> Result<SessionContext> {
+impl LakeSessions {
+    /// A session for the query `query_id` over the default catalog's tables as they are
+    /// now, running on the cluster (its Ballista jobs are named after `query_id`).
+    pub async fn session(&self, query_id: &str) -> Result<SessionContext> {
         let external = |e: &dyn std::fmt::Display| DataFusionError::External(e.to_string().into());
         let catalog = self.catalogs.get(None).await.map_err(|e| external(&e))?;
         let tables = catalog.list_tables().await.map_err(|e| external(&e))?;
@@ -275,9 +277,10 @@ impl sluice_flight_sql::QuerySessions for LakeSessions {
         Ok(ctx)
     }
 
-    async fn cancel(&self, query_id: &str) {
+    /// Cancels the cluster jobs of the query `query_id`.
+    pub async fn cancel(&self, query_id: &str) {
         tracing::info!(%query_id, "cancelling the query's cluster jobs");
-        self.engine.cancel_query(query_id).await;
+        self.engine.scheduler().cancel_query(query_id).await;
     }
 }
 

@@ -1,0 +1,226 @@
+//! The Ballista cluster a job runs on: an embedded one (scheduler and executor in this
+//! process) or a scheduler whose service the caller serves to executor processes.
+//!
+//! [`Engine::embedded`] starts Ballista's scheduler and one executor inside this process,
+//! on loopback ports chosen by the OS (Ballista's standalone mode, built from its public
+//! pieces so that Sluice keeps a handle on the scheduler's state for progress and metrics).
+//! Planning and execution go through the same [`SessionContext`] API as a remote cluster.
+
+use std::sync::Arc;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::metrics::default_metrics_collector;
+use ballista_scheduler::scheduler_server::SchedulerServer;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectStore;
+use sluice_writer::{SluiceLogicalCodec, SluicePhysicalCodec};
+use tokio::net::TcpListener;
+
+use crate::error::{BoxError, EngineError, start};
+use crate::introspection::{Scheduler, SchedulerView};
+use crate::session::{job_session_state, query_session, session_config};
+
+/// Settings of the Ballista scheduler inside Sluice.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Task slots per executor and target partitions of plans.
+    pub partitions: usize,
+    /// Seconds without a heartbeat after which an executor is declared dead and its tasks
+    /// re-run elsewhere.
+    pub executor_timeout_seconds: u64,
+    /// Whether the scheduler pushes tasks to executors (separate processes) or executors
+    /// pull them (the in-process executor of the embedded engine).
+    pub push_tasks: bool,
+    /// Notified when the scheduler has new tasks to hand out (wakes an in-process
+    /// executor's poll loop instead of letting it wait for its next timed poll).
+    pub work_available: Option<Arc<tokio::sync::Notify>>,
+    /// The cluster's mutual TLS: every connection to Ballista's services (the scheduler's,
+    /// the executors' Flight ports) presents this identity. The caller serves Ballista's
+    /// service with its server config.
+    pub cluster_tls: Option<sluice_cluster_tls::ClusterTls>,
+}
+
+impl EngineOptions {
+    /// Defaults for `partitions` slots: executors expire after 30 s of silence.
+    pub fn new(partitions: usize) -> Self {
+        Self {
+            partitions: partitions.max(1),
+            executor_timeout_seconds: 30,
+            push_tasks: false,
+            work_available: None,
+            cluster_tls: None,
+        }
+    }
+}
+
+/// Ballista's scheduler gRPC service, to be served on the port executors connect to.
+pub type BallistaService = SchedulerGrpcServer<Scheduler>;
+
+/// A Ballista cluster and a session on it.
+pub struct Engine {
+    ctx: SessionContext,
+    scheduler: SchedulerView,
+    /// The in-process executor of an embedded engine (kept alive with the engine).
+    _executor: Option<sluice_executor::InProcessExecutor>,
+}
+
+impl Engine {
+    /// Starts a scheduler and an executor with `partitions` task slots in this process.
+    pub async fn embedded(partitions: usize) -> Result<Self, EngineError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(start("binding the scheduler's port"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(start("binding the scheduler's port"))?;
+        let url = format!("http://127.0.0.1:{}", addr.port());
+        let work_available = Arc::new(tokio::sync::Notify::new());
+        let options = EngineOptions {
+            push_tasks: false,
+            work_available: Some(work_available.clone()),
+            ..EngineOptions::new(partitions)
+        };
+        let (mut engine, service) = Self::for_service(options, &url).await?;
+        tokio::spawn(
+            create_grpc_server(&GrpcServerConfig::default())
+                .add_service(service)
+                .serve_with_incoming(sluice_executor::grpc_incoming(listener)),
+        );
+        let client = connect(&url)
+            .await
+            .map_err(start("connecting to the scheduler"))?;
+        let state = engine.ctx.state();
+        let executor =
+            sluice_executor::start_in_process(client, partitions, &state, work_available)
+                .await
+                .map_err(start("starting the executor"))?;
+        engine._executor = Some(executor);
+        Ok(engine)
+    }
+
+    /// A scheduler whose Ballista service the caller serves at `own_url` (the URL executors
+    /// and this engine's own session reach it at). Executors are separate processes.
+    pub async fn for_service(
+        options: EngineOptions,
+        own_url: &str,
+    ) -> Result<(Self, BallistaService), EngineError> {
+        let mut config = session_config(options.partitions)?;
+        // Time limits on every connection to Ballista's services (a paused executor must
+        // not hang a result fetch), and with a cluster secret its mutual TLS.
+        let cluster_endpoint = sluice_cluster_tls::endpoint_override(options.cluster_tls.clone());
+        config = config
+            .with_ballista_use_tls(options.cluster_tls.is_some())
+            .with_ballista_override_create_grpc_client_endpoint(cluster_endpoint.clone());
+        let state = job_session_state(config.clone())?;
+
+        let builder_state = state.clone();
+        let session_builder = Arc::new(move |_: SessionConfig| Ok(builder_state.clone()));
+        let producer_config = config.clone();
+        let config_producer = Arc::new(move || producer_config.clone());
+        // Ballista names the scheduler by host:port; executors add the scheme themselves.
+        let endpoint = own_url
+            .split_once("://")
+            .map_or(own_url, |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string();
+        let cluster =
+            BallistaCluster::new_memory(endpoint.clone(), session_builder, config_producer);
+        let policy = if options.push_tasks {
+            ballista_core::config::TaskSchedulingPolicy::PushStaged
+        } else {
+            ballista_core::config::TaskSchedulingPolicy::PullStaged
+        };
+        let mut scheduler_config = SchedulerConfig::default().with_scheduler_policy(policy);
+        scheduler_config.executor_timeout_seconds = options.executor_timeout_seconds;
+        scheduler_config.expire_dead_executor_interval_seconds =
+            (options.executor_timeout_seconds / 3).clamp(1, 15);
+        scheduler_config.scheduler_id = endpoint.clone();
+        scheduler_config = scheduler_config
+            .with_use_tls(options.cluster_tls.is_some())
+            .with_override_create_grpc_client_endpoint(cluster_endpoint);
+        if let Some(notify) = options.work_available.clone() {
+            scheduler_config =
+                scheduler_config.with_on_work_available(Arc::new(move |_| notify.notify_one()));
+        }
+        let mut scheduler: Scheduler = SchedulerServer::new(
+            endpoint,
+            cluster.clone(),
+            BallistaCodec::new(
+                Arc::new(SluiceLogicalCodec::default()),
+                Arc::new(SluicePhysicalCodec::default()),
+            ),
+            Arc::new(scheduler_config),
+            default_metrics_collector().map_err(start("creating the metrics collector"))?,
+        );
+        scheduler
+            .init()
+            .await
+            .map_err(start("initialising the scheduler"))?;
+        let max = config.ballista_grpc_client_max_message_size();
+        let service = SchedulerGrpcServer::new(scheduler.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+        let ctx = SessionContext::remote_with_state(own_url, state)
+            .await
+            .map_err(start("connecting the session to the scheduler"))?;
+        Ok((
+            Self {
+                ctx,
+                scheduler: SchedulerView::new(scheduler, cluster),
+                _executor: None,
+            },
+            service,
+        ))
+    }
+
+    /// The session jobs are planned and run in.
+    pub fn ctx(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// What the engine can see of, and ask, Ballista's scheduler: jobs, stages, executors.
+    pub fn scheduler(&self) -> &SchedulerView {
+        &self.scheduler
+    }
+
+    /// A session for one SQL query: the engine's settings and cluster, an empty `catalog`
+    /// (the default catalog, schema `default`) for the caller to fill, and Ballista jobs
+    /// named after `query_id` so that [`SchedulerView::cancel_query`] can find them.
+    pub fn query_context(&self, catalog: &str, query_id: &str) -> SessionContext {
+        query_session(&self.ctx, catalog, query_id)
+    }
+}
+
+/// The lake finds its object store in the engine's session (the stores its tasks use).
+impl sluice_lake::StoreSource for Engine {
+    fn store_for(&self, url: &url::Url) -> Result<Arc<dyn ObjectStore>, BoxError> {
+        let root = format!("{}://{}/", url.scheme(), url.host_str().unwrap_or(""));
+        let os_url = ObjectStoreUrl::parse(&root)?;
+        Ok(self.ctx.runtime_env().object_store(&os_url)?)
+    }
+}
+
+/// Connects to the scheduler at `url`, retrying for about a second while it starts.
+async fn connect(
+    url: &str,
+) -> Result<SchedulerGrpcClient<tonic::transport::Channel>, tonic::transport::Error> {
+    let mut attempt = 0;
+    loop {
+        match SchedulerGrpcClient::connect(url.to_string()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if attempt >= 50 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Runs one job: plan, write a new table version, seal it, then swap the catalog entry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_catalog::{Catalog, CatalogError, CatalogKind, Catalogs, ColumnEntry, TableEntry};
+use sluice_lake::{Lake, LakeError};
+use sluice_planner::diagnose::{InputError, is_csv_error, locate_csv_error};
+use sluice_planner::{PlanError, PlannedJob, clean_message, plan_job};
+use sluice_proto as pb;
+use tracing::Instrument;
+
+use crate::cluster::Engine;
+use crate::commit::{Commit, Committed, commit, discard_version, schema_policy, table_columns};
+use crate::failpoint::FAILPOINT_ENV;
+use crate::progress::RunEvent;
+use crate::write::{WriteFailure, write_version};
+
+/// Why a run failed. In every case the catalog still points at the previous version.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The job does not fit its data (unknown column, missing file, …).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An input file has a bad row or value.
+    #[error("bad input in source '{}': {}", .0.source, .0)]
+    Input(InputError),
+    /// An executor was lost while the job ran. Ballista re-runs the lost work, but its
+    /// recovery can count some rows twice, so the run's output is discarded; re-run it.
+    #[error("executor(s) {0} were lost while the job ran; its output was discarded")]
+    ExecutorLost(String),
+    /// Execution failed for another reason.
+    #[error("the job failed while running: {}", clean_message(.0))]
+    Execution(#[source] datafusion::error::DataFusionError),
+    /// The Parquet file of an empty result could not be written.
+    #[error("the job failed while running: cannot write an empty Parquet file: {0}")]
+    EmptyFile(#[source] datafusion::parquet::errors::ParquetError),
+    /// A fault injected for tests (see [`FAILPOINT_ENV`]).
+    #[error("the job failed while running: failpoint {}={}", FAILPOINT_ENV, .0)]
+    Failpoint(&'static str),
+    /// The run exceeded the job's timeout.
+    #[error("the job ran longer than its timeout of {0} s")]
+    Timeout(u64),
+    /// Writing or sealing the version failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// The catalog could not be read or updated.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What a source contributed.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    /// Source name.
+    pub name: String,
+    /// Files read.
+    pub files: usize,
+    /// Bytes in those files.
+    pub bytes: u64,
+    /// Rows read, when the scheduler reported it.
+    pub rows: Option<u64>,
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run's id (also its version folder, `run-<id>`).
+    pub run_id: String,
+    /// Per source: files, bytes, rows.
+    pub sources: Vec<SourceReport>,
+    /// Rows written to the table.
+    pub rows_written: u64,
+    /// Data files written.
+    pub files_written: usize,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// The table as now registered.
+    pub table: TableEntry,
+    /// Old versions removed from the lake.
+    pub versions_removed: usize,
+    /// The catalog the table is registered in (`embedded`, `glue`).
+    pub catalog: &'static str,
+    /// How the registered columns differ from the previous version's.
+    pub schema_changes: Vec<String>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Ballista stages the run took (a shuffle or broadcast separates two stages).
+    pub stages: usize,
+    /// Tasks of those stages.
+    pub tasks: usize,
+    /// Job start: from submitting the job to Ballista to its first task running.
+    pub first_task: Option<Duration>,
+}
+
+/// The catalog a target registers its table in.
+pub async fn target_catalog(
+    catalogs: &Catalogs,
+    target: &pb::Target,
+) -> Result<Arc<dyn Catalog>, CatalogError> {
+    let kind = match target.catalog() {
+        pb::CatalogKind::Default => None,
+        pb::CatalogKind::Embedded => Some(CatalogKind::Embedded),
+        pb::CatalogKind::Glue => Some(CatalogKind::Glue),
+    };
+    catalogs.get(kind).await
+}
+
+/// Runs `spec` on `engine` as run `run_id` (see [`sluice_lake::new_run_id`]), writing into
+/// `lake` and registering in the target's catalog. `progress` is called as the run moves on.
+pub async fn run_job(
+    engine: &Engine,
+    lake: &Lake,
+    catalogs: &Catalogs,
+    spec: &pb::JobSpec,
+    run_id: &str,
+    progress: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<RunReport, RunError> {
+    let run_id = run_id.to_string();
+    let started = Instant::now();
+    progress(RunEvent::Planning);
+    let planned = plan_job(engine.ctx(), spec)
+        .instrument(tracing::info_span!("plan", job = %spec.name))
+        .await?;
+    let target = spec.target.clone().unwrap_or_default();
+    let table_ref = target.table.clone().unwrap_or_default();
+    let columns = output_columns(&planned)?;
+    let catalog = target_catalog(catalogs, &target).await?;
+    let policy = schema_policy(&target);
+    // Check the schema against the registered table before spending time on the run.
+    let registered = catalog
+        .get_table(&table_ref.database, &table_ref.table)
+        .await?;
+    table_columns(registered.as_ref(), &table_ref, &planned, &columns, policy)?;
+    let table = lake.table(&target)?;
+    let staging_url = table.staging_url(&run_id);
+
+    let jobs_before = engine.scheduler().job_ids().await.unwrap_or_default();
+    let executors_before = engine.scheduler().executor_ids().await;
+    let written = write_version(
+        engine,
+        &planned,
+        &staging_url,
+        spec.timeout_seconds,
+        &jobs_before,
+        progress,
+    )
+    .instrument(tracing::info_span!("execute", staging = %staging_url))
+    .await;
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            discard_version(&table, &run_id).await;
+            return Err(explain_failure(engine, &planned, e).await);
+        }
+    };
+    let executors_after = engine.scheduler().executor_ids().await;
+    let mut lost: Vec<&String> = executors_before.difference(&executors_after).collect();
+    if !lost.is_empty() {
+        lost.sort();
+        discard_version(&table, &run_id).await;
+        let names: Vec<&str> = lost.iter().map(|s| s.as_str()).collect();
+        return Err(RunError::ExecutorLost(names.join(", ")));
+    }
+
+    progress(RunEvent::Committing);
+    let rows_written = written.rows;
+    let result = commit(Commit {
+        catalog: catalog.as_ref(),
+        policy,
+        table: &table,
+        table_ref: &table_ref,
+        planned: &planned,
+        columns: &columns,
+        run_id: &run_id,
+        rows: rows_written,
+        files: written.files,
+    })
+    .await;
+    let Committed {
+        entry,
+        manifest,
+        versions_removed,
+        schema_changes,
+    } = match result {
+        Ok(r) => r,
+        Err(e) => {
+            discard_version(&table, &run_id).await;
+            return Err(e);
+        }
+    };
+
+    let new_jobs: Vec<String> = engine
+        .scheduler()
+        .job_ids()
+        .await
+        .unwrap_or_default()
+        .difference(&jobs_before)
+        .cloned()
+        .collect();
+    let scans = engine.scheduler().scan_rows(&new_jobs).await;
+    let sources = planned
+        .sources
+        .iter()
+        .map(|s| {
+            let mut rows = None;
+            for (files, n) in &scans.scans {
+                let ours = files
+                    .first()
+                    .is_some_and(|f| s.files.iter().any(|sf| sf.url.ends_with(f.as_str())));
+                if ours {
+                    *rows.get_or_insert(0) += n;
+                }
+            }
+            SourceReport {
+                name: s.name.clone(),
+                files: s.files.len(),
+                bytes: s.files.iter().map(|f| f.size).sum(),
+                rows,
+            }
+        })
+        .collect();
+    Ok(RunReport {
+        run_id,
+        sources,
+        rows_written,
+        files_written: manifest.files.len(),
+        bytes_written: manifest.bytes(),
+        table: entry,
+        versions_removed,
+        catalog: catalog.kind(),
+        schema_changes,
+        elapsed: started.elapsed(),
+        stages: scans.stages,
+        tasks: scans.tasks,
+        first_task: scans.first_task_ms.map(Duration::from_millis),
+    })
+}
+
+/// The run error a failed write stands for: a located bad input row, a timeout, or the
+/// execution error itself.
+async fn explain_failure(engine: &Engine, planned: &PlannedJob, e: WriteFailure) -> RunError {
+    let e = match e {
+        WriteFailure::Timeout(s) => return RunError::Timeout(s),
+        WriteFailure::DataFusion(e) => e,
+    };
+    if is_csv_error(&e)
+        && let Some(found) = locate_csv_error(engine.ctx(), &planned.sources).await
+    {
+        return RunError::Input(found);
+    }
+    RunError::Execution(e)
+}
+
+/// The output's columns as the catalog registers them; an error names a column Athena
+/// cannot take.
+fn output_columns(planned: &PlannedJob) -> Result<Vec<ColumnEntry>, RunError> {
+    let mut out = Vec::new();
+    for field in planned.output.schema().fields() {
+        if let Err(e) = sluice_job::names::check_catalog_name(field.name()) {
+            return Err(RunError::Plan(PlanError::Invalid(
+                sluice_job::Diagnostic::new(
+                    "target.input",
+                    format!("output column {e}: rename it with a 'rename' transform"),
+                ),
+            )));
+        }
+        let hive_type = sluice_catalog::types::hive_type(field.data_type()).map_err(|e| {
+            RunError::Plan(PlanError::Invalid(sluice_job::Diagnostic::new(
+                "target.input",
+                format!("column '{}': {e}", field.name()),
+            )))
+        })?;
+        out.push(ColumnEntry {
+            name: field.name().clone(),
+            hive_type,
+        });
+    }
+    Ok(out)
+}
