@@ -9,7 +9,8 @@
   KUBE_VERSIONS, and the chart's own promises (non-root, read-only root filesystem, all
   capabilities dropped, seccomp RuntimeDefault, HTTP probes, no AWS keys as literal values);
 - the compose files against the Compose specification (check-jsonschema's vendor.compose-spec);
-- then breaks a copy of the chart (an unknown field) and checks that validation fails.
+- then checks that a misspelt value fails lint and a broken copy of the chart (an unknown
+  field) fails validation.
 
 Prints `ok ...` per check and exits non-zero at the first failure.
 """
@@ -168,7 +169,19 @@ def validate_compose():
 
 
 def broken_chart_fails():
-    """A copy of the chart with an unknown field in a Deployment must fail validation."""
+    """A misspelt value must fail lint (values.schema.json), and a copy of the chart with an
+    unknown field in a Deployment must fail validation."""
+    result = helm.lint(CHART, {"executor": {"replicaz": 3}}, strict=True, namespace="sluice")
+    if not result.get("errors"):
+        raise ValidationFailed("helm lint accepted a misspelt value (executor.replicaz)")
+    ok("a misspelt value fails helm lint (values.schema.json)")
+    both = {
+        "aws": {"credentials": {"existingSecret": "keys"}},
+        "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}},
+    }
+    if not helm.lint(CHART, both, strict=True, namespace="sluice").get("errors"):
+        raise ValidationFailed("helm lint accepted both static AWS keys and an IRSA role")
+    ok("static AWS keys and an IRSA role together fail helm lint")
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "sluice")
         shutil.copytree(CHART, copy)
