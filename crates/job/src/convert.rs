@@ -33,20 +33,22 @@ pub fn resolve_base_url(dir: &str, base_dir: &Path) -> Result<String, BaseUrlErr
     Ok(url.to_string())
 }
 
-struct Converter {
+/// Collects diagnostics and the node names defined so far while a job converts.
+pub(crate) struct Converter {
     diagnostics: Vec<Diagnostic>,
     /// Node names defined so far, in order.
     defined: Vec<String>,
 }
 
 impl Converter {
-    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    /// Records a problem at `path`.
+    pub(crate) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::new(path, message));
     }
 
     /// The option `value` names (`options` lists each spelling with what it means), or
     /// `fallback` after recording an error that lists the choices and the nearest one.
-    fn choose<T: Copy>(
+    pub(crate) fn choose<T: Copy>(
         &mut self,
         path: impl Into<String>,
         what: &str,
@@ -71,7 +73,7 @@ impl Converter {
     }
 
     /// Checks that `input` names a node defined earlier.
-    fn check_input(&mut self, path: String, input: &str) {
+    pub(crate) fn check_input(&mut self, path: String, input: &str) {
         if self.defined.iter().any(|d| d == input) {
             return;
         }
@@ -82,7 +84,8 @@ impl Converter {
         );
     }
 
-    fn define(&mut self, path: String, name: &str) {
+    /// Records `name` as defined, or an error when it is empty, taken or not an identifier.
+    pub(crate) fn define(&mut self, path: String, name: &str) {
         if name.trim().is_empty() {
             self.error(path, "a name is required");
         } else if self.defined.iter().any(|d| d == name) {
@@ -94,7 +97,13 @@ impl Converter {
         }
     }
 
-    fn one_byte(&mut self, path: String, value: &Option<String>, default: &str) -> String {
+    /// The single character `value` gives (`\\t` for a tab), or `default`.
+    pub(crate) fn one_byte(
+        &mut self,
+        path: String,
+        value: &Option<String>,
+        default: &str,
+    ) -> String {
         match value {
             None => default.to_string(),
             Some(v) if v.len() == 1 => v.clone(),
@@ -133,7 +142,11 @@ pub(crate) fn convert(job: model::JobFile, base_dir: &Path) -> (pb::JobSpec, Vec
     }
     let mut transforms = Vec::new();
     for (i, t) in job.transforms.iter().enumerate() {
-        transforms.push(convert_transform(&mut c, &format!("transforms[{i}]"), t));
+        transforms.push(crate::transforms::convert(
+            &mut c,
+            &format!("transforms[{i}]"),
+            t,
+        ));
     }
     let target = convert_target(&mut c, &job.target);
     let spec = pb::JobSpec {
@@ -224,183 +237,6 @@ fn convert_source(c: &mut Converter, path: &str, name: &str, s: &model::SourceFi
         name: name.to_string(),
         path: s.path.clone(),
         format: Some(format),
-    }
-}
-
-fn convert_transform(c: &mut Converter, path: &str, t: &model::TransformFile) -> pb::Transform {
-    use model::TransformFile as T;
-    use pb::transform::Kind;
-    let (name, kind) = match t {
-        T::Join(j) => {
-            let p = format!("{path}.join");
-            c.check_input(format!("{p}.left"), &j.left);
-            c.check_input(format!("{p}.right"), &j.right);
-            let join_type = c.choose(
-                format!("{p}.type"),
-                "join type",
-                j.join_type.as_deref().unwrap_or("inner"),
-                &[
-                    ("inner", pb::JoinType::Inner),
-                    ("left", pb::JoinType::Left),
-                    ("left_outer", pb::JoinType::Left),
-                    ("right", pb::JoinType::Right),
-                    ("right_outer", pb::JoinType::Right),
-                    ("full", pb::JoinType::Full),
-                    ("full_outer", pb::JoinType::Full),
-                    ("outer", pb::JoinType::Full),
-                    ("semi", pb::JoinType::LeftSemi),
-                    ("left_semi", pb::JoinType::LeftSemi),
-                    ("anti", pb::JoinType::LeftAnti),
-                    ("left_anti", pb::JoinType::LeftAnti),
-                ],
-                pb::JoinType::Inner,
-            );
-            if j.on.is_empty() {
-                c.error(format!("{p}.on"), "at least one key pair is required");
-            }
-            let mut on = Vec::new();
-            for (k, pair) in j.on.iter().enumerate() {
-                match pair {
-                    model::KeyPairFile::Pair { left, right } => on.push(pb::KeyPair {
-                        left: left.clone(),
-                        right: right.clone(),
-                    }),
-                    model::KeyPairFile::Text(text) => match text.split_once('=') {
-                        Some((l, r)) if !l.trim().is_empty() && !r.trim().is_empty() => {
-                            on.push(pb::KeyPair {
-                                left: l.trim().to_string(),
-                                right: r.trim().to_string(),
-                            })
-                        }
-                        _ => c.error(
-                            format!("{p}.on[{k}]"),
-                            format!("'{text}' is not a key pair: write 'left_column = right_column' or {{left: .., right: ..}}"),
-                        ),
-                    },
-                }
-            }
-            (
-                (format!("{p}.name"), j.name.clone()),
-                Kind::Join(pb::Join {
-                    left: j.left.clone(),
-                    right: j.right.clone(),
-                    join_type: join_type as i32,
-                    on,
-                }),
-            )
-        }
-        T::DropFields(f) => {
-            let p = format!("{path}.drop_fields");
-            c.check_input(format!("{p}.input"), &f.input);
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::DropFields(pb::DropFields {
-                    input: f.input.clone(),
-                    fields: f.fields.clone(),
-                }),
-            )
-        }
-        T::DropDuplicateFields(f) => {
-            let p = format!("{path}.drop_duplicate_fields");
-            c.check_input(format!("{p}.input"), &f.input);
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::DropDuplicateFields(pb::DropDuplicateFields {
-                    input: f.input.clone(),
-                }),
-            )
-        }
-        T::Select(f) => {
-            let p = format!("{path}.select");
-            c.check_input(format!("{p}.input"), &f.input);
-            if f.fields.is_empty() {
-                c.error(format!("{p}.fields"), "at least one field is required");
-            }
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::Select(pb::Select {
-                    input: f.input.clone(),
-                    fields: f.fields.clone(),
-                }),
-            )
-        }
-        T::Rename(f) => {
-            let p = format!("{path}.rename");
-            c.check_input(format!("{p}.input"), &f.input);
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::Rename(pb::Rename {
-                    input: f.input.clone(),
-                    fields: f
-                        .fields
-                        .iter()
-                        .map(|(from, to)| pb::FieldRename {
-                            from: from.clone(),
-                            to: to.clone(),
-                        })
-                        .collect(),
-                }),
-            )
-        }
-        T::Cast(f) => {
-            let p = format!("{path}.cast");
-            c.check_input(format!("{p}.input"), &f.input);
-            for (col, ty) in &f.fields {
-                if let Err(e) = names::parse_sql_type(ty) {
-                    c.error(format!("{p}.fields.{col}"), e.to_string());
-                }
-            }
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::Cast(pb::Cast {
-                    input: f.input.clone(),
-                    fields: f
-                        .fields
-                        .iter()
-                        .map(|(name, ty)| pb::ColumnType {
-                            name: name.clone(),
-                            sql_type: ty.clone(),
-                        })
-                        .collect(),
-                }),
-            )
-        }
-        T::Filter(f) => {
-            let p = format!("{path}.filter");
-            c.check_input(format!("{p}.input"), &f.input);
-            if f.predicate.trim().is_empty() {
-                c.error(format!("{p}.predicate"), "a predicate is required");
-            }
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::Filter(pb::Filter {
-                    input: f.input.clone(),
-                    predicate: f.predicate.clone(),
-                }),
-            )
-        }
-        T::Sql(f) => {
-            let p = format!("{path}.sql");
-            for (i, input) in f.inputs.iter().enumerate() {
-                c.check_input(format!("{p}.inputs[{i}]"), input);
-            }
-            if f.query.trim().is_empty() {
-                c.error(format!("{p}.query"), "a query is required");
-            }
-            (
-                (format!("{p}.name"), f.name.clone()),
-                Kind::Sql(pb::Sql {
-                    inputs: f.inputs.clone(),
-                    query: f.query.clone(),
-                }),
-            )
-        }
-    };
-    let (name_path, name) = name;
-    c.define(name_path, &name);
-    pb::Transform {
-        name,
-        kind: Some(kind),
     }
 }
 

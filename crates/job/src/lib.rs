@@ -11,6 +11,7 @@ mod model;
 pub mod names;
 pub mod source_map;
 pub mod suggest;
+mod transforms;
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
-//! The job file as written by users (YAML), before it becomes a proto `JobSpec`.
+//! The job file as written by users (YAML), before it becomes a proto `JobSpec`. Each
+//! transform kind's shape lives in its own module under [`transforms`](crate::transforms).
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -16,7 +17,7 @@ pub(crate) struct JobFile {
     pub sources: IndexMap<String, SourceFile>,
     /// Each item is a single-key map: `- join: {...}`.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
-    pub transforms: Vec<TransformFile>,
+    pub transforms: Vec<crate::transforms::TransformFile>,
     pub target: TargetFile,
     #[serde(default)]
     pub timeout_seconds: u64,
@@ -47,86 +48,6 @@ pub(crate) struct SourceFile {
     /// Explicit SQL types for some columns.
     #[serde(default)]
     pub columns: IndexMap<String, String>,
-}
-
-/// One transform: a single-key map naming its kind.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum TransformFile {
-    Join(JoinFile),
-    DropFields(FieldsFile),
-    DropDuplicateFields(InputFile),
-    Select(FieldsFile),
-    Rename(RenameFile),
-    Cast(CastFile),
-    Filter(FilterFile),
-    Sql(SqlFile),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct JoinFile {
-    pub name: String,
-    pub left: String,
-    pub right: String,
-    #[serde(default, rename = "type")]
-    pub join_type: Option<String>,
-    pub on: Vec<KeyPairFile>,
-}
-
-/// `{left: a, right: b}` or the shorthand `"a = b"`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum KeyPairFile {
-    Pair { left: String, right: String },
-    Text(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct InputFile {
-    pub name: String,
-    pub input: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FieldsFile {
-    pub name: String,
-    pub input: String,
-    pub fields: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RenameFile {
-    pub name: String,
-    pub input: String,
-    pub fields: IndexMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CastFile {
-    pub name: String,
-    pub input: String,
-    pub fields: IndexMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FilterFile {
-    pub name: String,
-    pub input: String,
-    pub predicate: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SqlFile {
-    pub name: String,
-    pub inputs: Vec<String>,
-    pub query: String,
 }
 
 #[derive(Debug, Deserialize)]

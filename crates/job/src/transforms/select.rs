@@ -1,0 +1,37 @@
+//! `select`: the listed fields of an earlier node, in that order.
+
+use serde::Deserialize;
+use sluice_proto as pb;
+use sluice_proto::transform::Kind;
+
+use super::TransformKind;
+use crate::convert::Converter;
+
+// Serde names the struct in type errors ("expected struct FieldsFile"): the name the job
+// format has always reported is kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "FieldsFile")]
+pub(crate) struct SelectFile {
+    name: String,
+    input: String,
+    fields: Vec<String>,
+}
+
+impl TransformKind for SelectFile {
+    const KEY: &'static str = "select";
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn convert(&self, c: &mut Converter, p: &str) -> Kind {
+        c.check_input(format!("{p}.input"), &self.input);
+        if self.fields.is_empty() {
+            c.error(format!("{p}.fields"), "at least one field is required");
+        }
+        Kind::Select(pb::Select {
+            input: self.input.clone(),
+            fields: self.fields.clone(),
+        })
+    }
+}
