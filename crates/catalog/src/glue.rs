@@ -36,15 +36,10 @@ impl GlueCatalog {
     /// A Glue catalog configured as every AWS SDK is: region from `AWS_REGION` or the
     /// profile, credentials from the standard chain (environment, profile, web identity,
     /// ECS, instance metadata), endpoint from `AWS_ENDPOINT_URL_GLUE` or `AWS_ENDPOINT_URL`.
+    /// The configuration is loaded by `sluice_storage::aws::sdk_config`, as S3's is, so both
+    /// take their credentials from the same chain.
     pub async fn from_env() -> Result<Self, CatalogError> {
-        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .load()
-            .await;
+        let config = sluice_storage::aws::sdk_config().await;
         let Some(region) = config.region().map(|r| r.to_string()) else {
             return Err(CatalogError::Glue {
                 operation: "configure",

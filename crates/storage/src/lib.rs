@@ -2,10 +2,13 @@
 //!
 //! [`SluiceObjectStores`] is a DataFusion object-store registry: `file://` is the local file
 //! system, and every `s3://bucket` gets an S3 client built once, on first use, from this
-//! process's own environment (the standard `AWS_*` variables: credentials, region,
-//! `AWS_ENDPOINT_URL` for S3-compatible servers, `AWS_ALLOW_HTTP`). The scheduler, the
-//! executors and the CLI each build theirs, so no credentials travel inside plans.
+//! process's own AWS configuration: region and credentials from the AWS SDK's chain (the
+//! same one the Glue catalog uses, see [`aws`]: environment, `AWS_PROFILE` and the profile
+//! files, SSO, web identity, ECS, instance metadata), `AWS_ENDPOINT_URL` for S3-compatible
+//! servers. The scheduler, the executors and the CLI each build theirs, so no credentials
+//! travel inside plans.
 
+pub mod aws;
 pub mod roots;
 
 use std::collections::HashMap;
@@ -78,10 +81,20 @@ pub fn lake_url(arg: &str) -> std::result::Result<String, LocationError> {
         .map_err(|_| LocationError::NotAFolder(abs.display().to_string()))
 }
 
-/// An S3 client for `bucket` configured from the environment.
+/// An S3 client for `bucket` configured from the environment and the AWS chain.
 pub fn s3_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(endpoint) = ENDPOINT_VARS.iter().find_map(|v| std::env::var(v).ok()) {
+    let cannot = |e: &dyn std::fmt::Display| {
+        DataFusionError::External(format!("cannot configure S3 for bucket '{bucket}': {e}").into())
+    };
+    let chain = aws::S3Chain::for_process().map_err(|e| cannot(&e))?;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_credentials(chain.credentials.clone());
+    let endpoint = ENDPOINT_VARS
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .or(chain.endpoint);
+    if let Some(endpoint) = endpoint {
         // S3-compatible servers (moto, MinIO) want path-style requests.
         builder = builder
             .with_endpoint(&endpoint)
@@ -90,7 +103,7 @@ pub fn s3_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
             builder = builder.with_allow_http(true);
         }
     }
-    if let Ok(region) = std::env::var("AWS_REGION") {
+    if let Some(region) = std::env::var("AWS_REGION").ok().or(chain.region) {
         builder = builder.with_region(region);
     }
     // Give up on an unreachable endpoint in seconds, not minutes.
@@ -99,9 +112,7 @@ pub fn s3_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
         retry_timeout: Duration::from_secs(20),
         ..RetryConfig::default()
     });
-    let store = builder.build().map_err(|e| {
-        DataFusionError::External(format!("cannot configure S3 for bucket '{bucket}': {e}").into())
-    })?;
+    let store = builder.build().map_err(|e| cannot(&e))?;
     Ok(Arc::new(store))
 }
 
