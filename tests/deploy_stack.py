@@ -18,6 +18,7 @@
 Without a Docker engine it prints that it skipped and exits 0, unless SLUICE_REQUIRE_DOCKER=1.
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -38,7 +39,9 @@ DEPLOY = os.path.join(REPO, "deploy")
 SAMPLE = os.path.join(REPO, "examples", "spotify", "data")
 JOB = os.path.join(DEPLOY, "examples", "spotify-s3.yaml")
 SLUICE_IMAGE = "sluice:stack-test"
-MOTO_IMAGE = "sluice-test-moto:local"
+# Tagged by the Dockerfile's hash: built once per version of deploy/moto/Dockerfile.
+with open(os.path.join(DEPLOY, "moto", "Dockerfile"), "rb") as _f:
+    MOTO_IMAGE = f"sluice-test-moto:{hashlib.sha256(_f.read()).hexdigest()[:12]}"
 HELD = "failpoint slow_tasks:"
 
 
