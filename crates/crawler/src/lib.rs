@@ -7,22 +7,21 @@
 //! holding plain folders is one table per folder. [`register`] commits a crawled table to a
 //! catalog under a schema change policy.
 
+mod grouping;
 mod infer;
+mod listing;
+mod table;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
-use object_store::path::Path;
 use sluice_catalog::schema::{Registered, SchemaChangePolicy, reconcile};
-use sluice_catalog::{Catalog, CatalogError, ColumnEntry, PartitionEntry, TableEntry};
+use sluice_catalog::{Catalog, CatalogError, TableEntry};
 use url::Url;
 
-pub use infer::FileSchema;
+use listing::folder_url;
 
-/// Files whose schemas are read at once.
-const CONCURRENT_READS: usize = 8;
+pub use infer::FileSchema;
 
 /// Why a crawl failed. Nothing is registered when it does.
 #[derive(Debug, thiserror::Error)]
@@ -117,16 +116,6 @@ pub struct CrawlReport {
     pub skipped: Vec<String>,
 }
 
-/// A data file under the prefix.
-#[derive(Debug, Clone)]
-struct DataFile {
-    /// Path components below the prefix (folders, then the file name).
-    parts: Vec<String>,
-    location: Path,
-    size: u64,
-    format: infer::Format,
-}
-
 /// Crawls `prefix` (a folder URL: `file:///…/` or `s3://bucket/…/`) in `store` into tables
 /// of `database`. `table` names the table when the prefix holds one.
 pub async fn crawl(
@@ -140,114 +129,12 @@ pub async fn crawl(
         check_name(t, "table")?;
     }
     let prefix_url = folder_url(prefix);
-    let root = Path::from_url_path(prefix_url.path()).map_err(|e| CrawlError::Store {
-        url: prefix_url.to_string(),
-        source: e.into(),
-    })?;
-    let metas: Vec<_> = store
-        .list(Some(&root))
-        .try_collect()
-        .await
-        .map_err(|source| CrawlError::Store {
-            url: prefix_url.to_string(),
-            source,
-        })?;
-    let mut files = Vec::new();
-    let mut skipped = Vec::new();
-    for m in metas {
-        let Some(rest) = m.location.prefix_match(&root) else {
-            continue;
-        };
-        let parts: Vec<String> = rest.map(|p| p.as_ref().to_string()).collect();
-        // Like a crawler: `_SUCCESS`, `_temporary/`, `.hidden` and Sluice's own catalog
-        // folder are not data.
-        if parts
-            .iter()
-            .any(|p| p.starts_with('_') || p.starts_with('.'))
-        {
-            continue;
-        }
-        let name = parts.last().cloned().unwrap_or_default();
-        match infer::Format::of(&name) {
-            Some(format) => files.push(DataFile {
-                parts,
-                location: m.location,
-                size: m.size,
-                format,
-            }),
-            None => skipped.push(format!("{prefix_url}{}", parts.join("/"))),
-        }
-    }
-    if files.is_empty() {
-        return Err(CrawlError::NoData(prefix_url.to_string()));
-    }
-
-    // One table at the prefix, or one per folder below it.
-    let single = files
-        .iter()
-        .any(|f| f.parts.len() == 1 || f.parts[0].contains('='));
-    let mut groups: BTreeMap<String, (Url, Vec<DataFile>)> = BTreeMap::new();
-    if single && files.iter().all(|f| f.parts.len() == 1) {
-        // Loose files: one table unless their columns differ, as a crawler groups them.
-        let loose = group_loose_files(&store, &prefix_url, files).await?;
-        let one_table = loose.len() == 1;
-        for (name, group) in loose {
-            // Tables that share a folder are located at their file, as a crawler does.
-            let url = match group.as_slice() {
-                [only] if !one_table => prefix_url
-                    .join(&only.parts[0])
-                    .map_err(|e| CrawlError::Invalid(format!("{prefix_url}: {e}")))?,
-                _ => prefix_url.clone(),
-            };
-            groups.insert(name, (url, group));
-        }
-        if one_table {
-            let only = std::mem::take(&mut groups);
-            let name = match table {
-                Some(t) => t.to_string(),
-                None => table_name(last_segment(&prefix_url)),
-            };
-            for (_, g) in only {
-                groups.insert(name.clone(), g);
-            }
-        }
-    } else if single {
-        let name = match table {
-            Some(t) => t.to_string(),
-            None => table_name(last_segment(&prefix_url)),
-        };
-        groups.insert(name, (prefix_url.clone(), files));
-    } else {
-        for mut f in files {
-            let folder = f.parts.remove(0);
-            let url = prefix_url
-                .join(&format!("{folder}/"))
-                .map_err(|e| CrawlError::Invalid(format!("{prefix_url}{folder}: {e}")))?;
-            groups
-                .entry(table_name(&folder))
-                .or_insert_with(|| (url, Vec::new()))
-                .1
-                .push(f);
-        }
-    }
-    if let Some(t) = table {
-        if groups.len() > 1 {
-            let names: Vec<&str> = groups.keys().map(String::as_str).collect();
-            return Err(CrawlError::Invalid(format!(
-                "{prefix_url} holds {} tables ({}); --table names one table: point the URL at one of them",
-                groups.len(),
-                names.join(", ")
-            )));
-        }
-        let only = std::mem::take(&mut groups);
-        for (_, g) in only {
-            groups.insert(t.to_string(), g);
-        }
-    }
+    let (files, skipped) = listing::list_data_files(&store, &prefix_url).await?;
+    let groups = grouping::group_tables(&store, &prefix_url, files, table).await?;
     let mut tables = Vec::new();
     for (name, (url, files)) in groups {
         check_name(&name, "table")?;
-        tables.push(crawl_table(&store, database, &name, &url, files).await?);
+        tables.push(table::build_table(&store, database, &name, &url, files).await?);
     }
     Ok(CrawlReport { tables, skipped })
 }
@@ -275,257 +162,6 @@ pub async fn register(
     entry.partition_keys = reconciled.partition_keys;
     let stored = catalog.commit_table(entry).await?;
     Ok((stored, reconciled.changes))
-}
-
-async fn crawl_table(
-    store: &Arc<dyn ObjectStore>,
-    database: &str,
-    name: &str,
-    url: &Url,
-    files: Vec<DataFile>,
-) -> Result<CrawledTable, CrawlError> {
-    let file_url = |f: &DataFile| {
-        if url.path().ends_with('/') {
-            format!("{url}{}", f.parts.join("/"))
-        } else {
-            url.to_string()
-        }
-    };
-    // One format per table.
-    let first = &files[0];
-    if let Some(other) = files.iter().find(|f| f.format != first.format) {
-        return Err(CrawlError::MixedFormats {
-            table: name.to_string(),
-            first: file_url(first),
-            first_format: first.format.name(),
-            other: file_url(other),
-            other_format: other.format.name(),
-        });
-    }
-    let format = first.format;
-    // Equal depth, so folder levels are partition levels.
-    let depth = first.parts.len();
-    if let Some(other) = files.iter().find(|f| f.parts.len() != depth) {
-        return Err(CrawlError::UnevenDepth {
-            table: name.to_string(),
-            first: file_url(first),
-            other: file_url(other),
-        });
-    }
-    let partition_keys = partition_keys(&files, depth - 1);
-
-    let schemas: Vec<FileSchema> = futures::stream::iter(files.iter().map(|f| {
-        let store = store.clone();
-        let display = file_url(f);
-        async move { infer::read_schema(store, &f.location, f.size, f.format, &display).await }
-    }))
-    .buffered(CONCURRENT_READS)
-    .try_collect()
-    .await?;
-
-    let columns = merge_schemas(&files, &schemas, &file_url, format)?;
-    if let Some(clash) = columns
-        .iter()
-        .find(|c| partition_keys.iter().any(|k| k.name == c.name))
-    {
-        return Err(CrawlError::Invalid(format!(
-            "table {name}: '{}' is both a column in the files and a partition folder key",
-            clash.name
-        )));
-    }
-
-    // Each partition's own rows, files and bytes, as a crawler counts them per partition.
-    let mut partitions: BTreeMap<Vec<String>, (u64, u64, u64)> = BTreeMap::new();
-    for (f, schema) in files.iter().zip(&schemas) {
-        let folders = &f.parts[..depth - 1];
-        if !folders.is_empty() {
-            let counts = partitions.entry(folders.to_vec()).or_default();
-            counts.0 += schema.rows;
-            counts.1 += 1;
-            counts.2 += f.size;
-        }
-    }
-    let partitions = partitions
-        .into_iter()
-        .map(|(folders, (rows, objects, bytes))| PartitionEntry {
-            values: folders
-                .iter()
-                .map(|d| d.split_once('=').map(|(_, v)| v).unwrap_or(d).to_string())
-                .collect(),
-            location: format!("{url}{}/", folders.join("/")),
-            rows: Some(rows),
-            objects: Some(objects),
-            bytes: Some(bytes),
-        })
-        .collect();
-
-    let records: u64 = schemas.iter().map(|s| s.rows).sum();
-    let bytes: u64 = files.iter().map(|f| f.size).sum();
-    let mut parameters =
-        sluice_catalog::crawler_parameters(format.name(), records, files.len() as u64, bytes);
-    if format == infer::Format::Csv {
-        let quoted = schemas.iter().any(|s| s.quoted);
-        parameters.insert("delimiter".into(), ",".into());
-        parameters.insert("skip.header.line.count".into(), "1".into());
-        parameters.insert("columnsOrdered".into(), "true".into());
-        parameters.insert("areColumnsQuoted".into(), quoted.to_string());
-    }
-    Ok(CrawledTable {
-        entry: TableEntry {
-            database: database.to_string(),
-            name: name.to_string(),
-            location: url.to_string(),
-            classification: format.name().to_string(),
-            columns,
-            partition_keys,
-            partitions,
-            parameters,
-            run_id: None,
-            version: 0,
-            updated_at: String::new(),
-        },
-        files: files.len(),
-    })
-}
-
-/// Share of columns two files must have in common to be one table (as a Glue crawler's
-/// default grouping).
-const SAME_TABLE_OVERLAP: f64 = 0.7;
-
-/// Groups loose files (no folders) into tables: a file joins the first group whose columns
-/// overlap its own by at least [`SAME_TABLE_OVERLAP`]; other files start a table named
-/// after the file.
-async fn group_loose_files(
-    store: &Arc<dyn ObjectStore>,
-    prefix: &Url,
-    files: Vec<DataFile>,
-) -> Result<BTreeMap<String, Vec<DataFile>>, CrawlError> {
-    let schemas: Vec<FileSchema> = futures::stream::iter(files.iter().map(|f| {
-        let store = store.clone();
-        let display = format!("{prefix}{}", f.parts.join("/"));
-        async move { infer::read_schema(store, &f.location, f.size, f.format, &display).await }
-    }))
-    .buffered(CONCURRENT_READS)
-    .try_collect()
-    .await?;
-    let mut groups: Vec<(String, BTreeSet<String>, Vec<DataFile>)> = Vec::new();
-    for (file, schema) in files.into_iter().zip(schemas) {
-        let names: BTreeSet<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-        let similar = groups.iter_mut().find(|(_, cols, _)| {
-            let common = cols.intersection(&names).count() as f64;
-            let all = cols.union(&names).count().max(1) as f64;
-            common / all >= SAME_TABLE_OVERLAP
-        });
-        match similar {
-            Some((_, cols, members)) => {
-                cols.extend(names);
-                members.push(file);
-            }
-            None => {
-                let stem = file.parts[0]
-                    .rsplit_once('.')
-                    .map(|(s, _)| s)
-                    .unwrap_or(&file.parts[0]);
-                groups.push((table_name(stem), names, vec![file]));
-            }
-        }
-    }
-    Ok(groups
-        .into_iter()
-        .map(|(name, _, files)| (name, files))
-        .collect())
-}
-
-/// Partition keys for `levels` folder levels: `key` where every folder of a level is
-/// `key=value` with one key, else `partition_<i>` as a crawler names them.
-fn partition_keys(files: &[DataFile], levels: usize) -> Vec<ColumnEntry> {
-    (0..levels)
-        .map(|i| {
-            let keys: BTreeSet<Option<&str>> = files
-                .iter()
-                .map(|f| f.parts[i].split_once('=').map(|(k, _)| k))
-                .collect();
-            let name = match keys.into_iter().collect::<Vec<_>>().as_slice() {
-                [Some(k)] => table_name(k),
-                _ => format!("partition_{i}"),
-            };
-            ColumnEntry {
-                name,
-                hive_type: "string".into(),
-            }
-        })
-        .collect()
-}
-
-/// Merges per-file schemas in file order: new columns are appended, types widen where one
-/// widens to the other (and integer with floating point in CSV, as a crawler does).
-fn merge_schemas(
-    files: &[DataFile],
-    schemas: &[FileSchema],
-    file_url: &dyn Fn(&DataFile) -> String,
-    format: infer::Format,
-) -> Result<Vec<ColumnEntry>, CrawlError> {
-    let mut merged: Vec<(ColumnEntry, usize)> = Vec::new();
-    for (i, schema) in schemas.iter().enumerate() {
-        for col in &schema.columns {
-            let Some((existing, first)) = merged.iter_mut().find(|(c, _)| c.name == col.name)
-            else {
-                merged.push((col.clone(), i));
-                continue;
-            };
-            if existing.hive_type == col.hive_type {
-                continue;
-            }
-            let wider = sluice_catalog::schema::wider_type(&existing.hive_type, &col.hive_type)
-                .map(str::to_string)
-                .or_else(|| {
-                    let pair = [existing.hive_type.as_str(), col.hive_type.as_str()];
-                    let numeric = pair.iter().all(|t| *t == "bigint" || *t == "double");
-                    (format == infer::Format::Csv && numeric).then(|| "double".to_string())
-                });
-            match wider {
-                Some(t) => existing.hive_type = t,
-                None => {
-                    return Err(CrawlError::IncompatibleColumn {
-                        column: col.name.clone(),
-                        first_file: file_url(&files[*first]),
-                        first_type: existing.hive_type.clone(),
-                        other_file: file_url(&files[i]),
-                        other_type: col.hive_type.clone(),
-                    });
-                }
-            }
-        }
-    }
-    Ok(merged.into_iter().map(|(c, _)| c).collect())
-}
-
-fn folder_url(url: &Url) -> Url {
-    let mut url = url.clone();
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url
-}
-
-fn last_segment(url: &Url) -> &str {
-    url.path()
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|s| !s.is_empty())
-        .or(url.host_str())
-        .unwrap_or("table")
-}
-
-/// A folder name as an Athena table or column name: lower case, other characters as `_`.
-fn table_name(folder: &str) -> String {
-    folder
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), CrawlError> {
