@@ -130,6 +130,18 @@ impl SchedulerView {
             .collect())
     }
 
+    /// Ids of the jobs of job runs the scheduler knows now but not in `before` (the jobs a
+    /// run started since `before` was read with [`SchedulerView::job_ids`]).
+    pub async fn jobs_since(&self, before: &HashSet<String>) -> Vec<String> {
+        match self.job_ids().await {
+            Ok(now) => now.difference(before).cloned().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the scheduler's jobs");
+                Vec::new()
+            }
+        }
+    }
+
     /// Ids of the executors registered now.
     pub async fn executor_ids(&self) -> HashSet<String> {
         match self

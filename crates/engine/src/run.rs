@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::cluster::Engine;
 use crate::commit::{Commit, Committed, commit, discard_version, schema_policy, table_columns};
 use crate::failpoint::FAILPOINT_ENV;
+use crate::introspection::ScanRows;
 use crate::progress::RunEvent;
 use crate::write::{WriteFailure, write_version};
 
@@ -190,16 +191,30 @@ pub async fn run_job(
         }
     };
 
-    let new_jobs: Vec<String> = engine
-        .scheduler()
-        .job_ids()
-        .await
-        .unwrap_or_default()
-        .difference(&jobs_before)
-        .cloned()
-        .collect();
+    let new_jobs = engine.scheduler().jobs_since(&jobs_before).await;
     let scans = engine.scheduler().scan_rows(&new_jobs).await;
-    let sources = planned
+    let sources = source_reports(&planned, &scans);
+    Ok(RunReport {
+        run_id,
+        sources,
+        rows_written,
+        files_written: manifest.files.len(),
+        bytes_written: manifest.bytes(),
+        table: entry,
+        versions_removed,
+        catalog: catalog.kind(),
+        schema_changes,
+        elapsed: started.elapsed(),
+        stages: scans.stages,
+        tasks: scans.tasks,
+        first_task: scans.first_task_ms.map(Duration::from_millis),
+    })
+}
+
+/// What each source contributed: its files and bytes, and the rows its scans produced
+/// (when the scheduler's metrics name them).
+fn source_reports(planned: &PlannedJob, scans: &ScanRows) -> Vec<SourceReport> {
+    planned
         .sources
         .iter()
         .map(|s| {
@@ -219,22 +234,7 @@ pub async fn run_job(
                 rows,
             }
         })
-        .collect();
-    Ok(RunReport {
-        run_id,
-        sources,
-        rows_written,
-        files_written: manifest.files.len(),
-        bytes_written: manifest.bytes(),
-        table: entry,
-        versions_removed,
-        catalog: catalog.kind(),
-        schema_changes,
-        elapsed: started.elapsed(),
-        stages: scans.stages,
-        tasks: scans.tasks,
-        first_task: scans.first_task_ms.map(Duration::from_millis),
-    })
+        .collect()
 }
 
 /// The run error a failed write stands for: a located bad input row, a timeout, or the

@@ -77,14 +77,7 @@ pub(crate) async fn write_version(
         tokio::select! {
             result = &mut write => {
                 // The jobs have left the running jobs: their stages as they ended.
-                let ours: Vec<String> = engine
-                    .scheduler()
-                    .job_ids()
-                    .await
-                    .unwrap_or_default()
-                    .difference(jobs_before)
-                    .cloned()
-                    .collect();
+                let ours = engine.scheduler().jobs_since(jobs_before).await;
                 stages.update(engine.scheduler().finished_stages(&ours).await);
                 return result.map_err(WriteFailure::DataFusion);
             }
