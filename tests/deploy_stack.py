@@ -217,26 +217,26 @@ def unfinished(log, job):
     return [t for t in ids("Received task: [TID ") if t not in finished]
 
 
-def held_job(log, skip_lines):
-    """The Ballista job of the first task held (failpoint line) after the first skip_lines
-    lines of the log, or None."""
-    for line in log.splitlines()[skip_lines:]:
-        if line.startswith(HELD):
-            return line.rsplit(" of stage ", 1)[1].split("/", 1)[0]
-    return None
+def held_jobs(log):
+    """The Ballista jobs the log's failpoint lines say a task was held of, in order."""
+    return [
+        line.rsplit(" of stage ", 1)[1].split("/", 1)[0]
+        for line in log.splitlines()
+        if line.startswith(HELD)
+    ]
 
 
 def submit_and_cut(stack, service, cut, what):
     """Submits the job, waits until `service`'s executor holds a task of it, cuts it off
     with `cut(container)`, and checks the run still ends SUCCEEDED with the reference rows."""
-    before = len(stack.logs(service).splitlines())
+    earlier = set(held_jobs(stack.logs(service)))
     out = stack.sluice("submit", JOB, "--detach").stdout
     run_id = out.split("submitted run ", 1)[1].split()[0]
     deadline = time.monotonic() + 120
     job = None
     while job is None:
         assert time.monotonic() < deadline, f"{what}: {service} never held a task"
-        job = held_job(stack.logs(service), before)
+        job = next((j for j in held_jobs(stack.logs(service)) if j not in earlier), None)
         if job is None:
             time.sleep(0.1)
     container = stack.container(service)
