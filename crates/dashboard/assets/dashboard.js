@@ -19,12 +19,16 @@
     if (typeof v !== "number") return v === null || v === undefined ? "" : String(v);
     if (!f) return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { maximumFractionDigits: 2 });
     const opts = { useGrouping: f.grouping };
-    if (f.decimals !== null && f.decimals !== undefined) {
+    const hasDecimals = f.decimals !== null && f.decimals !== undefined;
+    if (f.style === "s") {
+      // As in d3-format, a compact number's precision is its significant digits.
+      opts.notation = "compact";
+      opts.maximumSignificantDigits = hasDecimals ? Math.max(1, f.decimals) : 3;
+    } else if (hasDecimals) {
       opts.minimumFractionDigits = f.decimals;
       opts.maximumFractionDigits = f.decimals;
     }
     if (f.style === "%") opts.style = "percent";
-    if (f.style === "s") opts.notation = "compact";
     return new Intl.NumberFormat("en-US", opts).format(v);
   }
 
@@ -167,7 +171,7 @@
         grid: { left: 80, right: 20, top: 10, bottom: 60 },
         xAxis: { type: "category", data: xs, name: cols[0] },
         yAxis: { type: "category", data: ys, name: cols[1] },
-        visualMap: { min: Math.min(...values, 0), max: Math.max(...values, 1), calculable: true, orient: "horizontal", left: "center", bottom: 0 },
+        visualMap: { min: values.length ? Math.min(...values) : 0, max: values.length ? Math.max(...values) : 1, calculable: true, orient: "horizontal", left: "center", bottom: 0 },
         series: [{ type: "heatmap", data: rows.map((r) => [xs.indexOf(String(r[0])), ys.indexOf(String(r[1])), r[2]]) }],
       };
     }

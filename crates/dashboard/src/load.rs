@@ -84,10 +84,20 @@ pub struct LoadReport {
     pub warnings: Vec<String>,
 }
 
-/// Loads every `*.yaml` / `*.yml` file in `dir` (not recursively). A file with errors is
-/// reported and the others still load.
+/// Loads every `*.yaml` / `*.yml` file in `dir` (not recursively), or `dir` alone when it
+/// is a file. A file with errors is reported and the others still load.
 pub async fn load_dir(dir: &Path, backend: &dyn QueryBackend) -> LoadReport {
     let mut report = LoadReport::default();
+    if dir.is_file() {
+        match load_file(dir, backend).await {
+            Ok((dashboard, warnings)) => {
+                report.dashboards.push(dashboard);
+                report.warnings = warnings;
+            }
+            Err(e) => report.errors.push(e),
+        }
+        return report;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {

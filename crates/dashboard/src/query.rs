@@ -367,9 +367,12 @@ pub fn panel_sql(
             _ => Vec::new(),
         },
     };
-    // Keep series in a fixed order within each x as well.
+    // Keep series in a fixed order within each x as well (not a scatter's points: with a
+    // limit that would keep only the first series).
     let mut order = order;
-    if let Some(series) = label_of("series") {
+    if panel.kind != PanelKind::Scatter
+        && let Some(series) = label_of("series")
+    {
         order.push(format!("{} ASC NULLS LAST", quote_ident(&series)));
     }
     if !order.is_empty() {

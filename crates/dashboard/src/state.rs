@@ -17,7 +17,7 @@ use crate::spec::Dashboard;
 
 /// Settings of the dashboards' server.
 pub struct DashboardOptions {
-    /// The folder of dashboard files (`--dashboards DIR`); `None`: no dashboards, the
+    /// The folder of dashboard files (`--dashboards DIR`), or one file; `None`: no dashboards, the
     /// catalog, runs and SQL pages still work.
     pub dashboards_dir: Option<PathBuf>,
     /// Logins: with an authenticator every page and API call needs a session (the same
@@ -151,13 +151,18 @@ impl DashboardState {
 
     async fn signature(&self) -> Signature {
         let mut files = Vec::new();
-        if let Some(dir) = &self.0.options.dashboards_dir
-            && let Ok(entries) = std::fs::read_dir(dir)
-        {
-            for entry in entries.filter_map(Result::ok) {
-                let meta = entry.metadata().ok();
+        if let Some(dir) = &self.0.options.dashboards_dir {
+            let paths: Vec<PathBuf> = if dir.is_file() {
+                vec![dir.clone()]
+            } else {
+                std::fs::read_dir(dir)
+                    .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+                    .unwrap_or_default()
+            };
+            for path in paths {
+                let meta = std::fs::metadata(&path).ok();
                 files.push((
-                    entry.path(),
+                    path,
                     meta.as_ref().and_then(|m| m.modified().ok()),
                     meta.map_or(0, |m| m.len()),
                 ));

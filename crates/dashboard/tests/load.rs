@@ -209,3 +209,19 @@ async fn the_spotify_example_loads_and_every_panel_has_data() {
     assert_eq!(status, 200);
     assert!(js.len() > 500_000);
 }
+
+/// Serves the Spotify example until stopped, for a look in a browser:
+/// `cargo test -p sluice-dashboard --test load -- --ignored serve_the_spotify_example --nocapture`
+#[tokio::test]
+#[ignore = "serves until stopped: a manual look at the pages"]
+async fn serve_the_spotify_example() {
+    let lake = Lake::new();
+    spotify_table(&lake).await;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/spotify");
+    let file = examples.join("dashboard.yaml");
+    let server = serve(&lake, &file, DashboardOptions::default()).await;
+    println!("serving {}/dashboards/spotify", server.base);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
