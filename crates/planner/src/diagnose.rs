@@ -146,7 +146,7 @@ pub async fn locate_inference_error(
 ) -> Option<InputError> {
     for url in urls {
         let found = match first_record_width(ctx, url, csv).await {
-            Err(message) => Some((None, message)),
+            Err(e) => Some((None, e.to_string())),
             Ok(None) => None,
             Ok(Some(width)) => {
                 let fields: Vec<Field> = (1..=width)
@@ -167,13 +167,27 @@ pub async fn locate_inference_error(
     None
 }
 
+/// Why a file could not be read again to locate an error in it.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// The URL names no file the session's object stores can open.
+    #[error(transparent)]
+    Open(#[from] DataFusionError),
+    /// The store failed while the file was read.
+    #[error("cannot read the file: {0}")]
+    Read(#[source] object_store::Error),
+    /// The first record does not parse (Arrow's message, in terms of the file).
+    #[error("{0}")]
+    FirstRecord(String),
+}
+
 /// How many fields the first record of the file has (its header, if it has one); `None`
 /// for an empty file.
 async fn first_record_width(
     ctx: &SessionContext,
     url: &str,
     csv: &pb::CsvFormat,
-) -> Result<Option<usize>, String> {
+) -> Result<Option<usize>, ReadError> {
     /// Enough for any header line; a first record longer than this is cut.
     const HEAD: usize = 1 << 20;
     let mut stream = open(ctx, url).await?;
@@ -181,7 +195,7 @@ async fn first_record_width(
     while head.len() < HEAD && !head.contains(&b'\n') {
         match stream.next().await {
             Some(Ok(bytes)) => head.extend_from_slice(bytes.as_ref()),
-            Some(Err(e)) => return Err(format!("cannot read the file: {e}")),
+            Some(Err(e)) => return Err(ReadError::Read(e)),
             None => break,
         }
     }
@@ -203,7 +217,7 @@ async fn first_record_width(
     };
     let (schema, _) = format
         .infer_schema(std::io::Cursor::new(&head[..end]), Some(1))
-        .map_err(|e| explain(e, &Schema::empty()).1)?;
+        .map_err(|e| ReadError::FirstRecord(explain(e, &Schema::empty()).1))?;
     Ok(Some(schema.fields().len()))
 }
 
@@ -211,16 +225,14 @@ async fn first_record_width(
 async fn open(
     ctx: &SessionContext,
     url: &str,
-) -> Result<impl futures::Stream<Item = object_store::Result<impl AsRef<[u8]>>> + Unpin, String> {
-    let table_url = ListingTableUrl::parse(url).map_err(|e| e.to_string())?;
-    let store = ctx
-        .runtime_env()
-        .object_store(&table_url)
-        .map_err(|e| e.to_string())?;
+) -> Result<impl futures::Stream<Item = object_store::Result<impl AsRef<[u8]>>> + Unpin, ReadError>
+{
+    let table_url = ListingTableUrl::parse(url)?;
+    let store = ctx.runtime_env().object_store(&table_url)?;
     let location = table_url.prefix().clone();
     match store.get(&location).await {
         Ok(r) => Ok(r.into_stream()),
-        Err(e) => Err(format!("cannot read the file: {e}")),
+        Err(e) => Err(ReadError::Read(e)),
     }
 }
 
@@ -298,7 +310,7 @@ async fn check_file(
 ) -> Option<(Option<u64>, String)> {
     let mut stream = match open(ctx, url).await {
         Ok(s) => s,
-        Err(message) => return Some((None, message)),
+        Err(e) => return Some((None, e.to_string())),
     };
     let mut decoder = decoder(schema, csv);
     let mut pending: Vec<u8> = Vec::new();
