@@ -3,7 +3,15 @@
 //! [`start_in_process`] runs an executor inside the caller's process (the embedded cluster of
 //! `sluice run`), sharing the caller's runtime environment and object stores. Unlike
 //! Ballista's standalone helper it keeps its work folder (shuffle files) alive while it runs
-//! and removes it when dropped. The `sluice-executor` binary runs one as its own process.
+//! and removes it when dropped. The `sluice-executor` binary runs one as its own process
+//! ([`process`]), with health and metrics endpoints ([`serve`], [`metrics`]), a graceful
+//! shutdown, and a probe for container health checks ([`probe`]).
+
+pub mod metrics;
+pub mod polls;
+pub mod probe;
+pub mod process;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::Path;

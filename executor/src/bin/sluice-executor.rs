@@ -6,30 +6,55 @@
 //! With a cluster secret (`SLUICE_CLUSTER_SECRET`, or `--cluster-secret-file`) every
 //! connection it makes or accepts is mutual TLS with the cluster's certificates (see
 //! `sluice-cluster-tls`). Without one its ports are unauthenticated, so it refuses to bind
-//! anything but a loopback address.
+//! anything but a loopback address. Its health and metrics port (`--http-bind`) serves no
+//! data and takes no commands, so it may be open.
+//!
+//! On SIGTERM it drains: it takes no new task, finishes the running ones within
+//! `--shutdown-grace-seconds`, reports them, tells the scheduler it stopped and exits 0
+//! (see `sluice_executor::process`). `sluice-executor probe URL` checks a health endpoint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arrow_flight::flight_service_server::FlightServiceServer;
-use ballista_core::error::BallistaError;
 use ballista_core::extension::SessionConfigExt;
-use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
-use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::execution_engine::{
     DefaultExecutionEngine, ExecutionEngine, QueryStageExecutor,
 };
-use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
-use ballista_executor::flight_service::BallistaFlightService;
-use ballista_executor::shutdown::Shutdown;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use sluice_cluster_tls::ClusterTls;
+use sluice_executor::process::ProcessOptions;
 
-/// Runs a Sluice (Ballista) executor.
+/// Runs a Sluice (Ballista) executor. Every flag can also be set from the environment
+/// variable shown with it.
 #[derive(Parser)]
 #[command(name = "sluice-executor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    args: Args,
+}
+
+/// Subcommands; without one the executor runs.
+#[derive(Subcommand)]
+enum Command {
+    /// Checks a health endpoint and exits 0 when it is healthy (for container health checks
+    /// without curl): http://host:port/path must answer 200, grpc://host:port must answer
+    /// SERVING to grpc.health.v1 Check.
+    Probe {
+        /// http://host:port/path or grpc://host:port
+        url: String,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_seconds: u64,
+    },
+}
+
+/// How the executor runs.
+#[derive(clap::Args)]
 struct Args {
     /// Scheduler host (its Ballista port).
     #[arg(long, env = "SLUICE_SCHEDULER_HOST", default_value = "127.0.0.1")]
@@ -37,26 +62,40 @@ struct Args {
     /// Scheduler's Ballista gRPC port.
     #[arg(long, env = "SLUICE_SCHEDULER_PORT", default_value_t = 50050)]
     scheduler_port: u16,
-    /// Address to bind.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to bind the Flight port to.
+    #[arg(long, env = "SLUICE_BIND_HOST", default_value = "127.0.0.1")]
     bind_host: String,
     /// Host other processes reach this executor at (default: the bind host).
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_EXTERNAL_HOST")]
     external_host: Option<String>,
     /// Flight port serving shuffle data.
-    #[arg(long, default_value_t = 50051)]
+    #[arg(long, env = "SLUICE_PORT", default_value_t = 50051)]
     port: u16,
-    /// gRPC port of the executor service.
-    #[arg(long, default_value_t = 50052)]
+    /// gRPC port announced to the scheduler (executors pull tasks, so nothing listens on it).
+    #[arg(long, env = "SLUICE_GRPC_PORT", default_value_t = 50052)]
     grpc_port: u16,
+    /// Address of the health and metrics port: HTTP /healthz, /readyz, /metrics and
+    /// grpc.health.v1 on one listener. It serves no data and takes no commands, so it may
+    /// be open to the network without a cluster secret.
+    #[arg(long, env = "SLUICE_HTTP_BIND", default_value = "127.0.0.1:9100")]
+    http_bind: String,
     /// Task slots (default: the number of cores).
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_VCORES")]
     vcores: Option<usize>,
-    /// Seconds between heartbeats to the scheduler (keep well under its executor timeout).
-    #[arg(long, default_value_t = 5)]
+    /// Memory shared by the task slots, in bytes, spilling beyond it (default: 70% of the
+    /// container's memory limit, or of the host's memory; 0: unbounded).
+    #[arg(long, env = "SLUICE_MEMORY_POOL_SIZE")]
+    memory_pool_size: Option<u64>,
+    /// Accepted for compatibility: under pull scheduling every poll for work is the
+    /// executor's heartbeat (several a second while idle).
+    #[arg(long, env = "SLUICE_HEARTBEAT_SECONDS", default_value_t = 5)]
     heartbeat_seconds: u64,
+    /// Seconds running tasks may take to finish after SIGTERM before the executor leaves
+    /// anyway (the scheduler then re-runs them).
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    shutdown_grace_seconds: u64,
     /// Folder for shuffle files (default: a temporary folder).
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_WORK_DIR")]
     work_dir: Option<String>,
     /// File holding the cluster secret (the same as the scheduler's); it may also be given
     /// as SLUICE_CLUSTER_SECRET.
@@ -64,7 +103,7 @@ struct Args {
     cluster_secret_file: Option<std::path::PathBuf>,
     /// Serve shuffle data without a cluster secret on a non-loopback address: anyone who
     /// reaches the port can read it. For local development only.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_INSECURE_NO_AUTH")]
     insecure_no_auth: bool,
 }
 
@@ -88,33 +127,6 @@ fn cluster_tls(args: &Args) -> Result<Option<ClusterTls>> {
         return Ok(None);
     };
     Ok(Some(ClusterTls::from_secret(&secret)?))
-}
-
-/// Ballista's Flight service (shuffle data, results) over mutual TLS.
-fn tls_flight_server(tls: ClusterTls) -> Arc<ArrowFlightServerProvider> {
-    Arc::new(
-        move |work_dir: String,
-              address: std::net::SocketAddr,
-              mut shutdown: Shutdown,
-              grpc: GrpcServerConfig| {
-            let tls = tls.server_tls();
-            tracing::info!("Flight service over mutual TLS on {address}");
-            tokio::spawn(async move {
-                let server = create_grpc_server(&grpc)
-                    .tls_config(tls)
-                    .map_err(BallistaError::TonicError)?
-                    .add_service(
-                        FlightServiceServer::new(BallistaFlightService::new(work_dir))
-                            .max_decoding_message_size(MAX_MESSAGE)
-                            .max_encoding_message_size(MAX_MESSAGE),
-                    );
-                server
-                    .serve_with_shutdown(address, shutdown.recv())
-                    .await
-                    .map_err(BallistaError::TonicError)
-            })
-        },
-    )
 }
 
 /// Environment variable naming faults to inject, for tests (a comma-separated list):
@@ -195,11 +207,28 @@ impl QueryStageExecutor for SlowStage {
     }
 }
 
-/// Largest gRPC message of the Flight service (Ballista's default).
-const MAX_MESSAGE: usize = 16 * 1024 * 1024;
-
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Probe {
+        url,
+        timeout_seconds,
+    }) = cli.command
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(sluice_executor::probe::probe(
+            &url,
+            Duration::from_secs(timeout_seconds),
+        ))?;
+        println!("{url}: healthy");
+        return Ok(());
+    }
+    run_executor(cli.args)
+}
+
+fn run_executor(args: Args) -> Result<()> {
     let tls = cluster_tls(&args)?;
     let vcores = args
         .vcores
@@ -224,36 +253,22 @@ fn main() -> Result<()> {
             .build()?;
         Ok(Arc::new(runtime))
     });
-    let mut config = ExecutorProcessConfig {
-        bind_host: args.bind_host.clone(),
-        external_host: Some(args.external_host.unwrap_or(args.bind_host)),
-        port: args.port,
-        grpc_port: args.grpc_port,
-        scheduler_host: args.scheduler_host,
-        scheduler_port: args.scheduler_port,
-        vcores,
-        work_dir: Some(work_dir),
-        override_runtime_producer: Some(runtime_producer),
-        override_logical_codec: Some(Arc::new(sluice_writer::SluiceLogicalCodec::default())),
-        override_physical_codec: Some(Arc::new(sluice_writer::SluicePhysicalCodec::default())),
-        executor_heartbeat_interval_seconds: args.heartbeat_seconds,
-        task_scheduling_policy: ballista_core::config::TaskSchedulingPolicy::PullStaged,
-        ..Default::default()
-    };
     // Every connection this executor makes (to the scheduler, and to other executors for
     // shuffle data) gets time limits, and with a secret the cluster's mutual TLS.
     let endpoint = sluice_cluster_tls::endpoint_override(tls.clone());
-    let session = SessionConfig::new_with_ballista()
+    let session_config = SessionConfig::new_with_ballista()
         .with_ballista_use_tls(tls.is_some())
         .with_ballista_override_create_grpc_client_endpoint(endpoint.clone());
-    config.override_config_producer = Some(Arc::new(move || session.clone()));
-    config.override_create_grpc_client_endpoint = Some(endpoint);
-    if let Some(tls) = tls {
-        config.override_arrow_flight_service = Some(tls_flight_server(tls));
-    }
-    if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == "slow_tasks")) {
-        config.override_execution_engine = Some(Arc::new(SlowTasks(DefaultExecutionEngine::new())));
-    }
+    let engine: Arc<dyn ExecutionEngine> =
+        if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|f| f == "slow_tasks")) {
+            Arc::new(SlowTasks(DefaultExecutionEngine::new()))
+        } else {
+            Arc::new(DefaultExecutionEngine::new())
+        };
+    let memory_pool_bytes = match args.memory_pool_size {
+        Some(bytes) => Some(bytes),
+        None => sluice_executor::process::default_memory_pool_bytes(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -261,7 +276,29 @@ fn main() -> Result<()> {
     // The OTLP exporter needs the runtime while it is built.
     let _enter = runtime.enter();
     let _telemetry = sluice_telemetry::init("sluice-executor", "info");
-    runtime
-        .block_on(start_executor_process(Arc::new(config)))
-        .map_err(|e| anyhow::anyhow!("executor failed: {e}"))
+    let health_listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&args.http_bind))
+        .with_context(|| format!("cannot bind the health port --http-bind {}", args.http_bind))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let options = ProcessOptions {
+        scheduler_url: format!("{scheme}://{}:{}", args.scheduler_host, args.scheduler_port),
+        external_host: args.external_host.unwrap_or_else(|| args.bind_host.clone()),
+        bind_host: args.bind_host,
+        flight_port: args.port,
+        grpc_port: args.grpc_port,
+        vcores,
+        work_dir,
+        memory_pool_bytes,
+        runtime_producer,
+        session_config,
+        logical_codec: Arc::new(sluice_writer::SluiceLogicalCodec::default()),
+        physical_codec: Arc::new(sluice_writer::SluicePhysicalCodec::default()),
+        endpoint_override: endpoint,
+        tls,
+        engine,
+        health_listener,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+    };
+    runtime.block_on(sluice_executor::process::run(options))?;
+    Ok(())
 }

@@ -140,6 +140,9 @@ impl Cluster {
                     "2".into(),
                     "--heartbeat-seconds".into(),
                     "1".into(),
+                    // Each executor's health port on a port of its own.
+                    "--http-bind".into(),
+                    "127.0.0.1:0".into(),
                 ];
                 let p = Proc::spawn(
                     "sluice-executor",
@@ -266,7 +269,7 @@ impl Cluster {
     }
 }
 
-fn start_scheduler(
+pub(crate) fn start_scheduler(
     dir: &Path,
     port: u16,
     cluster_port: u16,

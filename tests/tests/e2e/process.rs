@@ -1,1 +1,472 @@
 //! How the processes behave under an orchestrator: health, readiness, metrics, graceful shutdown.
+//!
+//! Real `sluice-scheduler` and `sluice-executor` processes on loopback ports. HTTP is read
+//! with a plain socket here, gRPC health with Python's grpcio (a client Sluice did not
+//! write), and the run's rows are checked by DuckDB over the raw CSVs.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{ONE_CLUSTER_AT_A_TIME, free_port, start_scheduler, submitted_id};
+use crate::moto::venv;
+use crate::support::*;
+
+/// An executor process with its own ports, killed when dropped unless it has exited.
+struct Executor {
+    child: Child,
+    log: PathBuf,
+    http: u16,
+}
+
+impl Executor {
+    fn start(dir: &Path, name: &str, scheduler_port: u16, env: &[(&str, &str)]) -> Self {
+        let http = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let child = Command::new(binary("sluice-executor"))
+            .args(["--scheduler-port", &scheduler_port.to_string()])
+            .args(["--port", &free_port().to_string()])
+            .args(["--grpc-port", &free_port().to_string()])
+            .args(["--vcores", "2"])
+            .args(["--http-bind", &format!("127.0.0.1:{http}")])
+            .env("SLUICE_LOG", "info")
+            .env_remove("SLUICE_FAILPOINT")
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("sluice-executor starts");
+        let executor = Self { child, log, http };
+        wait_until(30, "the executor's health port", || {
+            http_get(executor.http, "/healthz").is_some()
+        });
+        executor
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The id the executor logged at start.
+    fn id(&self) -> String {
+        self.log_text()
+            .lines()
+            .find_map(|l| l.split_once("Executor id: "))
+            .map(|(_, id)| id.trim().to_string())
+            .unwrap_or_else(|| panic!("the executor logged no id:\n{}", self.log_text()))
+    }
+
+    /// The exit status, once the process has exited by itself (within `seconds`).
+    fn wait_exit(&mut self, seconds: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the executor did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET path` over HTTP/1.1 on a plain socket: (status, body), or `None` if nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    // The health server answers with a length or chunks; the tests read small bodies.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn status_of(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).map(|(status, _)| status)
+}
+
+/// `grpc.health.v1.Health/Check` for service "" by grpcio: SERVING, NOT_SERVING, or the
+/// error. The request is an empty message; the answer's field 1 is the status enum.
+fn grpc_health(port: u16) -> String {
+    let script = format!(
+        r#"
+import grpc
+channel = grpc.insecure_channel('127.0.0.1:{port}')
+check = channel.unary_unary('/grpc.health.v1.Health/Check')
+try:
+    answer = check(b'', timeout=10)
+    names = {{0: 'UNKNOWN', 1: 'SERVING', 2: 'NOT_SERVING'}}
+    status = answer[1] if len(answer) == 2 and answer[0] == 0x08 else 0
+    print(names.get(status, 'UNKNOWN') if answer else 'UNKNOWN')
+except grpc.RpcError as e:
+    print('ERROR', e.code())
+"#
+    );
+    let out = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `sluice-executor probe URL`: whether it exited 0.
+fn probe(url: &str) -> bool {
+    Command::new(binary("sluice-executor"))
+        .args(["probe", url, "--timeout-seconds", "10"])
+        .output()
+        .expect("the probe starts")
+        .status
+        .success()
+}
+
+/// Parses the Prometheus text exposition format strictly: every line is a `# HELP`,
+/// a `# TYPE` (counter, gauge, histogram, summary, untyped) or a sample
+/// `name{label="value",...} number`, and every sample's family has a TYPE line before it.
+/// Returns each sample's value keyed by `name{labels}`.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    fn valid_name(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            assert!(valid_name(name), "bad HELP line: {line}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            assert!(
+                parts.len() == 2
+                    && valid_name(parts[0])
+                    && ["counter", "gauge", "histogram", "summary", "untyped"].contains(&parts[1]),
+                "bad TYPE line: {line}"
+            );
+            typed.insert(parts[0].to_string());
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment line: {line}");
+        let (series, value) = line.rsplit_once(' ').expect("a sample: series and value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name = series.split('{').next().unwrap_or_default();
+        assert!(valid_name(name), "bad metric name: {line}");
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("bad labels: {line}"));
+            for pair in inner.split(',').filter(|p| !p.is_empty()) {
+                let (k, v) = pair
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad label: {line}"));
+                assert!(
+                    valid_name(k) && v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
+                    "bad label: {line}"
+                );
+            }
+        }
+        let family = ["_total", "_sum", "_count", "_bucket"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(
+            typed.contains(family) || typed.contains(name),
+            "sample without a TYPE line: {line}"
+        );
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+fn metric(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
+    *samples
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {samples:?}"))
+}
+
+/// The Spotify job over the shared sample.
+fn spotify_job(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("examples/spotify/job.yaml")).expect("read");
+    let text = text.replace(
+        "staging: data",
+        &format!("staging: {}", spotify_data().display()),
+    );
+    let job = dir.join("spotify.yaml");
+    std::fs::write(&job, text).expect("write job");
+    job
+}
+
+/// `sluice ARGS --scheduler http://127.0.0.1:PORT`.
+fn cli(port: u16, args: &[&str]) -> Run {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut all = args.to_vec();
+    all.extend(["--scheduler", &url]);
+    sluice(&all, &[])
+}
+
+fn run_state(port: u16, id: &str) -> String {
+    cli(port, &["status", id])
+        .expect_ok()
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("state   "))
+        .unwrap_or("?")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn executor_readiness_health_and_metrics_follow_its_registration() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+
+    // No scheduler yet: alive, not ready, and the probes say so.
+    let executor = Executor::start(tmp.path(), "executor", port, &[]);
+    assert_eq!(status_of(executor.http, "/healthz"), Some(200));
+    assert_eq!(status_of(executor.http, "/readyz"), Some(503));
+    assert_eq!(grpc_health(executor.http), "NOT_SERVING");
+    assert!(probe(&executor.url("/healthz")));
+    assert!(!probe(&executor.url("/readyz")));
+    assert!(!probe(&format!("grpc://127.0.0.1:{}", executor.http)));
+    assert!(!probe(&format!("http://127.0.0.1:{}/readyz", free_port())));
+
+    // The scheduler comes up: the executor registers and becomes ready.
+    let lake = tmp.path().join("lake");
+    let scheduler = start_scheduler(
+        tmp.path(),
+        port,
+        port,
+        &lake.display().to_string(),
+        &[],
+        &[],
+    );
+    wait_until(60, "readiness after registration", || {
+        status_of(executor.http, "/readyz") == Some(200)
+    });
+    wait_until(10, "gRPC SERVING", || {
+        grpc_health(executor.http) == "SERVING"
+    });
+    assert!(probe(&executor.url("/readyz")));
+    assert!(probe(&format!("grpc://127.0.0.1:{}", executor.http)));
+
+    // A real job: every task ran on this executor, and /metrics counts them.
+    let before = parse_prometheus(&http_get(executor.http, "/metrics").expect("metrics").1);
+    assert_eq!(metric(&before, "sluice_executor_tasks_finished_total"), 0.0);
+    let job = spotify_job(tmp.path());
+    let run = cli(port, &["submit", job.to_str().expect("utf-8")]).expect_ok();
+    assert!(run.stdout.contains("19,621 rows"), "{}", run.stdout);
+    let received = executor.log_text().matches("Received task: [TID ").count();
+    let finished = executor.log_text().matches("Finished task : [TID ").count();
+    assert!(received > 0, "{}", executor.log_text());
+    let (status, text) = http_get(executor.http, "/metrics").expect("metrics");
+    assert_eq!(status, 200);
+    let after = parse_prometheus(&text);
+    assert_eq!(
+        metric(&after, "sluice_executor_tasks_finished_total"),
+        finished as f64,
+        "{text}"
+    );
+    assert_eq!(finished, received, "{}", executor.log_text());
+    assert_eq!(metric(&after, "sluice_executor_tasks_failed_total"), 0.0);
+    assert_eq!(metric(&after, "sluice_executor_tasks_running"), 0.0);
+    assert!(metric(&after, "sluice_executor_shuffle_bytes_written_total") > 0.0);
+    let id = executor.id();
+    assert!(
+        after.keys().any(|k| k.starts_with("sluice_executor_info{")
+            && k.contains(&format!("executor_id=\"{id}\""))
+            && k.contains("vcores=\"2\"")),
+        "{text}"
+    );
+    let table = table_dir(&lake, "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &table), 19621);
+
+    // The scheduler goes away: not ready any more.
+    drop(scheduler);
+    wait_until(60, "not ready without a scheduler", || {
+        status_of(executor.http, "/readyz") == Some(503)
+    });
+    assert_eq!(status_of(executor.http, "/healthz"), Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_held_task_and_leaves_the_cluster() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let lake = tmp.path().join("lake");
+    let scheduler = start_scheduler(
+        tmp.path(),
+        port,
+        port,
+        &lake.display().to_string(),
+        &[],
+        &[],
+    );
+    // Executor `slow` announces and holds every task 3 s; `steady` runs the rest.
+    let mut slow = Executor::start(
+        tmp.path(),
+        "slow",
+        port,
+        &[("SLUICE_FAILPOINT", "slow_tasks")],
+    );
+    let steady = Executor::start(tmp.path(), "steady", port, &[]);
+    for e in [&slow, &steady] {
+        wait_until(60, "both executors ready", || {
+            status_of(e.http, "/readyz") == Some(200)
+        });
+    }
+    let slow_id = slow.id();
+
+    let job = spotify_job(tmp.path());
+    let submitted = cli(port, &["submit", job.to_str().expect("utf-8"), "--detach"]).expect_ok();
+    let run_id = submitted_id(&submitted);
+
+    // SIGTERM while the slow executor provably holds a task.
+    let holds = format!("failpoint slow_tasks: pid {} holds task", slow.pid());
+    wait_until(120, "the slow executor to hold a task", || {
+        slow.log_text().contains(&holds)
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &slow.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+
+    // Draining: not ready at once (the held task takes 3 s more).
+    let mut saw_draining = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match status_of(slow.http, "/readyz") {
+            Some(503) => {
+                saw_draining = true;
+                break;
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            None => break,
+        }
+    }
+    assert!(saw_draining, "readyz never said 503:\n{}", slow.log_text());
+
+    let exit = slow.wait_exit(60);
+    let log = slow.log_text();
+    assert!(exit.success(), "exit {exit:?}:\n{log}");
+    // Every task it received finished before it left.
+    let received: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("Received task: [TID "))
+        .filter_map(|(_, rest)| rest.split_once(']'))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!received.is_empty(), "{log}");
+    for task in &received {
+        assert!(
+            log.contains(&format!("Finished task : [TID {task}]")),
+            "task {task} did not finish before the executor left:\n{log}"
+        );
+    }
+
+    // The scheduler took it out of the cluster at once (well before its 8 s heartbeat
+    // timeout could have), and the run succeeds with DuckDB's rows.
+    wait_until(10, "the scheduler to remove the executor", || {
+        scheduler
+            .log_text()
+            .contains(&format!("Removing executor {slow_id}"))
+    });
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let state = loop {
+        let s = run_state(port, &run_id);
+        if ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"].contains(&s.as_str())
+            || Instant::now() > deadline
+        {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        state,
+        "SUCCEEDED",
+        "{}\n{}",
+        cli(port, &["status", &run_id]).stdout,
+        scheduler.log_text()
+    );
+    let table = table_dir(&lake, "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &table), 19621);
+    assert_eq!(status_of(steady.http, "/readyz"), Some(200));
+}
