@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -124,17 +125,25 @@ pub struct SessionsBackend {
     sessions: Arc<dyn QuerySessions>,
     catalog: Arc<dyn Catalog>,
     next_query: AtomicU64,
+    timeout: Duration,
 }
 
 impl SessionsBackend {
     /// A backend whose statements run in sessions from `sessions`, with table versions
-    /// from `catalog`.
+    /// from `catalog`; a statement still running after 300 s is cancelled.
     pub fn new(sessions: Arc<dyn QuerySessions>, catalog: Arc<dyn Catalog>) -> Self {
         Self {
             sessions,
             catalog,
             next_query: AtomicU64::new(1),
+            timeout: Duration::from_secs(300),
         }
+    }
+
+    /// The same, cancelling statements that run longer than `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     async fn session(&self) -> Result<(SessionContext, String), QueryError> {
@@ -216,11 +225,18 @@ impl QueryBackend for SessionsBackend {
             .map_err(sql_error)?;
         let df = df.with_param_values(params).map_err(sql_error)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        match df.collect().await {
-            Ok(batches) => Ok(QueryResult { schema, batches }),
-            Err(e) => {
+        match tokio::time::timeout(self.timeout, df.collect()).await {
+            Ok(Ok(batches)) => Ok(QueryResult { schema, batches }),
+            Ok(Err(e)) => {
                 self.sessions.cancel(&id).await;
                 Err(QueryError::Failed(clean(&e)))
+            }
+            Err(_) => {
+                self.sessions.cancel(&id).await;
+                Err(QueryError::Failed(format!(
+                    "the query ran longer than {} s and was cancelled",
+                    self.timeout.as_secs()
+                )))
             }
         }
     }
