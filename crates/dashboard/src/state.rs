@@ -1,6 +1,7 @@
 //! What the HTTP handlers share: the backends, the loaded dashboards (reloaded when a file
 //! or a table changes), the result cache and the login settings.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -39,6 +40,33 @@ impl Default for DashboardOptions {
             runs: None,
             secure_cookies: false,
             cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// A server without logins asked to listen beyond loopback.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to serve the dashboards without logins on {addr}: configure users, bind a \
+     loopback address, or pass --insecure-no-auth"
+)]
+pub struct OpenBindError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+}
+
+impl DashboardOptions {
+    /// The scheduler's rule for open servers: without an authenticator the pages and API
+    /// may listen only on a loopback address (unless `insecure_no_auth`).
+    pub fn check_bind(
+        &self,
+        addr: SocketAddr,
+        insecure_no_auth: bool,
+    ) -> Result<(), OpenBindError> {
+        if self.auth.is_some() || insecure_no_auth || addr.ip().is_loopback() {
+            Ok(())
+        } else {
+            Err(OpenBindError { addr })
         }
     }
 }
@@ -222,5 +250,20 @@ impl DashboardState {
             .cache
             .put(&query.sql, &query.params, versions, Arc::clone(&result));
         Ok((result, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_servers_stay_on_loopback() {
+        let open = DashboardOptions::default();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(open.check_bind(local, false).is_ok());
+        assert!(open.check_bind(any, false).is_err());
+        assert!(open.check_bind(any, true).is_ok());
     }
 }
