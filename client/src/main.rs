@@ -12,6 +12,7 @@ mod connection;
 mod flight_query;
 mod output;
 mod remote;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,6 +148,26 @@ enum Command {
         #[command(flatten)]
         lake: LakeArgs,
     },
+    /// Serve the dashboards, catalog, runs and SQL pages over the lake (open the URL it
+    /// prints); panel queries run on an embedded cluster.
+    Serve {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Folder of dashboard files (or one file). Default: examples/spotify/dashboard.yaml
+        /// when it exists, else none.
+        #[arg(long, env = "SLUICE_DASHBOARDS")]
+        dashboards: Option<PathBuf>,
+        /// Address of the HTTP server. Without --users only a loopback address is allowed.
+        #[arg(long, env = "SLUICE_HTTP_BIND", default_value = "127.0.0.1:8080")]
+        http_bind: std::net::SocketAddr,
+        /// YAML file whose `users:` (name, password_hash, role; the scheduler's config
+        /// file works) must log in.
+        #[arg(long, env = "SLUICE_USERS")]
+        users: Option<PathBuf>,
+        /// Task slots of the embedded executor (default: the number of cores).
+        #[arg(long, env = "SLUICE_PARTITIONS")]
+        partitions: Option<usize>,
+    },
     /// Run SQL over the catalog's tables (`database.table`).
     Query {
         /// The SQL statement.
@@ -242,6 +263,22 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 Policy::Log => SchemaChangePolicy::Log,
             };
             crawl(&url, &database, table.as_deref(), policy, &lake).await
+        }
+        Command::Serve {
+            lake,
+            dashboards,
+            http_bind,
+            users,
+            partitions,
+        } => {
+            serve::serve(serve::ServeArgs {
+                lake,
+                dashboards,
+                http_bind,
+                users,
+                partitions,
+            })
+            .await
         }
         Command::Query {
             sql,
