@@ -272,4 +272,33 @@ target:
         );
         assert!(err.contains("did you mean 'bigint'?"), "{err}");
     }
+
+    #[test]
+    fn a_transform_of_the_wrong_type_names_the_shape_it_always_named() {
+        let cases = [
+            ("select", "FieldsFile"),
+            ("drop_fields", "FieldsFile"),
+            ("drop_duplicate_fields", "InputFile"),
+            ("join", "JoinFile"),
+            ("rename", "RenameFile"),
+            ("cast", "CastFile"),
+            ("filter", "FilterFile"),
+            ("sql", "SqlFile"),
+        ];
+        for (kind, shape) in cases {
+            let text = SPOTIFY.replace(
+                "  - drop_duplicate_fields: { name: spotify, input: joined }",
+                &format!("  - {kind}: 3"),
+            );
+            let err = parse_str(&text)
+                .expect_err("a number is no transform")
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "transforms[2].{kind}: invalid type: integer `3`, expected struct {shape}"
+                )),
+                "{err}"
+            );
+        }
+    }
 }

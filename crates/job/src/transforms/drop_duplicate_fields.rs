@@ -8,10 +8,10 @@ use sluice_proto::transform::Kind;
 use super::TransformKind;
 use crate::convert::Converter;
 
-// Serde names the struct in type errors ("expected struct InputFile"): the name the job
+// A type error names the expected struct ("expected struct InputFile"): the name the job
 // format has always reported is kept.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "InputFile")]
+#[serde(deny_unknown_fields, expecting = "struct InputFile")]
 pub(crate) struct DropDuplicateFieldsFile {
     name: String,
     input: String,

@@ -7,10 +7,10 @@ use sluice_proto::transform::Kind;
 use super::TransformKind;
 use crate::convert::Converter;
 
-// Serde names the struct in type errors ("expected struct FieldsFile"): the name the job
+// A type error names the expected struct ("expected struct FieldsFile"): the name the job
 // format has always reported is kept.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "FieldsFile")]
+#[serde(deny_unknown_fields, expecting = "struct FieldsFile")]
 pub(crate) struct DropFieldsFile {
     name: String,
     input: String,
