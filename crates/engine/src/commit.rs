@@ -271,3 +271,62 @@ fn partitions_of(manifest: &Manifest, keys: &[String], version_url: &str) -> Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64, rows: Option<u64>) -> DataFile {
+        DataFile {
+            path: path.into(),
+            size,
+            rows,
+        }
+    }
+
+    /// One partition per `key=value` folder, its values unescaped, with the counts of its
+    /// own files only; a file whose rows are unknown makes its partition's rows unknown.
+    #[test]
+    fn partitions_are_the_manifests_folders_with_their_own_counts() {
+        let manifest = Manifest {
+            run_id: "1".into(),
+            rows: 0,
+            files: vec![
+                file("genre=a%2Fb/year=2020/part-0.parquet", 10, Some(1)),
+                file("genre=a%2Fb/year=2020/part-1.parquet", 20, Some(2)),
+                file("genre=pop/year=2021/part-0.parquet", 40, None),
+                file("genre=pop/year=2021/part-1.parquet", 80, Some(8)),
+            ],
+        };
+        let keys = ["genre".to_string(), "year".to_string()];
+        let version = "s3://b/lake/db/t/run-1/";
+        let partitions = partitions_of(&manifest, &keys, version);
+        let seen: Vec<(Vec<&str>, &str, Option<u64>, Option<u64>, Option<u64>)> = partitions
+            .iter()
+            .map(|p| {
+                let values = p.values.iter().map(String::as_str).collect();
+                (values, p.location.as_str(), p.rows, p.objects, p.bytes)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    vec!["a/b", "2020"],
+                    "s3://b/lake/db/t/run-1/genre=a%2Fb/year=2020/",
+                    Some(3),
+                    Some(2),
+                    Some(30)
+                ),
+                (
+                    vec!["pop", "2021"],
+                    "s3://b/lake/db/t/run-1/genre=pop/year=2021/",
+                    None,
+                    Some(2),
+                    Some(120)
+                ),
+            ]
+        );
+        assert!(partitions_of(&manifest, &[], version).is_empty());
+    }
+}

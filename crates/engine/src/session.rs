@@ -144,3 +144,31 @@ pub(crate) fn query_session(
         .build();
     SessionContext::new_with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An option's variable (its key upper-cased, `.` → `_`) sets it; a value it cannot take
+    /// is an error naming the variable, not ignored.
+    #[test]
+    fn environment_variables_set_options_or_are_refused_by_name() {
+        let mut config = SessionConfig::new();
+        apply_env_overrides(&mut config, |name| {
+            (name == "DATAFUSION_EXECUTION_BATCH_SIZE").then(|| "1234".to_string())
+        })
+        .expect("a valid batch size");
+        assert_eq!(config.batch_size(), 1234);
+
+        let refused = apply_env_overrides(&mut config, |name| {
+            (name == "DATAFUSION_EXECUTION_BATCH_SIZE").then(|| "lots".to_string())
+        });
+        match refused {
+            Err(EngineError::Setting { variable, .. }) => {
+                assert_eq!(variable, "DATAFUSION_EXECUTION_BATCH_SIZE")
+            }
+            other => panic!("expected a refused setting, got {other:?}"),
+        }
+        assert_eq!(config.batch_size(), 1234);
+    }
+}
