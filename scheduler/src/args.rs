@@ -66,6 +66,18 @@ pub struct Args {
     /// Seconds a SQL query may run before it is cancelled; overrides the config file.
     #[arg(long, env = "SLUICE_QUERY_TIMEOUT_SECONDS")]
     pub query_timeout_seconds: Option<u64>,
+    /// Address of the HTTP port: /healthz, /readyz, /metrics, and the dashboards with
+    /// --dashboards (which serve data: without users, loopback only unless
+    /// --insecure-no-auth).
+    #[arg(long, env = "SLUICE_HTTP_BIND", default_value = "127.0.0.1:8080")]
+    pub http_bind: SocketAddr,
+    /// Folder of dashboard files (or one file) to serve on the HTTP port, with the catalog,
+    /// runs and SQL pages.
+    #[arg(long, env = "SLUICE_DASHBOARDS")]
+    pub dashboards: Option<PathBuf>,
+    /// Seconds a SIGTERM waits for committing runs to finish before the process exits.
+    #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
 }
 
 /// One-off commands of `sluice-scheduler`.
@@ -99,6 +111,9 @@ impl Args {
             insecure_no_auth: self.insecure_no_auth,
             tls_files: self.tls_cert.zip(self.tls_key),
             query_timeout_seconds: self.query_timeout_seconds,
+            http_bind: self.http_bind,
+            dashboards: self.dashboards,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
         })
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod args;
 pub mod config;
+pub mod dashboards;
+pub mod metrics;
 pub mod process;
 pub mod service;
 pub mod sessions;

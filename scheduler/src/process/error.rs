@@ -45,6 +45,25 @@ pub enum ProcessError {
          --cluster-bind (for example 0.0.0.0:50049)"
     )]
     SecretWithoutClusterPort,
+    /// The dashboards would serve data to anyone from other machines.
+    #[error(
+        "the HTTP port {0} is reachable from other machines and serves dashboards, but no \
+         users are configured: add users to the config file, bind --http-bind to a loopback \
+         address, or pass --insecure-no-auth for local development"
+    )]
+    OpenDashboards(SocketAddr),
+    /// The scheduler's metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// The catalog the dashboards read could not be reached.
+    #[error("cannot reach the catalog for the dashboards")]
+    DashboardCatalog(#[source] sluice_catalog::CatalogError),
+    /// The HTTP server failed.
+    #[error("the HTTP server failed")]
+    HttpServer(#[source] std::io::Error),
+    /// The HTTP server panicked.
+    #[error("the HTTP server panicked")]
+    HttpServerPanicked(#[source] tokio::task::JoinError),
     /// TLS on the client port was asked for without a port of its own for executors.
     #[error(
         "TLS on the client port needs --cluster-bind: executors speak plain gRPC to \

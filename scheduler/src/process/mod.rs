@@ -6,9 +6,16 @@
 //! security, binding the ports, opening the lake and the run store, recovering runs) before
 //! anything is served; [`SchedulerProcess::run`] serves until its shutdown future resolves.
 //! Modules: `security` (who may reach each port), `services` (listeners and the gRPC
-//! services on them), `error` ([`ProcessError`]).
+//! services on them), `http` (health, readiness, metrics and the dashboards), `error`
+//! ([`ProcessError`]).
+//!
+//! Shutdown: when the shutdown future resolves, readiness turns false at once, submissions
+//! are refused (UNAVAILABLE), runs that have not begun committing are stopped and left
+//! unfinished in the run store (the next start resubmits them), runs that are committing
+//! finish (up to the grace period), then the servers stop.
 
 mod error;
+mod http;
 mod security;
 mod services;
 
@@ -16,18 +23,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use sluice_catalog::CatalogKind;
+use sluice_dashboard::{DashboardOptions, DashboardState, SessionsBackend};
 use sluice_engine::{Engine, EngineOptions, LakeSessions};
 use sluice_flight_sql::{FlightSqlOptions, SluiceFlightSql};
 use sluice_lake::Lake;
 
 pub use error::ProcessError;
+use http::Health;
 use security::Security;
 use services::{Listeners, Services};
 
 use crate::config::SchedulerConfig;
+use crate::dashboards::{EndedRuns, ManagerRuns, MeteredBackend};
+use crate::metrics::SchedulerMetrics;
 use crate::service::{JobManager, JobServiceImpl, RunStore};
 use crate::sessions::FlightSessions;
 
@@ -63,6 +75,12 @@ pub struct ProcessConfig {
     pub tls_files: Option<(PathBuf, PathBuf)>,
     /// Seconds a SQL query may run; overrides the file's.
     pub query_timeout_seconds: Option<u64>,
+    /// The HTTP port: health, readiness, metrics, and the dashboards.
+    pub http_bind: SocketAddr,
+    /// Dashboard files to serve (none: the HTTP port serves no data).
+    pub dashboards: Option<PathBuf>,
+    /// How long a shutdown waits for committing runs.
+    pub shutdown_grace: Duration,
 }
 
 impl ProcessConfig {
@@ -78,7 +96,12 @@ pub struct SchedulerProcess {
     listeners: Listeners,
     services: Services,
     recovered: usize,
+    manager: Arc<JobManager>,
 }
+
+/// How long the servers may take to close their connections after a shutdown (a client
+/// watching a run would otherwise hold its connection open).
+const SERVERS_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 impl SchedulerProcess {
     /// Checks `config`, binds its ports, starts the engine and the job manager and recovers
@@ -103,31 +126,80 @@ impl SchedulerProcess {
         let lake = Lake::open(engine.as_ref(), &lake_url).map_err(ProcessError::Lake)?;
         let catalogs = Arc::new(lake.catalogs(config.catalog));
         let store = RunStore::open(&config.data_dir).map_err(ProcessError::RunStore)?;
-        let sessions = LakeSessions::new(Arc::clone(&engine), Arc::clone(&catalogs));
-        let manager = JobManager::new(engine, lake, catalogs, store, &config.file.staging_roots)?;
-        let recovered = manager.recover().map_err(ProcessError::Recover)?;
+        let metrics = SchedulerMetrics::new()?;
+        let sessions: Arc<dyn sluice_flight_sql::QuerySessions> = Arc::new(FlightSessions {
+            sessions: LakeSessions::new(Arc::clone(&engine), Arc::clone(&catalogs)),
+            metrics: metrics.clone(),
+        });
         let timeout = config
             .query_timeout_seconds
             .unwrap_or(config.file.query_timeout_seconds);
+        let dashboard_catalog = match config.dashboards {
+            Some(_) => Some(
+                catalogs
+                    .get(None)
+                    .await
+                    .map_err(ProcessError::DashboardCatalog)?,
+            ),
+            None => None,
+        };
+        let manager = JobManager::new(
+            Arc::clone(&engine),
+            lake,
+            catalogs,
+            store,
+            &config.file.staging_roots,
+        )?;
+        let dashboards = dashboard_catalog.map(|catalog| {
+            let backend = SessionsBackend::new(Arc::clone(&sessions), Arc::clone(&catalog))
+                .with_timeout(Duration::from_secs(timeout.max(1)));
+            DashboardState::new(
+                Arc::new(MeteredBackend {
+                    inner: Arc::new(backend),
+                    metrics: metrics.clone(),
+                }),
+                catalog,
+                DashboardOptions {
+                    dashboards_dir: config.dashboards.clone(),
+                    auth: security.auth.clone(),
+                    runs: Some(Arc::new(ManagerRuns(Arc::clone(&manager)))),
+                    ..DashboardOptions::default()
+                },
+            )
+        });
+        manager.set_listener(Arc::new(EndedRuns {
+            metrics: metrics.clone(),
+            dashboards: dashboards.clone(),
+        }));
+        let recovered = manager.recover().map_err(ProcessError::Recover)?;
         let flight = SluiceFlightSql::new(
-            Arc::new(FlightSessions(sessions)),
+            sessions,
             security.auth.clone(),
             FlightSqlOptions {
                 query_timeout: Duration::from_secs(timeout.max(1)),
                 ..FlightSqlOptions::default()
             },
         );
+        let health = Health {
+            manager: Arc::clone(&manager),
+            engine,
+            metrics,
+            serving: Arc::new(AtomicBool::new(false)),
+        };
         let services = Services {
             flight,
-            jobs: JobServiceImpl::new(manager),
+            jobs: JobServiceImpl::new(Arc::clone(&manager)),
             ballista,
             security,
+            health,
+            dashboards,
         };
         Ok(Self {
             config,
             listeners,
             services,
             recovered,
+            manager,
         })
     }
 
@@ -141,6 +213,7 @@ impl SchedulerProcess {
             listeners,
             services,
             recovered,
+            manager,
         } = self;
         tracing::info!(
             bind = %config.bind,
@@ -151,22 +224,69 @@ impl SchedulerProcess {
             tls = services.security.client_tls.is_some(),
             cluster_tls = services.security.cluster_tls.is_some(),
             recovered,
+            http_bind = %config.http_bind,
+            dashboards = config.dashboards.is_some(),
             "sluice-scheduler listening: JobService and Flight SQL"
         );
         println!("sluice-scheduler listening on {}", config.bind);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = config.shutdown_grace;
         tokio::spawn(async move {
             shutdown.await;
+            tracing::info!(
+                grace_seconds = grace.as_secs(),
+                "shutting down: refusing submissions, letting commits finish"
+            );
+            let left = manager.shut_down(grace).await;
+            tracing::info!(
+                left,
+                "runs left for the next start to resubmit; stopping the servers"
+            );
             // The servers hold the receivers until they have stopped; none left means
             // nothing is listening any more.
             let _ = stop_tx.send(true);
+            let _ = stopped_tx.send(());
         });
-        services.serve(listeners, stop_rx).await
+        let serving = services.serve(listeners, stop_rx);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => result,
+            Ok(()) = stopped_rx => {
+                match tokio::time::timeout(SERVERS_CLOSE_GRACE, serving).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::info!("connections still open after the shutdown; closing them");
+                        Ok(())
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C, SIGINT).
+/// Resolves when the process is asked to stop: SIGTERM (an orchestrator) or Ctrl-C.
 pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGTERM"),
+        }
+    }
+    ctrl_c().await;
+    tracing::info!("Ctrl-C: shutting down");
+}
+
+/// Resolves on Ctrl-C (never, when no handler can be installed).
+async fn ctrl_c() {
     if let Err(e) = tokio::signal::ctrl_c().await {
         // Without a signal handler, never ask to stop: the process runs until killed.
         tracing::warn!(error = %e, "cannot listen for Ctrl-C");

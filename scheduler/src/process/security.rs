@@ -30,6 +30,14 @@ impl Security {
         if client_tls.is_some() && config.cluster_bind.is_none() {
             return Err(ProcessError::TlsWithoutClusterPort);
         }
+        // Health and metrics may be open; dashboards serve data.
+        if config.dashboards.is_some()
+            && auth.is_none()
+            && !config.insecure_no_auth
+            && !config.http_bind.ip().is_loopback()
+        {
+            return Err(ProcessError::OpenDashboards(config.http_bind));
+        }
         Ok(Self {
             auth,
             cluster_tls,

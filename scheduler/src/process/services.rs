@@ -5,12 +5,16 @@
 //!   layer and optional TLS; also Ballista's scheduler service when executors have no port
 //!   of their own;
 //! - cluster port (`--cluster-bind`): Ballista's scheduler service, with the cluster's mutual
-//!   TLS when a secret is configured.
+//!   TLS when a secret is configured;
+//! - HTTP port (`--http-bind`): health, readiness, metrics and the dashboards (see `http`).
 //!
-//! A service added later (gRPC health on the client port, an HTTP server on a port of its
-//! own) gets its listener in [`Listeners`] and its place in [`Services::serve`].
+//! The client port also serves `grpc.health.v1.Health`, outside the login layer (which
+//! guards exactly Flight SQL and the job service); its overall status (`""`) follows
+//! readiness.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
 use sluice_engine::BallistaService;
@@ -18,7 +22,9 @@ use sluice_flight_sql::{AuthLayer, FLIGHT_SERVICE_PATH, FlightServiceServer, Slu
 use sluice_proto::job_service_server::JobServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic_health::ServingStatus;
 
+use super::http::Health;
 use super::security::Security;
 use super::{ProcessConfig, ProcessError};
 use crate::service::JobServiceImpl;
@@ -29,6 +35,8 @@ pub(crate) struct Listeners {
     pub(crate) client: TcpListener,
     /// The executors' own port, if they have one.
     pub(crate) cluster: Option<TcpListener>,
+    /// The HTTP port.
+    pub(crate) http: TcpListener,
 }
 
 impl Listeners {
@@ -39,7 +47,12 @@ impl Listeners {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        Ok(Self { client, cluster })
+        let http = bind(config.http_bind).await?;
+        Ok(Self {
+            client,
+            cluster,
+            http,
+        })
     }
 }
 
@@ -60,6 +73,10 @@ pub(crate) struct Services {
     pub(crate) ballista: BallistaService,
     /// Logins and TLS.
     pub(crate) security: Security,
+    /// What the health and metrics endpoints read.
+    pub(crate) health: Health,
+    /// The dashboards, when mounted.
+    pub(crate) dashboards: Option<sluice_dashboard::DashboardState>,
 }
 
 impl Services {
@@ -75,7 +92,20 @@ impl Services {
             jobs,
             ballista,
             security,
+            health,
+            dashboards,
         } = self;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let follow = tokio::spawn(follow_readiness(reporter, health.clone()));
+        let http_task = tokio::spawn(super::http::serve(
+            listeners.http,
+            health.clone(),
+            dashboards,
+            stop.clone(),
+        ));
         let auth_layer = AuthLayer::new(
             security.auth.clone(),
             &[FLIGHT_SERVICE_PATH, "/sluice.v1.JobService/"],
@@ -88,6 +118,7 @@ impl Services {
         }
         let mut router = client_server
             .layer(auth_layer)
+            .add_service(health_service)
             .add_service(FlightServiceServer::new(flight))
             .add_service(JobServiceServer::new(jobs));
         let cluster_task = match listeners.cluster {
@@ -110,19 +141,46 @@ impl Services {
                 ))
             }
         };
-        router
+        health.serving.store(true, Ordering::SeqCst);
+        let served = router
             .serve_with_incoming_shutdown(
                 sluice_executor::grpc_incoming(listeners.client),
                 stopped(stop),
             )
+            .await;
+        follow.abort();
+        served.map_err(ProcessError::ClientServer)?;
+        http_task
             .await
-            .map_err(ProcessError::ClientServer)?;
+            .map_err(ProcessError::HttpServerPanicked)?
+            .map_err(ProcessError::HttpServer)?;
         if let Some(task) = cluster_task {
             task.await
                 .map_err(ProcessError::ClusterServerPanicked)?
                 .map_err(ProcessError::ClusterServer)?;
         }
         Ok(())
+    }
+}
+
+/// How often the gRPC health status is brought in step with readiness.
+const GRPC_STATUS_REFRESH: Duration = Duration::from_millis(200);
+
+/// Keeps the gRPC status of service `""` equal to readiness.
+async fn follow_readiness(reporter: tonic_health::server::HealthReporter, health: Health) {
+    let mut last = None;
+    loop {
+        let now = health.ready();
+        if last != Some(now) {
+            let status = if now {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status("", status).await;
+            last = Some(now);
+        }
+        tokio::time::sleep(GRPC_STATUS_REFRESH).await;
     }
 }
 

@@ -35,7 +35,9 @@ fn status(e: JobError) -> Status {
         JobError::NotFound(_) => Status::not_found(e.to_string()),
         JobError::NotCancellable(..) => Status::failed_precondition(e.to_string()),
         JobError::Store(_) => Status::internal(e.to_string()),
-        JobError::Roots(_) | JobError::Unavailable(_) => Status::unavailable(e.to_string()),
+        JobError::Roots(_) | JobError::Unavailable(_) | JobError::ShuttingDown => {
+            Status::unavailable(e.to_string())
+        }
     }
 }
 

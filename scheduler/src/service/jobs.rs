@@ -2,7 +2,8 @@
 //! change in the run store and tells watchers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sluice_catalog::Catalogs;
@@ -38,6 +39,15 @@ pub enum JobError {
     /// Something outside the job failed while it was checked (storage, cluster).
     #[error("{0}")]
     Unavailable(#[source] sluice_planner::PlanError),
+    /// The scheduler is shutting down and takes no new runs.
+    #[error("the scheduler is shutting down: submit again once it is back")]
+    ShuttingDown,
+}
+
+/// Told of every run that ends (metrics, the dashboards' cache).
+pub trait RunListener: Send + Sync {
+    /// `run` has just ended in its final state.
+    fn run_ended(&self, run: &pb::JobRun);
 }
 
 /// Attempts added when executors are lost during a run.
@@ -69,6 +79,10 @@ pub struct JobManager {
     staging_roots: AllowedRoots,
     /// Where targets may be written: the lake.
     lake_root: AllowedRoots,
+    /// Set by [`JobManager::shut_down`]: submissions are refused from then on.
+    shutting_down: AtomicBool,
+    /// Told of every run that ends.
+    listener: OnceLock<Arc<dyn RunListener>>,
 }
 
 impl JobManager {
@@ -97,7 +111,79 @@ impl JobManager {
             slots: Semaphore::new(1),
             staging_roots,
             lake_root,
+            shutting_down: AtomicBool::new(false),
+            listener: OnceLock::new(),
         }))
+    }
+
+    /// Sets the one listener told of every run that ends (later calls are ignored).
+    pub fn set_listener(&self, listener: Arc<dyn RunListener>) {
+        let _ = self.listener.set(listener);
+    }
+
+    /// Whether [`JobManager::shut_down`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Whether the run store answers a read now.
+    pub fn store_readable(&self) -> bool {
+        self.store.list().is_ok()
+    }
+
+    /// Stops for a process shutdown: refuses submissions from now on, stops every run that
+    /// has not begun committing (its record stays unfinished in the run store, so the next
+    /// start resubmits it, as after a crash), waits up to `grace` for the runs that are
+    /// committing to finish, and cancels the cluster's jobs. Returns how many runs were
+    /// left for the next start.
+    pub async fn shut_down(&self, grace: Duration) -> usize {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let left = {
+            let mut live = lock(&self.live);
+            let mut left = 0;
+            for l in live.values_mut() {
+                if l.committing || l.stopping {
+                    continue;
+                }
+                // Under the lock a run takes to start committing (as in `cancel`): the
+                // run stops at its next await, before it commits anything, and no longer
+                // changes its record.
+                l.stopping = true;
+                if let Some(task) = l.task.take() {
+                    task.abort();
+                }
+                left += 1;
+            }
+            left
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let committing = lock(&self.live).values().filter(|l| l.committing).count();
+            if committing == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::error!(
+                    committing,
+                    "runs still committing after the shutdown grace period; the next start \
+                     finds their commits done or resubmits them"
+                );
+                break;
+            }
+            tracing::info!(committing, "waiting for committing runs to finish");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let running: Vec<String> = self
+            .engine
+            .scheduler()
+            .running_job_ids()
+            .await
+            .into_iter()
+            .collect();
+        if !running.is_empty() {
+            self.engine.scheduler().cancel_jobs(&running).await;
+        }
+        left
     }
 
     /// The roots as a message names them.
@@ -204,6 +290,9 @@ impl JobManager {
 
     /// Checks `spec` against its data (files, schemas, columns) and queues a run.
     pub async fn submit(self: &Arc<Self>, spec: pb::JobSpec) -> Result<pb::JobRun, JobError> {
+        if self.is_shutting_down() {
+            return Err(JobError::ShuttingDown);
+        }
         self.check_locations(&spec)
             .map_err(|d| JobError::InvalidSpec(d.to_string()))?;
         // Every listed file is checked before it is read: a glob or a symbolic link inside
@@ -227,6 +316,11 @@ impl JobManager {
             spec: Some(spec),
             ..Default::default()
         };
+        // Checked again after the (slow) planning: a run is either refused or left in the
+        // store for the next start.
+        if self.is_shutting_down() {
+            return Err(JobError::ShuttingDown);
+        }
         self.store.put(&run)?;
         self.start(run.clone());
         Ok(run)
@@ -365,6 +459,9 @@ impl JobManager {
 
     fn finish(&self, run: pb::JobRun) -> Result<(), JobError> {
         self.store.put(&run)?;
+        if let Some(listener) = self.listener.get() {
+            listener.run_ended(&run);
+        }
         if let Some(l) = lock(&self.live).remove(&run.id) {
             l.sender.send_replace(run);
         }

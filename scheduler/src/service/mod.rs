@@ -5,7 +5,7 @@ pub mod jobs;
 pub mod store;
 
 pub use grpc::JobServiceImpl;
-pub use jobs::{JobError, JobManager};
+pub use jobs::{JobError, JobManager, RunListener};
 pub use store::RunStore;
 
 /// The one way Sluice handles a poisoned lock (see [`sluice_engine::lock`]).
