@@ -3,8 +3,8 @@
 //! ([`RunsBackend`]). [`SessionsBackend`] implements the first over the Flight SQL
 //! service's [`QuerySessions`], so panel queries take the same path as Flight SQL.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::common::config::Dialect;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use serde::Serialize;
@@ -126,6 +126,9 @@ pub struct SessionsBackend {
     catalog: Arc<dyn Catalog>,
     next_query: AtomicU64,
     timeout: Duration,
+    /// A table-less session with the sessions' default catalog and schema, enough to find
+    /// the tables a statement reads (cheaper than a session for every cache lookup).
+    parser: OnceLock<SessionContext>,
 }
 
 impl SessionsBackend {
@@ -137,6 +140,7 @@ impl SessionsBackend {
             catalog,
             next_query: AtomicU64::new(1),
             timeout: Duration::from_secs(300),
+            parser: OnceLock::new(),
         }
     }
 
@@ -155,6 +159,20 @@ impl SessionsBackend {
             .await
             .map_err(|e| QueryError::Unavailable(clean(&e)))?;
         Ok((ctx, id))
+    }
+
+    /// The parse-only session, made once from a real session's defaults.
+    async fn parser(&self) -> Result<&SessionContext, QueryError> {
+        if let Some(parser) = self.parser.get() {
+            return Ok(parser);
+        }
+        let (ctx, _) = self.session().await?;
+        let catalog = ctx.state().config_options().catalog.clone();
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(catalog.default_catalog, catalog.default_schema);
+        Ok(self
+            .parser
+            .get_or_init(|| SessionContext::new_with_config(config)))
     }
 
     /// The `(database, table)` pairs `sql` reads, after checking each is registered.
@@ -242,8 +260,8 @@ impl QueryBackend for SessionsBackend {
     }
 
     async fn table_versions(&self, sql: &str) -> Result<Vec<TableVersion>, QueryError> {
-        let (ctx, _) = self.session().await?;
-        self.checked_tables(&ctx, sql).await
+        let parser = self.parser().await?;
+        self.checked_tables(parser, sql).await
     }
 }
 
