@@ -300,31 +300,18 @@ mod tests {
         };
         let keys = ["genre".to_string(), "year".to_string()];
         let version = "s3://b/lake/db/t/run-1/";
-        let partitions = partitions_of(&manifest, &keys, version);
-        let seen: Vec<(Vec<&str>, &str, Option<u64>, Option<u64>, Option<u64>)> = partitions
-            .iter()
-            .map(|p| {
-                let values = p.values.iter().map(String::as_str).collect();
-                (values, p.location.as_str(), p.rows, p.objects, p.bytes)
-            })
-            .collect();
+        let partition = |values: [&str; 2], folder: &str, rows, objects, bytes| PartitionEntry {
+            values: values.map(String::from).to_vec(),
+            location: format!("{version}{folder}/"),
+            rows,
+            objects: Some(objects),
+            bytes: Some(bytes),
+        };
         assert_eq!(
-            seen,
+            partitions_of(&manifest, &keys, version),
             [
-                (
-                    vec!["a/b", "2020"],
-                    "s3://b/lake/db/t/run-1/genre=a%2Fb/year=2020/",
-                    Some(3),
-                    Some(2),
-                    Some(30)
-                ),
-                (
-                    vec!["pop", "2021"],
-                    "s3://b/lake/db/t/run-1/genre=pop/year=2021/",
-                    None,
-                    Some(2),
-                    Some(120)
-                ),
+                partition(["a/b", "2020"], "genre=a%2Fb/year=2020", Some(3), 2, 30),
+                partition(["pop", "2021"], "genre=pop/year=2021", None, 2, 120),
             ]
         );
         assert!(partitions_of(&manifest, &[], version).is_empty());
