@@ -1,1 +1,222 @@
 //! The dashboard pages and API against real lakes, in a real browser (Chromium via Playwright).
+//!
+//! The real `sluice run` writes the Spotify example into a temporary lake, the real
+//! `sluice serve` serves it on a free loopback port, and `tests/browser_dashboard.py` drives
+//! Debian's Chromium through every panel, filter, a bar click, the SQL workbench and an
+//! injection-shaped filter value, checking what the page fetched and drew against DuckDB
+//! over the table's Parquet files. Without Chromium or Playwright the tests say they skipped,
+//! unless `SLUICE_REQUIRE_BROWSER=1` (then they fail).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use crate::support::*;
+
+/// Debian's Chromium, the browser Playwright is pointed at.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Whether the browser and Playwright are here; panics when they are required but missing.
+fn browser_available() -> bool {
+    let python = crate::moto::venv().join("bin/python");
+    let playwright = Command::new(&python)
+        .args(["-c", "import playwright.sync_api"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let chromium = Path::new(CHROMIUM).exists();
+    if playwright && chromium {
+        return true;
+    }
+    let missing = match (chromium, playwright) {
+        (false, false) => {
+            "Chromium (apt-get install chromium) and Playwright (tests/requirements.txt)"
+        }
+        (false, true) => "Chromium (apt-get install chromium)",
+        _ => "Playwright for Python in the test venv (tests/requirements.txt)",
+    };
+    assert!(
+        std::env::var("SLUICE_REQUIRE_BROWSER").as_deref() != Ok("1"),
+        "SLUICE_REQUIRE_BROWSER=1 but {missing} is missing"
+    );
+    eprintln!("skipped: the browser test needs {missing}");
+    false
+}
+
+/// A `sluice serve` process, stopped when dropped.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    url: String,
+}
+
+impl Server {
+    /// Starts `sluice serve` over `lake` on a free loopback port; waits for its URL.
+    fn start(lake: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary("sluice"))
+            .arg("serve")
+            .args(["--lake", &lake.display().to_string()])
+            .args(["--http-bind", "127.0.0.1:0"])
+            .args(["--partitions", "2"])
+            .args(extra)
+            // The example dashboard is the default when the server starts in the repository.
+            .current_dir(repo())
+            .env_remove("SLUICE_LAKE")
+            .env_remove("SLUICE_DASHBOARDS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sluice serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut printed = String::new();
+        let url = loop {
+            let mut line = String::new();
+            let n = stdout
+                .read_line(&mut line)
+                .expect("read sluice serve's output");
+            assert!(n > 0, "sluice serve exited before serving:\n{printed}");
+            printed.push_str(&line);
+            if let Some(rest) = line.trim().strip_prefix("open ") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("a URL after 'open'")
+                    .to_string();
+            }
+        };
+        assert!(
+            printed.contains("serving 1 dashboard(s) from examples/spotify/dashboard.yaml"),
+            "the example dashboard is not the default:\n{printed}"
+        );
+        Self { child, stdout, url }
+    }
+
+    /// Stops it with SIGTERM and checks it shut down cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exit = self.child.wait().expect("wait for sluice serve");
+        let mut rest = String::new();
+        for line in (&mut self.stdout).lines() {
+            rest.push_str(&line.unwrap_or_default());
+            rest.push('\n');
+        }
+        assert!(exit.success(), "sluice serve exited {exit:?}:\n{rest}");
+        assert!(rest.contains("stopped"), "no clean stop:\n{rest}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the Spotify job into `dir/lake`; returns the lake and its table's version folder.
+fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf) {
+    let job = copy_example(dir);
+    let lake = dir.join("lake");
+    sluice(
+        &[
+            "run",
+            &job.display().to_string(),
+            "--lake",
+            &lake.display().to_string(),
+            "--preview",
+            "0",
+        ],
+        &[],
+    )
+    .expect_ok();
+    let table = table_dir(&lake, "spotify", "tracks");
+    (lake, table)
+}
+
+/// Runs the browser script against `url`; panics with its output unless every check passed.
+fn browse(url: &str, table: &Path, extra: &[&str]) {
+    let out = Command::new(crate::moto::venv().join("bin/python"))
+        .arg(repo().join("tests/browser_dashboard.py"))
+        .arg(url)
+        .arg(table)
+        .args(extra)
+        .output()
+        .expect("the browser script starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the dashboard in Chromium differs from DuckDB:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all browser checks passed"), "{stdout}");
+}
+
+#[test]
+fn serve_renders_every_panel_with_duckdbs_aggregates_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (lake, table) = spotify_lake(dir.path());
+    let server = Server::start(&lake, &[]);
+    let shot = dir.path().join("dashboard.png");
+    browse(
+        &server.url,
+        &table,
+        &["--screenshot", &shot.display().to_string()],
+    );
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    server.stop();
+}
+
+#[test]
+fn serve_with_users_requires_a_login_then_serves_the_same_data() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (lake, table) = spotify_lake(dir.path());
+    let users = dir.path().join("users.yaml");
+    std::fs::write(
+        &users,
+        format!(
+            "users:\n  - name: ana\n    password_hash: \"{}\"\n    role: analyst\n",
+            password_hash("s3cret-pw")
+        ),
+    )
+    .expect("write the users file");
+    let server = Server::start(&lake, &["--users", &users.display().to_string()]);
+    browse(
+        &server.url,
+        &table,
+        &["--user", "ana", "--password", "s3cret-pw"],
+    );
+    server.stop();
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = sluice(
+        &[
+            "serve",
+            "--lake",
+            &dir.path().join("lake").display().to_string(),
+            "--http-bind",
+            "0.0.0.0:0",
+        ],
+        &[],
+    )
+    .expect_failure();
+    assert!(
+        run.stderr.contains("without logins"),
+        "unexpected refusal:\n{}",
+        run.stderr
+    );
+}
