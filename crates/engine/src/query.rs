@@ -262,15 +262,14 @@ impl LakeSessions {
             cache: Arc::new(TableCache::default()),
         }
     }
-}
 
-impl LakeSessions {
     /// A session for the query `query_id` over the default catalog's tables as they are
     /// now, running on the cluster (its Ballista jobs are named after `query_id`).
     pub async fn session(&self, query_id: &str) -> Result<SessionContext> {
-        let external = |e: &dyn std::fmt::Display| DataFusionError::External(e.to_string().into());
-        let catalog = self.catalogs.get(None).await.map_err(|e| external(&e))?;
-        let tables = catalog.list_tables().await.map_err(|e| external(&e))?;
+        // The catalog's error stays the cause (same message as before: `External error: …`).
+        let external = |e: sluice_catalog::CatalogError| DataFusionError::External(Box::new(e));
+        let catalog = self.catalogs.get(None).await.map_err(external)?;
+        let tables = catalog.list_tables().await.map_err(external)?;
         let ctx = describe_locally(self.engine.query_context(SQL_CATALOG, query_id));
         self.cache.retain(&tables);
         register_with(&ctx, &tables, &self.cache)?;
