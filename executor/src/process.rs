@@ -311,6 +311,7 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
         &polls,
         options.shutdown_grace,
         &executor,
+        &readiness.registered,
     )
     .await;
     let mut stop_client = scheduler;
@@ -338,13 +339,15 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
 }
 
 /// Claims every task slot as it frees (so the poll loop asks for no new task), then waits
-/// for a poll that reports the last finished task. Fails if the grace period ends first.
+/// for a poll that reports the last finished task (unless the scheduler is unreachable).
+/// Fails if the grace period ends first.
 async fn drain(
     free_slots: &Arc<Semaphore>,
     vcores: usize,
     polls: &PollCounter,
     grace: Duration,
     executor: &Executor,
+    registered: &ExecutorHealth,
 ) -> Result<(), ProcessError> {
     let deadline = tokio::time::Instant::now() + grace;
     let all = u32::try_from(vcores).unwrap_or(u32::MAX);
@@ -356,9 +359,20 @@ async fn drain(
     slots.forget();
     let last = polls.started();
     tracing::info!("all tasks finished; reporting them to the scheduler");
-    tokio::time::timeout_at(deadline, polls.answered_after(last))
-        .await
-        .map_err(|_| ProcessError::GraceExpired(0))?;
+    // With the scheduler unreachable nothing can be reported: leave instead of waiting.
+    let unreachable = async {
+        while registered.is_ready() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        answered = tokio::time::timeout_at(deadline, polls.answered_after(last)) => {
+            answered.map_err(|_| ProcessError::GraceExpired(0))?;
+        }
+        () = unreachable => {
+            tracing::warn!("the scheduler is unreachable: finished tasks may go unreported");
+        }
+    }
     Ok(())
 }
 

@@ -363,6 +363,20 @@ async fn executor_readiness_health_and_metrics_follow_its_registration() {
         status_of(executor.http, "/readyz") == Some(503)
     });
     assert_eq!(status_of(executor.http, "/healthz"), Some(200));
+
+    // SIGTERM with no scheduler to report to: it leaves without waiting out its grace.
+    let mut executor = executor;
+    sigterm(executor.pid());
+    let exit = executor.wait_exit(20);
+    assert!(exit.success(), "exit {exit:?}:\n{}", executor.log_text());
+}
+
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -403,11 +417,7 @@ async fn sigterm_finishes_the_held_task_and_leaves_the_cluster() {
     wait_until(120, "the slow executor to hold a task", || {
         slow.log_text().contains(&holds)
     });
-    let status = Command::new("kill")
-        .args(["-TERM", &slow.pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    sigterm(slow.pid());
 
     // Draining: not ready at once (the held task takes 3 s more).
     let mut saw_draining = false;
