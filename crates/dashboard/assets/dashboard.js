@@ -48,6 +48,7 @@
   const dashboard = JSON.parse(boot.textContent);
   const base = "/api/dashboards/" + encodeURIComponent(dashboard.id);
   const charts = {};
+  const tickets = {};
 
   function params() {
     return new URLSearchParams(window.location.search);
@@ -222,9 +223,13 @@
     document.getElementById("panel-rows-" + panel.id).href = "/dashboards/" + encodeURIComponent(dashboard.id) + "/panels/" + encodeURIComponent(panel.id) + "/rows" + suffix;
     document.getElementById("panel-csv-" + panel.id).href = base + "/panels/" + encodeURIComponent(panel.id) + "/data?" + (q ? q + "&" : "") + "format=csv";
     body.classList.add("loading");
+    // Only the newest request of a panel is drawn: an older answer arriving late is dropped.
+    const ticket = (tickets[panel.id] || 0) + 1;
+    tickets[panel.id] = ticket;
     fetch(base + "/panels/" + encodeURIComponent(panel.id) + "/data" + suffix)
       .then((r) => r.json().then((j) => ({ ok: r.ok, body: j })))
       .then(({ ok, body: data }) => {
+        if (tickets[panel.id] !== ticket) return;
         body.classList.remove("loading");
         body.dataset.rows = ok ? String(data.rows.length) : "error";
         if (!ok) {
