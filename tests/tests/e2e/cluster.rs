@@ -293,6 +293,11 @@ pub(crate) fn start_scheduler(
     if cluster_port != port {
         args.extend(["--cluster-bind".into(), format!("127.0.0.1:{cluster_port}")]);
     }
+    // A free HTTP port (health, metrics, dashboards) unless the test names one: its
+    // default, 127.0.0.1:8080, would be shared by schedulers started in parallel.
+    if !extra.iter().any(|a| a == "--http-bind") {
+        args.extend(["--http-bind".into(), format!("127.0.0.1:{}", free_port())]);
+    }
     args.extend(extra.iter().cloned());
     crate::trust::add_staging_roots(dir, &mut args);
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);

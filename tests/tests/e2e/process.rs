@@ -480,3 +480,355 @@ async fn sigterm_finishes_the_held_task_and_leaves_the_cluster() {
     assert_eq!(assert_spotify_oracle(&spotify_data(), &table), 19621);
     assert_eq!(status_of(steady.http, "/readyz"), Some(200));
 }
+
+/// A scheduler process owned by the test (so it can be signalled and its exit status
+/// read), on loopback ports, killed when dropped unless it has exited.
+struct SchedulerChild {
+    child: Child,
+    log: PathBuf,
+}
+
+impl SchedulerChild {
+    /// Starts a scheduler whose executors share the client port `port`, with its HTTP port
+    /// on `http`, its lake and run store under `dir`, and `extra` flags.
+    fn start(dir: &Path, port: u16, http: u16, extra: &[String]) -> Self {
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        let log = dir.join(format!("scheduler{n}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let mut args: Vec<String> = vec![
+            "--bind".into(),
+            format!("127.0.0.1:{port}"),
+            "--http-bind".into(),
+            format!("127.0.0.1:{http}"),
+            "--lake".into(),
+            dir.join("lake").display().to_string(),
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+            "--executor-timeout-seconds".into(),
+            "8".into(),
+            "--partitions".into(),
+            "8".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        crate::trust::add_staging_roots(dir, &mut args);
+        let child = Command::new(binary("sluice-scheduler"))
+            .args(&args)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("sluice-scheduler starts");
+        let scheduler = Self { child, log };
+        wait_until(60, "the scheduler's health port", || {
+            status_of(http, "/healthz") == Some(200)
+        });
+        scheduler
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status, once the process has exited by itself (within `seconds`).
+    fn wait_exit(&mut self, seconds: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the scheduler did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SchedulerChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The gRPC status code grpcio gets for `method` called without a token (an empty request
+/// message), e.g. `StatusCode.UNAUTHENTICATED`, or `OK`.
+fn grpc_code_without_token(port: u16, method: &str) -> String {
+    let script = format!(
+        r#"
+import grpc
+channel = grpc.insecure_channel('127.0.0.1:{port}')
+call = channel.unary_unary('{method}')
+try:
+    call(b'', timeout=10)
+    print('OK')
+except grpc.RpcError as e:
+    print(e.code())
+"#
+    );
+    let out = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Logs in to the dashboards on `http` (after checking the panel's data is refused without
+/// a session), reads one panel's data from the scheduler and compares it with DuckDB's
+/// aggregate over the table's Parquet files; returns the number of groups.
+fn assert_panel_matches_duckdb(http: u16, table: &Path) -> usize {
+    let script = r#"
+import http.client, json, sys, urllib.parse
+import duckdb
+port, user, password, table = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+path = '/api/dashboards/spotify/panels/tracks_per_album_type/data'
+c = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
+c.request('GET', path)
+r = c.getresponse(); r.read()
+assert r.status == 401, f'without a session: {r.status}'
+body = urllib.parse.urlencode({'user': user, 'password': password})
+c.request('POST', '/login', body, {'Content-Type': 'application/x-www-form-urlencoded'})
+r = c.getresponse(); r.read()
+cookie = r.getheader('Set-Cookie')
+assert cookie, f'no session cookie ({r.status})'
+c.request('GET', path, headers={'Cookie': cookie.split(';')[0]})
+r = c.getresponse(); text = r.read().decode()
+assert r.status == 200, f'{r.status}: {text}'
+data = json.loads(text)
+names = [col if isinstance(col, str) else col.get('name') for col in data['columns']]
+assert len(names) == 2, names
+key = names.index('album_type')
+got = sorted(((row[key], int(row[1 - key])) for row in data['rows']), key=repr)
+want = sorted(((a, int(n)) for a, n in duckdb.sql(
+    f"SELECT album_type, count(*) FROM read_parquet('{table}/**/*.parquet') GROUP BY 1"
+).fetchall()), key=repr)
+assert got == want, f'the panel {got} != DuckDB {want}'
+print('groups', len(got))
+"#;
+    let out = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .arg(http.to_string())
+        .arg(crate::flight_sql::USER)
+        .arg(crate::flight_sql::PASSWORD)
+        .arg(table)
+        .output()
+        .expect("python starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("groups "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no group count:\n{stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_health_metrics_grpc_health_and_dashboards() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cluster_port = free_port();
+    let http = free_port();
+    let config = crate::flight_sql::config_with_user(tmp.path(), "");
+    let scheduler = start_scheduler(
+        tmp.path(),
+        port,
+        cluster_port,
+        &tmp.path().join("lake").display().to_string(),
+        &[],
+        &[
+            "--config".into(),
+            config.display().to_string(),
+            "--http-bind".into(),
+            format!("127.0.0.1:{http}"),
+            "--dashboards".into(),
+            repo()
+                .join("examples/spotify/dashboard.yaml")
+                .display()
+                .to_string(),
+        ],
+    );
+
+    // Ready with no executor at all: executors find the scheduler through its readiness.
+    assert_eq!(status_of(http, "/healthz"), Some(200));
+    wait_until(10, "the scheduler's readiness", || {
+        status_of(http, "/readyz") == Some(200)
+    });
+    assert!(probe(&format!("http://127.0.0.1:{http}/readyz")));
+    // grpc.health.v1 on the client port answers without a token; the job service does not.
+    wait_until(10, "gRPC SERVING on the client port", || {
+        grpc_health(port) == "SERVING"
+    });
+    assert!(probe(&format!("grpc://127.0.0.1:{port}")));
+    assert_eq!(
+        grpc_code_without_token(port, "/sluice.v1.JobService/ListJobs"),
+        "StatusCode.UNAUTHENTICATED"
+    );
+    assert_eq!(
+        grpc_code_without_token(port, "/arrow.flight.protocol.FlightService/ListFlights"),
+        "StatusCode.UNAUTHENTICATED"
+    );
+
+    let before = parse_prometheus(&http_get(http, "/metrics").expect("metrics").1);
+    assert_eq!(metric(&before, "sluice_job_runs{state=\"SUCCEEDED\"}"), 0.0);
+    assert_eq!(metric(&before, "sluice_executors_alive"), 0.0);
+
+    // A real run, logged in, on one executor.
+    let executor = Executor::start(tmp.path(), "executor", cluster_port, &[]);
+    wait_until(60, "the executor's registration", || {
+        status_of(executor.http, "/readyz") == Some(200)
+    });
+    let job = spotify_job(tmp.path());
+    let url = format!("http://127.0.0.1:{port}");
+    let login = [("SLUICE_PASSWORD", crate::flight_sql::PASSWORD)];
+    let user = ["--scheduler", &url, "--user", crate::flight_sql::USER];
+    let mut submit = vec!["submit", job.to_str().expect("utf-8")];
+    submit.extend(user);
+    let run = sluice(&submit, &login).expect_ok();
+    assert!(run.stdout.contains("19,621 rows"), "{}", run.stdout);
+    let mut query = vec!["query", "SELECT count(*) AS n FROM spotify.tracks"];
+    query.extend(user);
+    let counted = sluice(&query, &login).expect_ok();
+    assert!(counted.stdout.contains("19621"), "{}", counted.stdout);
+
+    let table = table_dir(&tmp.path().join("lake"), "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &table), 19621);
+    // The dashboard's panel, served by the scheduler through the cluster, equals DuckDB.
+    assert!(assert_panel_matches_duckdb(http, &table) > 0);
+
+    let (status, text) = http_get(http, "/metrics").expect("metrics");
+    assert_eq!(status, 200);
+    let after = parse_prometheus(&text);
+    assert_eq!(
+        metric(&after, "sluice_job_runs{state=\"SUCCEEDED\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&after, "sluice_job_runs{state=\"FAILED\"}"), 0.0);
+    assert_eq!(
+        metric(
+            &after,
+            "sluice_job_run_duration_seconds_count{state=\"SUCCEEDED\"}"
+        ),
+        1.0
+    );
+    assert_eq!(metric(&after, "sluice_job_run_rows_written_total"), 19621.0);
+    assert!(metric(&after, "sluice_job_run_tasks_total") > 0.0, "{text}");
+    assert!(
+        metric(&after, "sluice_job_run_bytes_read_total") > 0.0,
+        "{text}"
+    );
+    assert!(
+        metric(&after, "sluice_job_run_bytes_written_total") > 0.0,
+        "{text}"
+    );
+    assert!(
+        metric(&after, "sluice_queries_total{path=\"flight_sql\"}") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&after, "sluice_queries_total{path=\"dashboard\"}") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &after,
+            "sluice_query_duration_seconds_count{path=\"dashboard\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&after, "sluice_executors_alive"), 1.0, "{text}");
+    drop(scheduler);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_sigterm_leaves_the_held_run_for_the_next_start() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let http = free_port();
+    let lake = tmp.path().join("lake");
+    let mut scheduler = SchedulerChild::start(tmp.path(), port, http, &[]);
+    // Executor `slow` announces and holds every task 3 s.
+    let slow = Executor::start(
+        tmp.path(),
+        "slow",
+        port,
+        &[("SLUICE_FAILPOINT", "slow_tasks")],
+    );
+    wait_until(60, "the executor's registration", || {
+        status_of(slow.http, "/readyz") == Some(200)
+    });
+
+    let job = spotify_job(tmp.path());
+    let submitted = cli(port, &["submit", job.to_str().expect("utf-8"), "--detach"]).expect_ok();
+    let run_id = submitted_id(&submitted);
+    let holds = format!("failpoint slow_tasks: pid {} holds task", slow.pid());
+    wait_until(120, "the slow executor to hold a task", || {
+        slow.log_text().contains(&holds)
+    });
+    assert_eq!(run_state(port, &run_id), "RUNNING");
+
+    // SIGTERM while the run's task is provably held: the scheduler exits 0, no version of
+    // the table is published, and the run is left unfinished.
+    let status = Command::new("kill")
+        .args(["-TERM", &scheduler.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = scheduler.wait_exit(60);
+    let log = scheduler.log_text();
+    assert!(exit.success(), "exit {exit:?}:\n{log}");
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+    assert!(log.contains("runs left for the next start"), "{log}");
+    assert!(catalog_entry(&lake, "spotify", "tracks").is_none());
+
+    // The next start resubmits the run at once, and it succeeds with DuckDB's rows.
+    let restarted = SchedulerChild::start(tmp.path(), port, http, &[]);
+    wait_until(10, "readiness after the restart", || {
+        status_of(http, "/readyz") == Some(200)
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let state = loop {
+        let s = run_state(port, &run_id);
+        if ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"].contains(&s.as_str())
+            || Instant::now() > deadline
+        {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        state,
+        "SUCCEEDED",
+        "{}\n{}",
+        cli(port, &["status", &run_id]).stdout,
+        restarted.log_text()
+    );
+    assert!(
+        restarted.log_text().contains("recovered=1"),
+        "{}",
+        restarted.log_text()
+    );
+    let table = table_dir(&lake, "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &table), 19621);
+    let metrics = parse_prometheus(&http_get(http, "/metrics").expect("metrics").1);
+    assert_eq!(
+        metric(&metrics, "sluice_job_runs{state=\"SUCCEEDED\"}"),
+        1.0
+    );
+}
