@@ -1,10 +1,10 @@
 """Drives the Spotify dashboard served by `sluice serve` in a real Chromium (Playwright),
 and checks every panel's data against DuckDB over the table's Parquet files.
 
-    browser_dashboard.py URL TABLE_DIR [--screenshot PNG] [--user NAME --password PW]
+    browser_dashboard.py URL TABLE_DIR RUN_ID [--screenshot PNG] [--user NAME --password PW]
 
 URL is the server (http://127.0.0.1:PORT); TABLE_DIR the folder of spotify.tracks' current
-version. The data a panel shows is the JSON the page itself fetched from
+version and RUN_ID the run that wrote it (from the catalog). The data a panel shows is the JSON the page itself fetched from
 /api/dashboards/spotify/panels/{panel}/data (captured from the browser's responses) and
 the ECharts option the page built from it; DuckDB recomputes each panel's aggregate from the
 Parquet files with the same filters as a WHERE clause. Exits non-zero with a message on the
@@ -388,10 +388,14 @@ def run(args):
         check(page.locator("#history li").count() >= 1, "the query is not in the history")
         print("ok   SQL workbench: rows equal DuckDB, history kept")
 
-        # The runs page in the embedded mode.
+        # The runs page in the embedded mode: the run that wrote the table, from the catalog.
         page.goto(f"{base}/runs")
-        check(page.locator("#no-runs").count() == 1, "the runs page does not explain itself")
-        print("ok   runs page: no job service in the embedded mode")
+        rows = page.eval_on_selector_all(
+            "#runs tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
+        check([r for r in rows if r[0] == args.run_id and r[2] == "SUCCEEDED"
+               and "spotify.tracks" in r[1]],
+              f"the runs page does not show run {args.run_id} SUCCEEDED: {rows}")
+        print("ok   runs page: the run that wrote spotify.tracks, SUCCEEDED")
 
         check(not errors, f"JavaScript errors on the pages: {errors}")
         browser.close()
@@ -401,6 +405,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("table_dir")
+    parser.add_argument("run_id")
     parser.add_argument("--screenshot")
     parser.add_argument("--user")
     parser.add_argument("--password")

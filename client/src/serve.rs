@@ -10,7 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use sluice_dashboard::{DashboardOptions, DashboardState, SessionsBackend};
+use sluice_catalog::Catalog;
+use sluice_dashboard::{
+    DashboardOptions, DashboardState, QueryError, RunSummary, RunsBackend, SessionsBackend,
+};
 use sluice_engine::{Engine, LakeSessions};
 use sluice_flight_sql::{Authenticator, QuerySessions, User};
 use sluice_lake::Lake;
@@ -59,6 +62,44 @@ impl QuerySessions for EmbeddedSessions {
     }
 }
 
+/// The runs page without a job service: the run that wrote each table's current version,
+/// read from the catalog (the embedded mode keeps no run history).
+struct LastRunPerTable(Arc<dyn Catalog>);
+
+#[async_trait::async_trait]
+impl RunsBackend for LastRunPerTable {
+    async fn list_runs(&self, limit: usize) -> Result<Vec<RunSummary>, QueryError> {
+        let tables = self
+            .0
+            .list_tables()
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+        let mut runs: Vec<RunSummary> = tables
+            .into_iter()
+            .filter_map(|t| {
+                let id = t.run_id?;
+                Some(RunSummary {
+                    id,
+                    job: format!(
+                        "wrote {}.{} version {} (the last run per table: the embedded mode \
+                         keeps no run history)",
+                        t.database, t.name, t.version
+                    ),
+                    state: "SUCCEEDED".to_string(),
+                    started_at: None,
+                    finished_at: Some(t.updated_at),
+                    progress: None,
+                    error: None,
+                })
+            })
+            .collect();
+        // Newest first; RFC 3339 times in one zone sort as text.
+        runs.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        runs.truncate(limit);
+        Ok(runs)
+    }
+}
+
 /// Serves the pages until Ctrl-C (or SIGTERM).
 pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let auth = authenticator(args.users.as_deref())?;
@@ -100,14 +141,14 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         Arc::new(EmbeddedSessions(sessions)),
         Arc::clone(&catalog),
     ));
+    let runs: Arc<dyn RunsBackend> = Arc::new(LastRunPerTable(Arc::clone(&catalog)));
     let state = DashboardState::new(
         backend,
         catalog,
         DashboardOptions {
             dashboards_dir: dashboards.clone(),
             auth,
-            // No job service here: the runs page says there is no run history.
-            runs: None,
+            runs: Some(runs),
             ..DashboardOptions::default()
         },
     );

@@ -2,8 +2,8 @@
 //!
 //! The real `sluice run` writes the Spotify example into a temporary lake, the real
 //! `sluice serve` serves it on a free loopback port, and `tests/browser_dashboard.py` drives
-//! Debian's Chromium through every panel, filter, a bar click, the SQL workbench and an
-//! injection-shaped filter value, checking what the page fetched and drew against DuckDB
+//! Debian's Chromium through every panel, filter, a bar click, the SQL workbench, the runs
+//! page and an injection-shaped filter value, checking what the page fetched and drew against DuckDB
 //! over the table's Parquet files. Without Chromium or Playwright the tests say they skipped,
 //! unless `SLUICE_REQUIRE_BROWSER=1` (then they fail).
 
@@ -118,8 +118,9 @@ impl Drop for Server {
     }
 }
 
-/// Runs the Spotify job into `dir/lake`; returns the lake and its table's version folder.
-fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf) {
+/// Runs the Spotify job into `dir/lake`; returns the lake, its table's version folder and
+/// the run that wrote it.
+fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf, String) {
     let job = copy_example(dir);
     let lake = dir.join("lake");
     sluice(
@@ -135,15 +136,21 @@ fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf) {
     )
     .expect_ok();
     let table = table_dir(&lake, "spotify", "tracks");
-    (lake, table)
+    let entry = catalog_entry(&lake, "spotify", "tracks").expect("the table is registered");
+    let run_id = entry["run_id"]
+        .as_str()
+        .expect("the run that wrote the table")
+        .to_string();
+    (lake, table, run_id)
 }
 
 /// Runs the browser script against `url`; panics with its output unless every check passed.
-fn browse(url: &str, table: &Path, extra: &[&str]) {
+fn browse(url: &str, table: &Path, run_id: &str, extra: &[&str]) {
     let out = Command::new(crate::moto::venv().join("bin/python"))
         .arg(repo().join("tests/browser_dashboard.py"))
         .arg(url)
         .arg(table)
+        .arg(run_id)
         .args(extra)
         .output()
         .expect("the browser script starts");
@@ -162,12 +169,13 @@ fn serve_renders_every_panel_with_duckdbs_aggregates_in_chromium() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (lake, table) = spotify_lake(dir.path());
+    let (lake, table, run_id) = spotify_lake(dir.path());
     let server = Server::start(&lake, &[]);
     let shot = dir.path().join("dashboard.png");
     browse(
         &server.url,
         &table,
+        &run_id,
         &["--screenshot", &shot.display().to_string()],
     );
     let png = std::fs::read(&shot).expect("the screenshot was written");
@@ -181,7 +189,7 @@ fn serve_with_users_requires_a_login_then_serves_the_same_data() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (lake, table) = spotify_lake(dir.path());
+    let (lake, table, run_id) = spotify_lake(dir.path());
     let users = dir.path().join("users.yaml");
     std::fs::write(
         &users,
@@ -195,6 +203,7 @@ fn serve_with_users_requires_a_login_then_serves_the_same_data() {
     browse(
         &server.url,
         &table,
+        &run_id,
         &["--user", "ana", "--password", "s3cret-pw"],
     );
     server.stop();
