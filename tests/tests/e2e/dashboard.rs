@@ -123,6 +123,12 @@ impl Drop for Server {
 fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf, String) {
     let job = copy_example(dir);
     let lake = dir.join("lake");
+    let (table, run_id) = run_spotify(&job, &lake);
+    (lake, table, run_id)
+}
+
+/// Runs the job file `job` into `lake`; returns the table's version folder and the run.
+fn run_spotify(job: &Path, lake: &Path) -> (PathBuf, String) {
     sluice(
         &[
             "run",
@@ -135,13 +141,13 @@ fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf, String) {
         &[],
     )
     .expect_ok();
-    let table = table_dir(&lake, "spotify", "tracks");
-    let entry = catalog_entry(&lake, "spotify", "tracks").expect("the table is registered");
+    let table = table_dir(lake, "spotify", "tracks");
+    let entry = catalog_entry(lake, "spotify", "tracks").expect("the table is registered");
     let run_id = entry["run_id"]
         .as_str()
         .expect("the run that wrote the table")
         .to_string();
-    (lake, table, run_id)
+    (table, run_id)
 }
 
 /// Runs the browser script against `url`; panics with its output unless every check passed.
@@ -163,8 +169,16 @@ fn browse(url: &str, table: &Path, run_id: &str, extra: &[&str]) {
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
 }
 
+/// Keeps the first `rows` tracks of the staging CSV (its rows hold no line breaks).
+fn keep_first_tracks(staging: &Path, rows: usize) {
+    let path = staging.join("tracks.csv");
+    let text = std::fs::read_to_string(&path).expect("read tracks.csv");
+    let kept: Vec<&str> = text.lines().take(rows + 1).collect();
+    std::fs::write(&path, kept.join("\n") + "\n").expect("write tracks.csv");
+}
+
 #[test]
-fn serve_renders_every_panel_with_duckdbs_aggregates_in_chromium() {
+fn serve_renders_every_panel_with_duckdbs_aggregates_in_chromium_and_sees_a_new_commit() {
     if !browser_available() {
         return;
     }
@@ -180,6 +194,14 @@ fn serve_renders_every_panel_with_duckdbs_aggregates_in_chromium() {
     );
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+
+    // A run commits other data while the server runs (its results cached): the same pages
+    // show the new version at once, equal to DuckDB over the new version's files.
+    keep_first_tracks(&dir.path().join("data"), 5000);
+    let (new_table, new_run) = run_spotify(&dir.path().join("job.yaml"), &lake);
+    assert_ne!(new_run, run_id, "the second run has its own id");
+    assert_ne!(new_table, table, "the second run wrote a new version");
+    browse(&server.url, &new_table, &new_run, &[]);
     server.stop();
 }
 
