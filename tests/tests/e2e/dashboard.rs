@@ -52,9 +52,14 @@ struct Server {
 impl Server {
     /// Starts `sluice serve` over `lake` on a free loopback port; waits for its URL.
     fn start(lake: &Path, extra: &[&str]) -> Self {
+        Self::start_with(&lake.display().to_string(), extra, &[])
+    }
+
+    /// Starts `sluice serve` over the lake URL `lake` with extra environment variables.
+    fn start_with(lake: &str, extra: &[&str], env: &[(String, String)]) -> Self {
         let mut child = Command::new(binary("sluice"))
             .arg("serve")
-            .args(["--lake", &lake.display().to_string()])
+            .args(["--lake", lake])
             .args(["--http-bind", "127.0.0.1:0"])
             .args(["--partitions", "2"])
             .args(extra)
@@ -62,6 +67,7 @@ impl Server {
             .current_dir(repo())
             .env_remove("SLUICE_LAKE")
             .env_remove("SLUICE_DASHBOARDS")
+            .envs(env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -250,4 +256,35 @@ fn serve_refuses_a_public_address_without_users() {
         "unexpected refusal:\n{}",
         run.stderr
     );
+}
+
+#[test]
+fn serve_over_an_s3_lake_shows_the_same_data_as_duckdb() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let moto = crate::moto::Moto::start();
+    moto.python("s3.create_bucket(Bucket='lake')");
+    let env = moto.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let job = copy_example(dir.path());
+    let lake = "s3://lake/warehouse";
+    let job_arg = job.display().to_string();
+    sluice(&["run", &job_arg, "--lake", lake, "--preview", "0"], &pairs).expect_ok();
+    let tables = sluice(&["tables", "--lake", lake, "--format", "json"], &pairs).expect_ok();
+    let entry: serde_json::Value = tables
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|t| t["database"] == "spotify" && t["name"] == "tracks")
+        .expect("spotify.tracks is listed");
+    let location = entry["location"].as_str().expect("a location");
+    let run_id = entry["run_id"].as_str().expect("the run that wrote it");
+    let local = dir.path().join("downloaded");
+    download_table(&moto, location, &local);
+
+    let server = Server::start_with(lake, &[], &env);
+    browse(&server.url, &local, run_id, &[]);
+    server.stop();
 }
