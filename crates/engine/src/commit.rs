@@ -146,6 +146,10 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
     if failpoint("before_commit") {
         return Err(RunError::Failpoint("before_commit"));
     }
+    if failpoint("slow_commit") {
+        eprintln!("failpoint slow_commit: holding the commit 10 s");
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
     let previous = catalog
         .get_table(&table_ref.database, &table_ref.table)
         .await?;

@@ -2,7 +2,8 @@
 
 /// Environment variable naming failures to inject, for tests of the commit protocol (a
 /// comma-separated list): `before_commit` fails a run after its files are written and sealed,
-/// before the catalog moves; `crash_after_publish`, `crash_after_seal` and
+/// before the catalog moves; `slow_commit` holds it 10 s there (a commit in flight, for
+/// shutdown tests); `crash_after_publish`, `crash_after_seal` and
 /// `crash_after_catalog` abort the whole process at that step of the commit.
 pub const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
 

@@ -492,6 +492,17 @@ impl SchedulerChild {
     /// Starts a scheduler whose executors share the client port `port`, with its HTTP port
     /// on `http`, its lake and run store under `dir`, and `extra` flags.
     fn start(dir: &Path, port: u16, http: u16, extra: &[String]) -> Self {
+        Self::start_with_env(dir, port, http, extra, &[])
+    }
+
+    /// [`SchedulerChild::start`] with `env` added to its environment.
+    fn start_with_env(
+        dir: &Path,
+        port: u16,
+        http: u16,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("scheduler{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -515,6 +526,8 @@ impl SchedulerChild {
         let child = Command::new(binary("sluice-scheduler"))
             .args(&args)
             .env("SLUICE_LOG", "info")
+            .env_remove("SLUICE_FAILPOINT")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err))
             .spawn()
@@ -830,5 +843,68 @@ async fn scheduler_sigterm_leaves_the_held_run_for_the_next_start() {
     assert_eq!(
         metric(&metrics, "sluice_job_runs{state=\"SUCCEEDED\"}"),
         1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_sigterm_during_a_commit_refuses_submissions_and_lets_it_finish() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let http = free_port();
+    let lake = tmp.path().join("lake");
+    let mut scheduler = SchedulerChild::start_with_env(
+        tmp.path(),
+        port,
+        http,
+        &[],
+        &[("SLUICE_FAILPOINT", "slow_commit")],
+    );
+    let executor = Executor::start(tmp.path(), "executor", port, &[]);
+    wait_until(60, "the executor's registration", || {
+        status_of(executor.http, "/readyz") == Some(200)
+    });
+    let job = spotify_job(tmp.path());
+    let submitted = cli(port, &["submit", job.to_str().expect("utf-8"), "--detach"]).expect_ok();
+    let run_id = submitted_id(&submitted);
+    wait_until(180, "the run's commit to be held", || {
+        scheduler
+            .log_text()
+            .contains("failpoint slow_commit: holding the commit")
+    });
+
+    // SIGTERM inside the commit: not ready at once, new submissions refused, and the
+    // commit finishes before the process exits 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &scheduler.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    wait_until(5, "readyz to say 503", || {
+        status_of(http, "/readyz") == Some(503)
+    });
+    let refused = cli(port, &["submit", job.to_str().expect("utf-8"), "--detach"]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(!refused.ok && said.contains("shutting down"), "{said}");
+    let exit = scheduler.wait_exit(60);
+    let log = scheduler.log_text();
+    assert!(exit.success(), "exit {exit:?}:\n{log}");
+    let entry = catalog_entry(&lake, "spotify", "tracks").expect("the commit finished");
+    assert_eq!(entry["run_id"].as_str(), Some(run_id.as_str()), "{entry}");
+    let table = table_dir(&lake, "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &table), 19621);
+
+    // The next start finds the run SUCCEEDED (it resubmits nothing).
+    let restarted = SchedulerChild::start_with_env(tmp.path(), port, http, &[], &[]);
+    assert_eq!(
+        run_state(port, &run_id),
+        "SUCCEEDED",
+        "{}",
+        restarted.log_text()
+    );
+    assert!(
+        restarted.log_text().contains("recovered=0"),
+        "{}",
+        restarted.log_text()
     );
 }
