@@ -908,3 +908,48 @@ async fn scheduler_sigterm_during_a_commit_refuses_submissions_and_lets_it_finis
         restarted.log_text()
     );
 }
+
+/// Dashboards serve data: without users, a non-loopback HTTP port is refused (unless
+/// --insecure-no-auth); health and metrics alone may be open.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_refuses_open_dashboards_without_users() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dashboards = repo().join("examples/spotify/dashboard.yaml");
+    let out = Command::new(binary("sluice-scheduler"))
+        .args(["--bind", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-bind", "0.0.0.0:0"])
+        .arg("--dashboards")
+        .arg(&dashboards)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--lake")
+        .arg(tmp.path().join("lake"))
+        .output()
+        .expect("sluice-scheduler starts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("serves dashboards"),
+        "{stderr}"
+    );
+
+    // Without dashboards the same open HTTP port is accepted: it serves health and metrics.
+    let port = free_port();
+    let http = free_port();
+    let mut open = Command::new(binary("sluice-scheduler"))
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args(["--http-bind", &format!("0.0.0.0:{http}")])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--lake")
+        .arg(tmp.path().join("lake"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sluice-scheduler starts");
+    wait_until(60, "the open health port", || {
+        status_of(http, "/readyz") == Some(200)
+    });
+    assert_eq!(status_of(http, "/api/dashboards"), Some(404));
+    let _ = open.kill();
+    let _ = open.wait();
+}
