@@ -765,6 +765,23 @@ async fn scheduler_health_metrics_grpc_health_and_dashboards() {
         "{text}"
     );
     assert_eq!(metric(&after, "sluice_executors_alive"), 1.0, "{text}");
+
+    // A new run over the same table (albums only): the panel shows its data at once, not
+    // the cached answer over the previous version.
+    let text = std::fs::read_to_string(&job).expect("read the job");
+    let albums_only = text.replace(
+        "      input: albums_artists_tracks\n\ntarget:\n  input: spotify",
+        "      input: albums_artists_tracks\n  - filter: { name: albums_only, input: spotify, \
+         predicate: \"album_type = 'album'\" }\n\ntarget:\n  input: albums_only",
+    );
+    assert_ne!(albums_only, text, "the job file changed shape");
+    let second = tmp.path().join("albums_only.yaml");
+    std::fs::write(&second, albums_only).expect("write the job");
+    let mut submit = vec!["submit", second.to_str().expect("utf-8")];
+    submit.extend(user);
+    sluice(&submit, &login).expect_ok();
+    let table = table_dir(&tmp.path().join("lake"), "spotify", "tracks");
+    assert_eq!(assert_panel_matches_duckdb(http, &table), 1);
     drop(scheduler);
 }
 
