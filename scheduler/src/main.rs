@@ -6,7 +6,9 @@
 //! never open to clients: with a cluster secret it is served on `--cluster-bind` over mutual
 //! TLS (see `sluice-cluster-tls`); without one it is unauthenticated and allowed only on a
 //! loopback address, and on the client port only when the client port has no logins either.
-//! What the process starts and serves is `sluice_scheduler::process`.
+//! The HTTP port (`--http-bind`) serves health, readiness and Prometheus metrics, and the
+//! dashboards with `--dashboards`; SIGTERM or Ctrl-C shuts down gracefully (see
+//! `sluice_scheduler::process`, which is what the process starts and serves).
 
 use anyhow::{Context, Result};
 use clap::Parser;
