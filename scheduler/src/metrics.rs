@@ -191,3 +191,59 @@ fn state_name(state: RunState) -> &'static str {
     let name = state.as_str_name();
     name.strip_prefix("RUN_STATE_").unwrap_or(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(state: RunState) -> pb::JobRun {
+        pb::JobRun {
+            state: state as i32,
+            started_at_ms: 1_000,
+            ended_at_ms: 3_500,
+            stages: 3,
+            tasks: 20,
+            rows_written: 7,
+            bytes_written: 900,
+            sources: vec![pb::SourceMetrics {
+                bytes: 100,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Every run state shows (zero when empty), and the gauge is recomputed, not added to.
+    #[test]
+    fn runs_by_state_are_set_from_the_store() {
+        let metrics = SchedulerMetrics::new().expect("metrics");
+        let runs = [run(RunState::Succeeded), run(RunState::Succeeded)];
+        metrics.set_runs(&runs);
+        metrics.set_runs(&runs[..1]);
+        let gauge = |state| metrics.runs.with_label_values(&[state]).get();
+        assert_eq!(gauge("SUCCEEDED"), 1);
+        assert_eq!(gauge("FAILED"), 0);
+        assert_eq!(gauge("TIMEOUT"), 0);
+    }
+
+    /// Only succeeded runs add their stages, tasks and bytes; every ended run its duration.
+    #[test]
+    fn ended_runs_are_counted() {
+        let metrics = SchedulerMetrics::new().expect("metrics");
+        metrics.run_ended(&run(RunState::Succeeded));
+        metrics.run_ended(&run(RunState::Failed));
+        assert_eq!(metrics.stages.get(), 3);
+        assert_eq!(metrics.tasks.get(), 20);
+        assert_eq!(metrics.bytes_read.get(), 100);
+        assert_eq!(metrics.bytes_written.get(), 900);
+        assert_eq!(metrics.rows_written.get(), 7);
+        let durations = |state| {
+            metrics
+                .run_duration
+                .with_label_values(&[state])
+                .get_sample_sum()
+        };
+        assert_eq!(durations("SUCCEEDED"), 2.5);
+        assert_eq!(durations("FAILED"), 2.5);
+    }
+}
