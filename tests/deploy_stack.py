@@ -27,6 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import adbc_driver_flightsql.dbapi as flight_sql
 
@@ -104,12 +107,14 @@ class Stack:
             SLUICE_SECRETS=self.secrets,
             # A free host port each: nothing clashes with another stack or local service.
             SLUICE_CLIENT_PUBLISH="127.0.0.1:",
+            SLUICE_HTTP_PUBLISH="127.0.0.1:",
             S3_PUBLISH="127.0.0.1:",
             S3_CONSOLE_PUBLISH="127.0.0.1:",
             # A lost executor is declared dead after 15 s instead of 30 s.
             SLUICE_EXECUTOR_TIMEOUT_SECONDS="15",
         )
         self.url = None
+        self.http = None
         self.password = None
 
     def sh(self, *args, timeout=300, check=True):
@@ -140,6 +145,8 @@ class Stack:
         self.sh("up", "-d", timeout=420)
         port = self.sh("port", "scheduler", "50050").stdout.strip().rsplit(":", 1)[1]
         self.url = f"127.0.0.1:{port}"
+        port = self.sh("port", "scheduler", "8080").stdout.strip().rsplit(":", 1)[1]
+        self.http = f"127.0.0.1:{port}"
 
     def wait_exit(self, service, timeout):
         """Waits for a one-shot service's container to end; returns its exit code."""
@@ -198,6 +205,48 @@ def assert_table_equals_reference(stack, what):
     ).stdout
     assert out.split()[-1] == str(reference), f"{what}: sluice query said {out!r}"
     print(f"ok {what}: {reference} rows equal DuckDB's join of the raw CSVs", flush=True)
+
+
+def assert_dashboard_equals_reference(stack):
+    """The scheduler's dashboard port: a panel's data needs a login, and after one equals
+    DuckDB's aggregate over the raw CSVs' join."""
+    base = f"http://{stack.http}"
+    panel = f"{base}/api/dashboards/spotify/panels/tracks_per_album_type/data"
+    try:
+        urllib.request.urlopen(panel, timeout=30)
+        raise AssertionError("the panel API answered without a login")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, f"the panel API without a login answered {e.code}"
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    form = urllib.parse.urlencode({"user": "sluice", "password": stack.password}).encode()
+    login = urllib.request.Request(
+        f"{base}/login", data=form, method="POST", headers={"Origin": base}
+    )
+    try:
+        urllib.request.build_opener(NoRedirect).open(login, timeout=30)
+        raise AssertionError("the login did not redirect")
+    except urllib.error.HTTPError as e:
+        assert e.code == 303, f"the login answered {e.code}"
+        cookie = e.headers["Set-Cookie"].split(";", 1)[0]
+    request = urllib.request.Request(panel, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        data = json.loads(r.read())
+    actual = sorted((row[0], int(row[1])) for row in data["rows"])
+    csvs = {t: os.path.join(SAMPLE, f"{t}.csv") for t in ("albums", "artists", "tracks")}
+    con = oracle.connect(csvs)
+    con.execute(f"CREATE VIEW expected AS {oracle.SPOTIFY}")
+    expected = sorted(
+        (a, int(n))
+        for a, n in con.execute(
+            "SELECT album_type, count(*) FROM expected GROUP BY 1"
+        ).fetchall()
+    )
+    assert actual == expected, f"dashboard panel: {actual} vs DuckDB's {expected}"
+    print(f"ok dashboard: the panel over the S3 lake equals DuckDB's {expected}", flush=True)
 
 
 def unfinished(log, job):
@@ -284,6 +333,7 @@ def main():
         code = stack.wait_exit("submit", timeout=300)
         assert code == 0, f"the submit service exited {code}:\n{stack.logs('submit')}"
         assert_table_equals_reference(stack, "run 1 (submit service)")
+        assert_dashboard_equals_reference(stack)
 
         step("run 2: docker kill an executor while it holds a task")
         submit_and_cut(
