@@ -161,7 +161,7 @@ impl SchedulerMetrics {
         }
     }
 
-    /// Counts a query started on `path` (`flight_sql`, `dashboard`).
+    /// Counts one query on `path` (`flight_sql`, `dashboard`).
     pub fn query_started(&self, path: &str) {
         self.queries.with_label_values(&[path]).inc();
     }

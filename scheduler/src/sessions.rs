@@ -1,5 +1,8 @@
 //! The Flight SQL service's query sessions: the engine's [`LakeSessions`] behind the
-//! service's [`QuerySessions`] trait, each query counted in the scheduler's metrics.
+//! service's [`QuerySessions`] trait, each statement counted and timed in the scheduler's
+//! metrics when it ends.
+
+use std::time::Duration;
 
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
@@ -12,23 +15,25 @@ use crate::metrics::SchedulerMetrics;
 pub struct FlightSessions {
     /// The engine's sessions.
     pub sessions: LakeSessions,
-    /// Where queries are counted (`sluice_queries_total{path="flight_sql"}`).
+    /// Where statements are counted and timed (`path="flight_sql"`).
     pub metrics: SchedulerMetrics,
 }
-
-/// The session id Flight SQL's metadata commands use (not a query).
-const METADATA_SESSION: &str = "metadata";
 
 #[async_trait::async_trait]
 impl QuerySessions for FlightSessions {
     async fn session(&self, query_id: &str) -> Result<SessionContext, DataFusionError> {
-        if query_id != METADATA_SESSION && !query_id.starts_with("dashboard-") {
-            self.metrics.query_started("flight_sql");
-        }
         self.sessions.session(query_id).await
     }
 
     async fn cancel(&self, query_id: &str) {
         self.sessions.cancel(query_id).await;
+    }
+
+    /// Every statement Flight SQL ran is counted once; the duration of those answered.
+    fn query_ended(&self, _query_id: &str, elapsed: Duration, answered: bool) {
+        self.metrics.query_started("flight_sql");
+        if answered {
+            self.metrics.query_finished("flight_sql", elapsed);
+        }
     }
 }

@@ -52,6 +52,12 @@ pub trait QuerySessions: Send + Sync + 'static {
 
     /// Stops the cluster's work for `query_id` (its results are no longer wanted).
     async fn cancel(&self, query_id: &str);
+
+    /// Called once for every statement the service ran (`query_id` as given to
+    /// [`QuerySessions::session`]), when its stream ends: `answered` is true when every
+    /// batch was sent, false when it failed, timed out or the client went away. For metrics;
+    /// nothing by default.
+    fn query_ended(&self, _query_id: &str, _elapsed: Duration, _answered: bool) {}
 }
 
 /// Settings of the Flight SQL service.

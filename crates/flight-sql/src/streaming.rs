@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -36,6 +36,7 @@ pub(crate) async fn run(
     let guard = CancelOnDrop {
         sessions: Arc::clone(sessions),
         query_id: Some(query_id),
+        started: Instant::now(),
     };
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = match tokio::time::timeout_at(deadline, df.execute_stream()).await {
@@ -51,21 +52,27 @@ pub(crate) async fn run(
     Ok(Box::pin(encoded))
 }
 
-/// Calls [`QuerySessions::cancel`] unless the query's stream ended normally.
+/// Calls [`QuerySessions::cancel`] unless the query's stream ended normally, and
+/// [`QuerySessions::query_ended`] once either way.
 struct CancelOnDrop {
     sessions: Arc<dyn QuerySessions>,
     query_id: Option<String>,
+    started: Instant,
 }
 
 impl CancelOnDrop {
     fn finished(mut self) {
-        self.query_id = None;
+        if let Some(id) = self.query_id.take() {
+            self.sessions.query_ended(&id, self.started.elapsed(), true);
+        }
     }
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(id) = self.query_id.take() {
+            self.sessions
+                .query_ended(&id, self.started.elapsed(), false);
             let sessions = Arc::clone(&self.sessions);
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move { sessions.cancel(&id).await });

@@ -749,8 +749,18 @@ async fn scheduler_health_metrics_grpc_health_and_dashboards() {
         metric(&after, "sluice_job_run_bytes_written_total") > 0.0,
         "{text}"
     );
-    assert!(
-        metric(&after, "sluice_queries_total{path=\"flight_sql\"}") >= 1.0,
+    // The one statement `sluice query` ran over Flight SQL: counted once, and timed.
+    assert_eq!(
+        metric(&after, "sluice_queries_total{path=\"flight_sql\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "sluice_query_duration_seconds_count{path=\"flight_sql\"}"
+        ),
+        1.0,
         "{text}"
     );
     assert!(
