@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use indexmap::IndexMap;
 use sluice_job::suggest;
-use sluice_job::{Diagnostic, Position, SourceMap, format_located};
+use sluice_job::{Diagnostic, Position, SourceMap, duplicate_key_diagnostics, format_located};
 
 use crate::backend::{QueryBackend, QueryError};
 use crate::encoding::{AGGREGATES, Field, FieldError, NumberFormat, Sort};
@@ -173,19 +173,7 @@ pub async fn parse(
     if !source_map.duplicates().is_empty() {
         return Err(DashboardFileError::Invalid {
             file: file.to_path_buf(),
-            located: source_map
-                .duplicates()
-                .iter()
-                .map(|d| {
-                    (
-                        Some(d.at),
-                        Diagnostic::new(
-                            &d.path,
-                            format!("duplicate key '{}' (first at line {})", d.key, d.first.line),
-                        ),
-                    )
-                })
-                .collect(),
+            located: duplicate_key_diagnostics(&source_map),
         });
     }
     let raw: model::DashboardFile = serde_yaml::from_str(text).map_err(|e| {

@@ -160,3 +160,24 @@ pub enum BaseUrlError {
     #[error("'{}' is not an absolute folder path", .0.display())]
     NotAbsolute(PathBuf),
 }
+
+/// The repeated keys `source_map` found, each as a located diagnostic naming both lines
+/// (deserializers keep the last of two equal keys, so a repeat would silently replace the
+/// first): the one check job files and dashboard files share.
+pub fn duplicate_key_diagnostics(
+    source_map: &crate::SourceMap,
+) -> Vec<(Option<crate::Position>, Diagnostic)> {
+    source_map
+        .duplicates()
+        .iter()
+        .map(|d| {
+            (
+                Some(d.at),
+                Diagnostic::new(
+                    &d.path,
+                    format!("duplicate key '{}' (first at line {})", d.key, d.first.line),
+                ),
+            )
+        })
+        .collect()
+}

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use sluice_proto as pb;
 
 pub use convert::resolve_base_url;
-pub use error::{BaseUrlError, Diagnostic, JobFileError, NameError, SqlTypeError, format_located};
+pub use error::{
+    BaseUrlError, Diagnostic, JobFileError, NameError, SqlTypeError, duplicate_key_diagnostics,
+    format_located,
+};
 pub use source_map::{DuplicateKey, Position, SourceMap};
 
 /// A job file read from disk: the spec plus what is needed to point back into the file.
@@ -66,19 +69,7 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<LoadedJob, JobF
     if !source_map.duplicates().is_empty() {
         return Err(JobFileError::Invalid {
             file: file.to_path_buf(),
-            located: source_map
-                .duplicates()
-                .iter()
-                .map(|d| {
-                    (
-                        Some(d.at),
-                        Diagnostic::new(
-                            &d.path,
-                            format!("duplicate key '{}' (first at line {})", d.key, d.first.line),
-                        ),
-                    )
-                })
-                .collect(),
+            located: duplicate_key_diagnostics(&source_map),
         });
     }
     let job: model::JobFile = serde_yaml::from_str(text).map_err(|e| {
