@@ -21,16 +21,16 @@ pub fn to_json(result: &QueryResult) -> Result<Value, ArrowError> {
         .collect();
     let mut rows: Vec<Value> = Vec::new();
     for batch in &result.batches {
-        let cells: Vec<Vec<Value>> = batch
+        let mut cells: Vec<std::vec::IntoIter<Value>> = batch
             .columns()
             .iter()
-            .map(column_values)
+            .map(|c| column_values(c).map(Vec::into_iter))
             .collect::<Result<_, _>>()?;
-        for i in 0..batch.num_rows() {
+        for _ in 0..batch.num_rows() {
             rows.push(Value::Array(
                 cells
-                    .iter()
-                    .map(|c| c.get(i).cloned().unwrap_or(Value::Null))
+                    .iter_mut()
+                    .map(|c| c.next().unwrap_or(Value::Null))
                     .collect(),
             ));
         }
@@ -40,47 +40,21 @@ pub fn to_json(result: &QueryResult) -> Result<Value, ArrowError> {
 
 /// One column's values as JSON.
 fn column_values(array: &ArrayRef) -> Result<Vec<Value>, ArrowError> {
-    let dt = array.data_type();
-    let n = array.len();
-    let values = match dt {
-        DataType::Null => vec![Value::Null; n],
+    let values = match array.data_type() {
+        DataType::Null => vec![Value::Null; array.len()],
         DataType::Boolean => {
             let a = array.as_boolean();
-            (0..n)
-                .map(|i| {
-                    if a.is_null(i) {
-                        Value::Null
-                    } else {
-                        Value::Bool(a.value(i))
-                    }
-                })
-                .collect()
+            non_null(array, |i| Value::Bool(a.value(i)))
         }
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             let a = cast(array, &DataType::Int64)?;
             let a = a.as_primitive::<Int64Type>();
-            (0..n)
-                .map(|i| {
-                    if a.is_null(i) {
-                        Value::Null
-                    } else {
-                        Value::from(a.value(i))
-                    }
-                })
-                .collect()
+            non_null(array, |i| Value::from(a.value(i)))
         }
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             let a = cast(array, &DataType::UInt64)?;
             let a = a.as_primitive::<UInt64Type>();
-            (0..n)
-                .map(|i| {
-                    if a.is_null(i) {
-                        Value::Null
-                    } else {
-                        Value::from(a.value(i))
-                    }
-                })
-                .collect()
+            non_null(array, |i| Value::from(a.value(i)))
         }
         DataType::Float16
         | DataType::Float32
@@ -91,31 +65,30 @@ fn column_values(array: &ArrayRef) -> Result<Vec<Value>, ArrowError> {
         | DataType::Decimal256(..) => {
             let a = cast(array, &DataType::Float64)?;
             let a = a.as_primitive::<Float64Type>();
-            (0..n)
-                .map(|i| {
-                    if a.is_null(i) {
-                        Value::Null
-                    } else {
-                        serde_json::Number::from_f64(a.value(i)).map_or(Value::Null, Value::Number)
-                    }
-                })
-                .collect()
+            non_null(array, |i| {
+                serde_json::Number::from_f64(a.value(i)).map_or(Value::Null, Value::Number)
+            })
         }
         _ => {
             let options = FormatOptions::default();
             let f = ArrayFormatter::try_new(array.as_ref(), &options)?;
-            (0..n)
-                .map(|i| {
-                    if array.is_null(i) {
-                        Value::Null
-                    } else {
-                        Value::String(f.value(i).to_string())
-                    }
-                })
-                .collect()
+            non_null(array, |i| Value::String(f.value(i).to_string()))
         }
     };
     Ok(values)
+}
+
+/// `value(i)` for every row of `array`, null where the array is null.
+fn non_null(array: &ArrayRef, value: impl Fn(usize) -> Value) -> Vec<Value> {
+    (0..array.len())
+        .map(|i| {
+            if array.is_null(i) {
+                Value::Null
+            } else {
+                value(i)
+            }
+        })
+        .collect()
 }
 
 /// The result as CSV with a header row.
