@@ -14,10 +14,12 @@ pub mod load;
 mod model;
 pub mod output;
 mod pages;
+mod playground;
 pub mod query;
 mod session;
 pub mod spec;
 mod state;
+mod workbench;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -68,6 +70,8 @@ pub fn router(state: DashboardState) -> Router {
         .route("/api/runs", get(api::runs))
         .route("/api/sql", post(api::run_sql))
         .route("/api/cache", get(api::cache_stats))
+        .merge(playground::routes())
+        .merge(workbench::routes())
         .layer(from_fn_with_state(state.clone(), session::guard))
         .with_state(state)
 }

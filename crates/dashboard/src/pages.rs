@@ -37,6 +37,7 @@ pub(crate) fn page(title: &str, here: &str, viewer: Option<&Viewer>, body: &str)
         ("/catalog", "Catalog"),
         ("/runs", "Runs"),
         ("/sql", "SQL"),
+        ("/playground", "Build"),
     ]
     .iter()
     .map(|(href, label)| {

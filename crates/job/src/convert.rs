@@ -149,6 +149,28 @@ pub(crate) fn convert(job: model::JobFile, base_dir: &Path) -> (pb::JobSpec, Vec
         ));
     }
     let target = convert_target(&mut c, &job.target);
+    let bookmark = c.choose(
+        "bookmark",
+        "bookmark option",
+        job.bookmark.as_deref().unwrap_or("disable"),
+        &[
+            ("disable", pb::BookmarkMode::Disable),
+            ("enable", pb::BookmarkMode::Enable),
+            ("pause", pb::BookmarkMode::Pause),
+            ("job-bookmark-disable", pb::BookmarkMode::Disable),
+            ("job-bookmark-enable", pb::BookmarkMode::Enable),
+            ("job-bookmark-pause", pb::BookmarkMode::Pause),
+        ],
+        pb::BookmarkMode::Disable,
+    );
+    let quality = job
+        .quality
+        .as_ref()
+        .map(|q| crate::quality::convert(&mut c, q));
+    let schedule = job
+        .schedule
+        .as_ref()
+        .map(|s| crate::schedule::convert(&mut c, s));
     let spec = pb::JobSpec {
         name: job.name,
         description: job.description,
@@ -158,6 +180,9 @@ pub(crate) fn convert(job: model::JobFile, base_dir: &Path) -> (pb::JobSpec, Vec
         target: Some(target),
         timeout_seconds: job.timeout_seconds,
         max_retries: job.max_retries,
+        bookmark: bookmark as i32,
+        quality,
+        schedule,
     };
     (spec, c.diagnostics)
 }
@@ -237,6 +262,7 @@ fn convert_source(c: &mut Converter, path: &str, name: &str, s: &model::SourceFi
         name: name.to_string(),
         path: s.path.clone(),
         format: Some(format),
+        bookmark: s.bookmark,
     }
 }
 
@@ -282,6 +308,16 @@ fn convert_target(c: &mut Converter, t: &model::TargetFile) -> pb::Target {
     if let Err(e) = names::check_catalog_name(&t.table.name) {
         c.error("target.table.name", e.to_string());
     }
+    let mode = c.choose(
+        "target.mode",
+        "write mode",
+        t.mode.as_deref().unwrap_or("overwrite"),
+        &[
+            ("overwrite", pb::WriteMode::Overwrite),
+            ("append", pb::WriteMode::Append),
+        ],
+        pb::WriteMode::Overwrite,
+    );
     let mut seen = HashSet::new();
     for (i, col) in t.partition_by.iter().enumerate() {
         if !seen.insert(col) {
@@ -302,5 +338,6 @@ fn convert_target(c: &mut Converter, t: &model::TargetFile) -> pb::Target {
         location: t.location.clone().unwrap_or_default(),
         catalog: catalog as i32,
         schema_change: schema_change as i32,
+        mode: mode as i32,
     }
 }

@@ -9,6 +9,8 @@ mod convert;
 mod error;
 mod model;
 pub mod names;
+mod quality;
+mod schedule;
 pub mod source_map;
 pub mod suggest;
 mod transforms;

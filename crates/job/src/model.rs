@@ -23,6 +23,49 @@ pub(crate) struct JobFile {
     pub timeout_seconds: u64,
     #[serde(default)]
     pub max_retries: u32,
+    /// `enable`, `pause` or `disable` (default).
+    #[serde(default)]
+    pub bookmark: Option<String>,
+    /// Data-quality rules over the output.
+    #[serde(default)]
+    pub quality: Option<QualityFile>,
+    /// A cron line, or a map with `cron`, `timezone` and `after`.
+    #[serde(default)]
+    pub schedule: Option<ScheduleFile>,
+}
+
+/// The `quality:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QualityFile {
+    /// A DQDL ruleset.
+    pub rules: String,
+    /// `fail` (default) or `warn`.
+    #[serde(default)]
+    pub on_failure: Option<String>,
+}
+
+/// The `schedule:` value: `"cron(0 6 * * ? *)"` or `{ cron, timezone, after }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ScheduleFile {
+    /// Just a cron expression, read in UTC.
+    Cron(String),
+    /// The full form.
+    Full(ScheduleMap),
+}
+
+/// The full form of `schedule:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleMap {
+    #[serde(default)]
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Jobs whose successful runs start this one.
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 /// One named source.
@@ -48,6 +91,9 @@ pub(crate) struct SourceFile {
     /// Explicit SQL types for some columns.
     #[serde(default)]
     pub columns: IndexMap<String, String>,
+    /// Whether the job's bookmark tracks this source (default true).
+    #[serde(default)]
+    pub bookmark: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +111,9 @@ pub(crate) struct TargetFile {
     pub catalog: Option<String>,
     #[serde(default)]
     pub schema_change: Option<String>,
+    /// `overwrite` (default) or `append`.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

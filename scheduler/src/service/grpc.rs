@@ -145,4 +145,56 @@ impl JobService for JobServiceImpl {
         };
         Ok(Response::new(Box::pin(stream)))
     }
+
+    async fn get_bookmark(
+        &self,
+        request: Request<pb::GetBookmarkRequest>,
+    ) -> Result<Response<pb::Bookmark>, Status> {
+        authorize(&request, Action::ReadJobs)?;
+        super::bookmarks::get_bookmark(&self.manager, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn reset_bookmark(
+        &self,
+        request: Request<pb::ResetBookmarkRequest>,
+    ) -> Result<Response<pb::Bookmark>, Status> {
+        let user = authorize(&request, Action::SubmitJob)?;
+        let req = request.into_inner();
+        tracing::info!(user = %user.name, job = %req.job_name, to_run = %req.to_run_id, "bookmark reset");
+        super::bookmarks::reset_bookmark(&self.manager, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn create_schedule(
+        &self,
+        request: Request<pb::CreateScheduleRequest>,
+    ) -> Result<Response<pb::ScheduleEntry>, Status> {
+        let user = authorize(&request, Action::SubmitJob)?;
+        let entry = super::schedules::create_schedule(&self.manager, request.into_inner()).await?;
+        tracing::info!(user = %user.name, schedule = %entry.name, "schedule registered");
+        Ok(Response::new(entry))
+    }
+
+    async fn list_schedules(
+        &self,
+        request: Request<pb::ListSchedulesRequest>,
+    ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
+        authorize(&request, Action::ReadJobs)?;
+        super::schedules::list_schedules(&self.manager, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_schedule(
+        &self,
+        request: Request<pb::DeleteScheduleRequest>,
+    ) -> Result<Response<pb::ScheduleEntry>, Status> {
+        let user = authorize(&request, Action::SubmitJob)?;
+        let entry = super::schedules::delete_schedule(&self.manager, request.into_inner()).await?;
+        tracing::info!(user = %user.name, schedule = %entry.name, "schedule removed");
+        Ok(Response::new(entry))
+    }
 }

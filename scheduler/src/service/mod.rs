@@ -1,7 +1,9 @@
 //! The scheduler service: the job manager, its run store and its gRPC face.
 
+pub mod bookmarks;
 pub mod grpc;
 pub mod jobs;
+pub mod schedules;
 pub mod store;
 
 pub use grpc::JobServiceImpl;

@@ -2,6 +2,7 @@
 //! independent computation of the expected rows by DuckDB over the raw CSVs
 //! (`tests/oracle.py`), which shares no code with Sluice.
 
+mod bookmarks;
 mod cluster;
 mod cluster_auth;
 mod commits;
@@ -17,10 +18,15 @@ mod job_files;
 mod joins;
 mod logins;
 mod moto;
+mod playground;
 mod process;
+mod quality;
 mod s3_credentials;
+mod schedules;
+mod superset;
 mod support;
 mod trust;
+mod workbench;
 
 use std::path::Path;
 
