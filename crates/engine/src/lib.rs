@@ -21,6 +21,7 @@ pub mod error;
 pub mod failpoint;
 pub mod introspection;
 pub mod progress;
+pub mod quality;
 pub mod query;
 pub mod run;
 pub mod session;

@@ -48,6 +48,10 @@ pub enum RunError {
     /// The catalog could not be read or updated.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Data-quality rules failed with `on_failure: fail`; nothing was published. Holds every
+    /// rule's outcome.
+    #[error("{} of the job's data-quality rules failed", .0.iter().filter(|r| r.outcome != pb::QualityOutcome::Passed as i32).count())]
+    Quality(Vec<pb::QualityResult>),
 }
 
 /// What a source contributed.
@@ -92,6 +96,11 @@ pub struct RunReport {
     pub tasks: usize,
     /// Job start: from submitting the job to Ballista to its first task running.
     pub first_task: Option<Duration>,
+    /// Each data-quality rule's outcome (empty without a `quality` block).
+    pub quality: Vec<pb::QualityResult>,
+    /// What a run that published nothing did instead (no new input for an append or a
+    /// bookmarked run); `None` when it published a version.
+    pub note: Option<String>,
 }
 
 /// The catalog a target registers its table in.
@@ -164,6 +173,18 @@ pub async fn run_job(
         return Err(RunError::ExecutorLost(names.join(", ")));
     }
 
+    // Data-quality rules judge the staged output before anything is published.
+    let quality = match crate::quality::evaluate(engine, spec, &planned, &staging_url, &written)
+        .instrument(tracing::info_span!("quality"))
+        .await
+    {
+        Ok(q) => q,
+        Err(e) => {
+            discard_version(&table, &run_id).await;
+            return Err(e);
+        }
+    };
+
     progress(RunEvent::Committing);
     let rows_written = written.rows;
     let result = commit(Commit {
@@ -208,6 +229,8 @@ pub async fn run_job(
         stages: scans.stages,
         tasks: scans.tasks,
         first_task: scans.first_task_ms.map(Duration::from_millis),
+        quality,
+        note: None,
     })
 }
 
