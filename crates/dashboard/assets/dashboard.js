@@ -42,6 +42,16 @@
 
   // Exported for the drill-through and SQL pages.
   window.SluiceTable = rowsTable;
+  // The chart renderer, for the SQL workbench and the playground: draws `data` ({columns,
+  // rows}, columns in the order x, y[, series]) as `panel` ({type, encoding: {series,
+  // format}}) into `node`, reusing the node's chart; returns the ECharts instance.
+  window.SluiceCharts = {
+    render: function (node, panel, data) {
+      const chart = window.echarts.getInstanceByDom(node) || window.echarts.init(node);
+      chart.setOption(option(panel, data), true);
+      return chart;
+    },
+  };
 
   const boot = document.getElementById("dashboard");
   if (!boot) return;
