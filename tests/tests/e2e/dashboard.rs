@@ -17,7 +17,7 @@ use crate::support::*;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Whether the browser and Playwright are here; panics when they are required but missing.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let python = crate::moto::venv().join("bin/python");
     let playwright = Command::new(&python)
         .args(["-c", "import playwright.sync_api"])
@@ -126,7 +126,7 @@ impl Drop for Server {
 
 /// Runs the Spotify job into `dir/lake`; returns the lake, its table's version folder and
 /// the run that wrote it.
-fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf, String) {
+pub(crate) fn spotify_lake(dir: &Path) -> (PathBuf, PathBuf, String) {
     let job = copy_example(dir);
     let lake = dir.join("lake");
     let (table, run_id) = run_spotify(&job, &lake);
