@@ -10,7 +10,7 @@ mod error;
 mod model;
 pub mod names;
 mod quality;
-mod schedule;
+pub mod schedule;
 pub mod source_map;
 pub mod suggest;
 mod transforms;
