@@ -167,6 +167,10 @@ enum Command {
         /// Task slots of the embedded executor (default: the number of cores).
         #[arg(long, env = "SLUICE_PARTITIONS")]
         partitions: Option<usize>,
+        /// How long, and how many, SQL workbench results are kept in the lake
+        /// (`_sluice/results/`): an age (30m, 12h, 7d), a count (500), or both (7d,500).
+        #[arg(long, env = "SLUICE_RESULTS_RETENTION", default_value = "7d,1000")]
+        results_retention: sluice_dashboard::Retention,
     },
     /// Run SQL over the catalog's tables (`database.table`).
     Query {
@@ -270,6 +274,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             http_bind,
             users,
             partitions,
+            results_retention,
         } => {
             serve::serve(serve::ServeArgs {
                 lake,
@@ -277,6 +282,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 http_bind,
                 users,
                 partitions,
+                results_retention,
             })
             .await
         }

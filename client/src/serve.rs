@@ -12,7 +12,8 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use sluice_catalog::Catalog;
 use sluice_dashboard::{
-    DashboardOptions, DashboardState, QueryError, RunSummary, RunsBackend, SessionsBackend,
+    DashboardOptions, DashboardState, QueryError, ResultsOptions, Retention, RunSummary,
+    RunsBackend, SessionsBackend,
 };
 use sluice_engine::{Engine, LakeSessions};
 use sluice_flight_sql::{Authenticator, QuerySessions, User};
@@ -39,6 +40,8 @@ pub(crate) struct ServeArgs {
     pub(crate) users: Option<PathBuf>,
     /// Task slots of the embedded executor.
     pub(crate) partitions: Option<usize>,
+    /// How long, and how many, SQL workbench results are kept in the lake.
+    pub(crate) results_retention: Retention,
 }
 
 /// The `users:` of a YAML file; other keys (a whole scheduler config) are ignored.
@@ -149,6 +152,11 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
             dashboards_dir: dashboards.clone(),
             auth,
             runs: Some(runs),
+            results: Some(ResultsOptions::new(
+                Arc::clone(&lake.store),
+                lake.path(),
+                args.results_retention,
+            )),
             ..DashboardOptions::default()
         },
     );

@@ -75,6 +75,10 @@ pub struct Args {
     /// runs and SQL pages.
     #[arg(long, env = "SLUICE_DASHBOARDS")]
     pub dashboards: Option<PathBuf>,
+    /// How long, and how many, SQL workbench results are kept in the lake
+    /// (`_sluice/results/`): an age (30m, 12h, 7d), a count (500), or both (7d,500).
+    #[arg(long, env = "SLUICE_RESULTS_RETENTION", default_value = "7d,1000")]
+    pub results_retention: sluice_dashboard::Retention,
     /// Seconds a SIGTERM waits for committing runs to finish before the process exits.
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
@@ -113,6 +117,7 @@ impl Args {
             query_timeout_seconds: self.query_timeout_seconds,
             http_bind: self.http_bind,
             dashboards: self.dashboards,
+            results_retention: self.results_retention,
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
         })
     }

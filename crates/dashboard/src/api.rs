@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::backend::{QueryError, QueryResult};
 use crate::output::{to_csv, to_json};
 use crate::query::{BoundQuery, Selection, SelectionError, panel_sql, rows_sql};
+use crate::session::Viewer;
 use crate::spec::{Dashboard, FilterOptions, Panel};
 use crate::state::DashboardState;
 
@@ -293,15 +294,14 @@ const WORKBENCH_ROWS: usize = 10_000;
 /// `POST /api/sql` `{"sql": …}` (`?format=csv` for CSV): runs one read-only query.
 pub(crate) async fn run_sql(
     State(state): State<DashboardState>,
+    viewer: Option<Extension<Viewer>>,
     Query(params): Params,
     Json(request): Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let result = state
-        .0
-        .backend
-        .run(request.sql.trim().trim_end_matches(';'), Vec::new())
-        .await?;
+    let started_at = chrono::Utc::now();
+    let sql = request.sql.trim().trim_end_matches(';');
+    let result = state.0.backend.run(sql, Vec::new()).await?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     if wants_csv(&params) {
         return respond(&result, true, "query", false);
@@ -326,6 +326,15 @@ pub(crate) async fn run_sql(
     body["elapsed_ms"] = json!(elapsed_ms);
     body["row_count"] = json!(total);
     body["truncated"] = json!(total > WORKBENCH_ROWS);
+    // The whole result is kept in the lake after this answer (see workbench.rs).
+    body["result_id"] = json!(crate::workbench::keep(
+        &state,
+        viewer.as_deref(),
+        sql,
+        result,
+        started_at,
+        elapsed_ms
+    ));
     Ok(Json(body).into_response())
 }
 

@@ -33,6 +33,7 @@ pub use load::{DashboardFileError, LoadReport, load_dir, load_file};
 pub use session::SESSION_COOKIE;
 pub use spec::{Dashboard, Dataset, Filter, Panel};
 pub use state::{DashboardOptions, DashboardState, LoadSummary, OpenBindError};
+pub use workbench::{ResultsOptions, Retention, RetentionError};
 
 /// Every page, API route and asset of the dashboards, to merge into a binary's server.
 ///

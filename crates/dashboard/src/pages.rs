@@ -372,10 +372,24 @@ pub(crate) async fn runs(State(state): State<DashboardState>, viewer: MaybeViewe
 /// `GET /sql`: the workbench.
 pub(crate) async fn sql(viewer: MaybeViewer) -> Html<String> {
     let body = "<h1>SQL</h1><p class=\"muted\">Read-only queries over the catalog's tables \
-        (<code>database.table</code>). Ctrl+Enter runs.</p>\
+        (<code>database.table</code>). Ctrl+Enter runs. Every result is kept in the lake \
+        (<code>_sluice/results/</code>) for download without running the query again.</p>\
+        <div class=\"toolbar\"><label>Saved queries <select id=\"saved\"><option value=\"\">(open a saved query)</option></select></label>\
+        <button id=\"saved-delete\" disabled>Delete</button><span id=\"saved-description\" class=\"muted\"></span></div>\
         <textarea id=\"sql\" spellcheck=\"false\" placeholder=\"SELECT album_type, count(*) FROM spotify.tracks GROUP BY 1\"></textarea>\
-        <div class=\"toolbar\"><button id=\"run\">Run</button><button id=\"csv\">Download CSV</button></div>\
+        <div class=\"toolbar\"><button id=\"run\">Run</button><button id=\"csv\">Download CSV</button>\
+        <a id=\"download-csv\" hidden>Result as CSV</a><a id=\"download-parquet\" hidden>Result as Parquet</a>\
+        <span style=\"margin-left:auto\"></span><input id=\"save-name\" placeholder=\"name\" size=\"24\">\
+        <input id=\"save-description\" placeholder=\"description (optional)\" size=\"30\"><button id=\"save\">Save query</button>\
+        <span id=\"save-status\" class=\"muted\"></span></div>\
+        <div id=\"chart-controls\" class=\"toolbar\" style=\"display:none\"><label>Chart <select id=\"chart-type\">\
+        <option value=\"table\">table</option><option value=\"bar\">bar</option><option value=\"line\">line</option>\
+        <option value=\"area\">area</option><option value=\"pie\">pie</option><option value=\"scatter\">scatter</option></select></label>\
+        <label>x <select id=\"chart-x\"></select></label><label>y <select id=\"chart-y\"></select></label>\
+        <label>series <select id=\"chart-series\"></select></label></div>\
+        <div id=\"chart\" style=\"height:360px;background:#fff;border:1px solid #e5e7eb;border-radius:8px\" hidden></div>\
         <div id=\"result\"></div><h2>History</h2><ol id=\"history\"></ol>\
+        <script src=\"/assets/echarts.min.js\"></script><script src=\"/assets/dashboard.js\"></script>\
         <script src=\"/assets/pages.js\"></script>";
     page("SQL", "/sql", viewer.as_deref(), body)
 }

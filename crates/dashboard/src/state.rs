@@ -30,6 +30,9 @@ pub struct DashboardOptions {
     pub secure_cookies: bool,
     /// Bytes of query results kept in memory.
     pub cache_bytes: usize,
+    /// Where the SQL workbench keeps its results and saved queries (the lake's store and
+    /// root, with a retention); `None`: neither is kept.
+    pub results: Option<crate::workbench::ResultsOptions>,
 }
 
 impl Default for DashboardOptions {
@@ -40,6 +43,7 @@ impl Default for DashboardOptions {
             runs: None,
             secure_cookies: false,
             cache_bytes: 256 << 20,
+            results: None,
         }
     }
 }

@@ -27,7 +27,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use sluice_catalog::CatalogKind;
-use sluice_dashboard::{DashboardOptions, DashboardState, SessionsBackend};
+use sluice_dashboard::{DashboardOptions, DashboardState, ResultsOptions, SessionsBackend};
 use sluice_engine::{Engine, EngineOptions, LakeSessions};
 use sluice_flight_sql::{FlightSqlOptions, SluiceFlightSql};
 use sluice_lake::Lake;
@@ -79,6 +79,8 @@ pub struct ProcessConfig {
     pub http_bind: SocketAddr,
     /// Dashboard files to serve (none: the HTTP port serves no data).
     pub dashboards: Option<PathBuf>,
+    /// How long, and how many, SQL workbench results are kept in the lake.
+    pub results_retention: sluice_dashboard::Retention,
     /// How long a shutdown waits for committing runs.
     pub shutdown_grace: Duration,
 }
@@ -143,6 +145,11 @@ impl SchedulerProcess {
             ),
             None => None,
         };
+        let results = ResultsOptions::new(
+            Arc::clone(&lake.store),
+            lake.path(),
+            config.results_retention,
+        );
         let manager = JobManager::new(
             Arc::clone(&engine),
             lake,
@@ -163,6 +170,7 @@ impl SchedulerProcess {
                     dashboards_dir: config.dashboards.clone(),
                     auth: security.auth.clone(),
                     runs: Some(Arc::new(ManagerRuns(Arc::clone(&manager)))),
+                    results: Some(results),
                     ..DashboardOptions::default()
                 },
             )
