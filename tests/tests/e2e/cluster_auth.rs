@@ -53,12 +53,21 @@ async fn a_cluster_secret_puts_every_internal_port_on_mutual_tls() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = config_with_user(tmp.path(), "");
     let secret = "a-test-cluster-secret-of-more-than-32-characters";
+    let http = format!("127.0.0.1:{}", free_port());
+    let dashboards = repo().join("examples/spotify/dashboard.yaml");
     let cluster = Cluster::start_full(
         tmp.path(),
         &tmp.path().join("lake").display().to_string(),
         vec![("SLUICE_CLUSTER_SECRET".into(), secret.into())],
         SchedulerSetup {
-            args: vec!["--config".into(), config.display().to_string()],
+            args: vec![
+                "--config".into(),
+                config.display().to_string(),
+                "--http-bind".into(),
+                http.clone(),
+                "--dashboards".into(),
+                dashboards.display().to_string(),
+            ],
             cluster_port: true,
             url: None,
         },
@@ -120,6 +129,61 @@ async fn a_cluster_secret_puts_every_internal_port_on_mutual_tls() {
             "refused",
             "TLS without a certificate on {flight}"
         );
+    }
+    // The HTTP ports: health and metrics answer anyone (orchestrators probe them); the
+    // scheduler's dashboard pages send an anonymous caller to the login page and its API
+    // answers 401, reads and state-changing requests alike.
+    let get = |url: &str| probe(&["http", url]);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(get(&format!("http://{http}{path}")), "200", "{path}");
+    }
+    for page in [
+        "/",
+        "/dashboards",
+        "/dashboards/spotify",
+        "/catalog",
+        "/runs",
+        "/sql",
+    ] {
+        let answer = get(&format!("http://{http}{page}"));
+        assert!(
+            answer.starts_with("303 -> /login?next="),
+            "{page} without a session: {answer}"
+        );
+    }
+    for api in [
+        "/api/dashboards",
+        "/api/dashboards/spotify/panels/tracks/data",
+        "/api/dashboards/spotify/panels/top_tracks/rows",
+        "/api/catalog",
+        "/api/runs",
+        "/api/cache",
+    ] {
+        assert_eq!(get(&format!("http://{http}{api}")), "401", "{api}");
+    }
+    assert_eq!(
+        probe(&["http", &format!("http://{http}/api/sql"), "POST"]),
+        "401"
+    );
+    // The executors' HTTP ports serve health and metrics only: no dashboards, no data (other
+    // paths fall through to the gRPC health router, which answers UNIMPLEMENTED, empty).
+    let not_served = |answer: &str| answer == "404" || answer == "200 grpc-status 12";
+    for log in cluster.executor_logs() {
+        let address = log
+            .lines()
+            .find_map(|l| l.split("health and metrics on http://").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("an executor named its HTTP address:\n{log}"))
+            .to_string();
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(get(&format!("http://{address}{path}")), "200", "{path}");
+        }
+        for path in ["/dashboards", "/api/dashboards", "/api/catalog"] {
+            let answer = get(&format!("http://{address}{path}"));
+            assert!(not_served(&answer), "{path} on {address}: {answer}");
+        }
+        let answer = probe(&["http", &format!("http://{address}/api/sql"), "POST"]);
+        assert!(not_served(&answer), "POST /api/sql on {address}: {answer}");
     }
 }
 
