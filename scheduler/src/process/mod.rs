@@ -180,6 +180,9 @@ impl SchedulerProcess {
             dashboards: dashboards.clone(),
         }));
         let recovered = manager.recover().map_err(ProcessError::Recover)?;
+        // Schedules start after the recovery, so their restart checks see the resubmitted runs.
+        crate::service::schedules::Schedules::start(&manager, &config.data_dir)
+            .map_err(ProcessError::RunStore)?;
         let flight = SluiceFlightSql::new(
             sessions,
             security.auth.clone(),

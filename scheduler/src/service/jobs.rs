@@ -83,6 +83,8 @@ pub struct JobManager {
     shutting_down: AtomicBool,
     /// Told of every run that ends.
     listener: OnceLock<Arc<dyn RunListener>>,
+    /// The registered schedules (timers and conditional triggers), once started.
+    schedules: OnceLock<Arc<super::schedules::Schedules>>,
 }
 
 impl JobManager {
@@ -113,12 +115,23 @@ impl JobManager {
             lake_root,
             shutting_down: AtomicBool::new(false),
             listener: OnceLock::new(),
+            schedules: OnceLock::new(),
         }))
     }
 
     /// Sets the one listener told of every run that ends (later calls are ignored).
     pub fn set_listener(&self, listener: Arc<dyn RunListener>) {
         let _ = self.listener.set(listener);
+    }
+
+    /// Sets the schedules told of every run that ends (later calls are ignored).
+    pub fn set_schedules(&self, schedules: Arc<super::schedules::Schedules>) {
+        let _ = self.schedules.set(schedules);
+    }
+
+    /// The schedules, once started.
+    pub fn schedules(&self) -> Option<&Arc<super::schedules::Schedules>> {
+        self.schedules.get()
     }
 
     /// Whether [`JobManager::shut_down`] was called.
@@ -290,6 +303,15 @@ impl JobManager {
 
     /// Checks `spec` against its data (files, schemas, columns) and queues a run.
     pub async fn submit(self: &Arc<Self>, spec: pb::JobSpec) -> Result<pb::JobRun, JobError> {
+        self.submit_triggered(spec, String::new()).await
+    }
+
+    /// [`JobManager::submit`] for a trigger: the run records what started it.
+    pub async fn submit_triggered(
+        self: &Arc<Self>,
+        spec: pb::JobSpec,
+        triggered_by: String,
+    ) -> Result<pb::JobRun, JobError> {
         if self.is_shutting_down() {
             return Err(JobError::ShuttingDown);
         }
@@ -314,6 +336,7 @@ impl JobManager {
             attempt: 1,
             table: format!("{}.{}", table.database, table.table),
             spec: Some(spec),
+            triggered_by,
             ..Default::default()
         };
         // Checked again after the (slow) planning: a run is either refused or left in the
@@ -461,6 +484,9 @@ impl JobManager {
         self.store.put(&run)?;
         if let Some(listener) = self.listener.get() {
             listener.run_ended(&run);
+        }
+        if let Some(schedules) = self.schedules.get() {
+            schedules.run_ended(&run);
         }
         if let Some(l) = lock(&self.live).remove(&run.id) {
             l.sender.send_replace(run);

@@ -3,6 +3,7 @@
 pub mod bookmarks;
 pub mod grpc;
 pub mod jobs;
+pub mod schedule_store;
 pub mod schedules;
 pub mod store;
 
