@@ -40,17 +40,49 @@
     return el("table", { class: "rows" }, [el("thead", {}, [head]), el("tbody", {}, body)]);
   }
 
+  // Draws one panel's answer into `body` as the dashboard page shows it: the error, the
+  // KPI's number, the table, or the chart (the node's ECharts instance reused). `panel` is
+  // the API's panel ({type, encoding}), `data` the data API's body ({columns, rows}, or
+  // {error} when `ok` is false). Returns the chart, or null when there is none.
+  function drawPanel(body, panel, ok, data) {
+    body.classList.remove("loading");
+    body.dataset.rows = ok ? String(data.rows.length) : "error";
+    const old = window.echarts.getInstanceByDom(body);
+    if (!ok || panel.type === "kpi" || panel.type === "table") {
+      if (old) old.dispose();
+      body.textContent = "";
+      if (!ok) {
+        body.appendChild(el("div", { class: "panel-error", text: (data && data.error && data.error.message) || "the query failed" }));
+      } else if (panel.type === "kpi") {
+        const v = data.rows.length ? data.rows[0][0] : null;
+        body.appendChild(el("div", { class: "kpi", text: formatNumber(v, panel.encoding.format) }));
+      } else {
+        body.appendChild(rowsTable(data.columns, data.rows, panel.encoding.format));
+      }
+      return null;
+    }
+    let chart = old;
+    if (!chart) {
+      body.textContent = "";
+      chart = window.echarts.init(body);
+    }
+    chart.setOption(option(panel, data), true);
+    return chart;
+  }
+
   // Exported for the drill-through and SQL pages.
   window.SluiceTable = rowsTable;
-  // The chart renderer, for the SQL workbench and the playground: draws `data` ({columns,
-  // rows}, columns in the order x, y[, series]) as `panel` ({type, encoding: {series,
-  // format}}) into `node`, reusing the node's chart; returns the ECharts instance.
+  // The renderers, for the SQL workbench and the playground. `render` draws `data`
+  // ({columns, rows}, columns in the order x, y[, series]) as `panel` ({type, encoding:
+  // {series, format}}) into `node` as a chart, reusing the node's chart; returns the
+  // ECharts instance. `draw` is drawPanel above: any panel type, or its error.
   window.SluiceCharts = {
     render: function (node, panel, data) {
       const chart = window.echarts.getInstanceByDom(node) || window.echarts.init(node);
       chart.setOption(option(panel, data), true);
       return chart;
     },
+    draw: drawPanel,
   };
 
   const boot = document.getElementById("dashboard");
@@ -240,34 +272,14 @@
       .then((r) => r.json().then((j) => ({ ok: r.ok, body: j })))
       .then(({ ok, body: data }) => {
         if (tickets[panel.id] !== ticket) return;
-        body.classList.remove("loading");
-        body.dataset.rows = ok ? String(data.rows.length) : "error";
-        if (!ok) {
-          if (charts[panel.id]) { charts[panel.id].dispose(); delete charts[panel.id]; }
-          body.textContent = "";
-          body.appendChild(el("div", { class: "panel-error", text: (data.error && data.error.message) || "the query failed" }));
-          return;
-        }
-        if (panel.type === "kpi") {
-          body.textContent = "";
-          const v = data.rows.length ? data.rows[0][0] : null;
-          body.appendChild(el("div", { class: "kpi", text: formatNumber(v, panel.encoding.format) }));
-          return;
-        }
-        if (panel.type === "table") {
-          body.textContent = "";
-          body.appendChild(rowsTable(data.columns, data.rows, panel.encoding.format));
-          return;
-        }
-        let chart = charts[panel.id];
+        const chart = drawPanel(body, panel, ok, data);
         if (!chart) {
-          body.textContent = "";
-          chart = window.echarts.init(body);
+          delete charts[panel.id];
+        } else if (charts[panel.id] !== chart) {
           charts[panel.id] = chart;
           const column = xColumn(panel);
           if (column) chart.on("click", (e) => clickFilter(column, e.name));
         }
-        chart.setOption(option(panel, data), true);
       })
       .catch((e) => {
         body.classList.remove("loading");

@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// `(name, content type, bytes)` of every asset.
-const ASSETS: [(&str, &str, &[u8]); 6] = [
+const ASSETS: [(&str, &str, &[u8]); 7] = [
     (
         "echarts.min.js",
         "text/javascript; charset=utf-8",
@@ -31,6 +31,11 @@ const ASSETS: [(&str, &str, &[u8]); 6] = [
         "pages.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/pages.js"),
+    ),
+    (
+        "playground.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/playground.js"),
     ),
     (
         "style.css",

@@ -16,6 +16,7 @@ pub mod output;
 mod pages;
 mod playground;
 pub mod query;
+mod save;
 mod session;
 pub mod spec;
 mod state;

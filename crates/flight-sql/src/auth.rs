@@ -70,7 +70,7 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 pub enum Role {
     /// Everything.
     Admin,
-    /// Submit and cancel jobs, read job runs, query.
+    /// Submit and cancel jobs, write dashboards, read job runs, query.
     Engineer,
     /// Query and read job runs (the default: nothing that changes data).
     #[default]
@@ -88,6 +88,8 @@ pub enum Action {
     SubmitJob,
     /// Cancel a job run.
     CancelJob,
+    /// Save dashboard files (the dashboards' playground).
+    WriteDashboards,
 }
 
 impl Action {
@@ -98,6 +100,7 @@ impl Action {
             Action::ReadJobs => "read job runs",
             Action::SubmitJob => "submit jobs",
             Action::CancelJob => "cancel jobs",
+            Action::WriteDashboards => "write dashboards",
         }
     }
 }
@@ -115,7 +118,7 @@ impl Role {
     pub fn permissions(self) -> &'static str {
         match self {
             Role::Admin => "everything",
-            Role::Engineer => "submit and cancel jobs, read job runs and query",
+            Role::Engineer => "submit and cancel jobs, write dashboards, read job runs and query",
             Role::Analyst => "query and read job runs",
         }
     }
@@ -1031,12 +1034,13 @@ mod tests {
     #[test]
     fn roles_allow_what_the_docs_say() {
         use Action::*;
-        for action in [Query, ReadJobs, SubmitJob, CancelJob] {
+        for action in [Query, ReadJobs, SubmitJob, CancelJob, WriteDashboards] {
             assert!(Role::Admin.allows(action));
             assert!(Role::Engineer.allows(action));
         }
         assert!(Role::Analyst.allows(Query) && Role::Analyst.allows(ReadJobs));
         assert!(!Role::Analyst.allows(SubmitJob) && !Role::Analyst.allows(CancelJob));
+        assert!(!Role::Analyst.allows(WriteDashboards));
         assert_eq!(Role::default(), Role::Analyst);
 
         let mut request = tonic::Request::new(());
