@@ -8,6 +8,7 @@ macro_rules! outln {
     };
 }
 
+mod bookmark;
 mod connection;
 mod flight_query;
 mod output;
@@ -172,6 +173,11 @@ enum Command {
         #[arg(long, env = "SLUICE_RESULTS_RETENTION", default_value = "7d,1000")]
         results_retention: sluice_dashboard::Retention,
     },
+    /// Show or reset a job's bookmark (the files its committed runs processed).
+    Bookmark {
+        #[command(subcommand)]
+        action: bookmark::BookmarkCommand,
+    },
     /// Run SQL over the catalog's tables (`database.table`).
     Query {
         /// The SQL statement.
@@ -286,6 +292,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             })
             .await
         }
+        Command::Bookmark { action } => bookmark::run(action).await,
         Command::Query {
             sql,
             lake,
@@ -417,6 +424,10 @@ async fn run(
     let result = run_job(&engine, &lake, &catalogs, &loaded.spec, &run_id, &progress).await;
     bar.finish_and_clear();
     let report = result.map_err(|e| run_error(&loaded, e))?;
+    if let Some(note) = &report.note {
+        outln!("run {}: {note}", report.run_id);
+        return Ok(());
+    }
     output::print_report(&loaded, &report);
     if preview > 0 {
         let table = format!("{}.{}", report.table.database, report.table.name);

@@ -184,7 +184,9 @@ pub(crate) fn print_run(run: &pb::JobRun) {
             human_bytes(s.bytes)
         );
     }
-    if state_of(run) == RunState::Succeeded {
+    if !run.note.is_empty() {
+        outln!("note    {}", run.note);
+    } else if state_of(run) == RunState::Succeeded {
         outln!(
             "wrote   {} rows in {} files ({}) to {}",
             thousands(run.rows_written),

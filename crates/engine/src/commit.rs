@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice_catalog::schema::{Reconciled, Registered, SchemaChangePolicy, reconcile};
 use sluice_catalog::{Catalog, CatalogError, ColumnEntry, PartitionEntry, TableEntry};
-use sluice_lake::{DataFile, Manifest, TableLocation};
+use sluice_lake::{BookmarkReset, BookmarkState, DataFile, Manifest, TableLocation};
 use sluice_planner::PlannedJob;
 use sluice_proto as pb;
 
@@ -95,6 +95,18 @@ pub(crate) struct Commit<'a> {
     pub(crate) rows: u64,
     /// The files the write tasks reported, relative to the run's staging folder.
     pub(crate) files: Vec<DataFile>,
+    /// For an append: the previous version, whose files the new version holds too.
+    pub(crate) carried: Option<Manifest>,
+    /// The job's bookmark as of this version, sealed into its manifest.
+    pub(crate) bookmark: Option<BookmarkState>,
+    /// Whether the bookmark moved (an `enable` run): then it is also saved as this run's
+    /// snapshot for rewinds, and the reset it started from (if any) is done.
+    pub(crate) bookmark_moved: bool,
+    /// The pending reset this run started from.
+    pub(crate) applied_reset: Option<BookmarkReset>,
+    /// The run the catalog pointed at when the run started, when the run depends on it (an
+    /// append, a bookmarked run): a commit that finds another one refuses to go on.
+    pub(crate) based_on: Option<Option<String>>,
 }
 
 /// What a commit did.
@@ -122,8 +134,14 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
         run_id,
         rows,
         mut files,
+        carried,
+        bookmark,
+        bookmark_moved,
+        applied_reset,
+        based_on,
     } = commit;
-    if files.is_empty() && planned.partition_by.is_empty() {
+    let carries_files = carried.as_ref().is_some_and(|m| !m.files.is_empty());
+    if files.is_empty() && planned.partition_by.is_empty() && !carries_files {
         // An empty result is a table with the output's columns and no rows.
         let schema = Arc::new(planned.output.schema().as_arrow().clone());
         let empty = table
@@ -135,11 +153,22 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
     // else in the staging folder is from a failed, retried or superseded task attempt and
     // never becomes part of the table.
     table.publish(run_id, &files).await?;
+    // An append's version also holds the previous version's files, copied as they are.
+    let mut rows = rows;
+    if let Some(previous) = &carried {
+        table
+            .copy_from_version(&previous.run_id, run_id, &previous.files)
+            .await?;
+        rows += previous.rows;
+        files.extend(previous.files.iter().cloned());
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     crash_point("after_publish");
     let manifest = Manifest {
         run_id: run_id.to_string(),
         rows,
         files,
+        bookmark: bookmark.clone(),
     };
     table.seal(&manifest).await?;
     crash_point("after_seal");
@@ -153,6 +182,16 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
     let previous = catalog
         .get_table(&table_ref.database, &table_ref.table)
         .await?;
+    if let Some(expected) = &based_on {
+        let now = previous.as_ref().and_then(|p| p.run_id.clone());
+        if &now != expected {
+            return Err(RunError::Moved {
+                table: format!("{}.{}", table_ref.database, table_ref.table),
+                expected: expected.clone().unwrap_or_else(|| "none".into()),
+                found: now.unwrap_or_else(|| "none".into()),
+            });
+        }
+    }
     let version_url = table.version_url(run_id);
     let reconciled = table_columns(previous.as_ref(), table_ref, planned, columns, policy)?;
     for change in &reconciled.changes {
@@ -183,6 +222,17 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
     };
     let entry = catalog.commit_table(entry).await?;
     crash_point("after_catalog");
+    if bookmark_moved && let Some(state) = &bookmark {
+        // History for rewinds; losing it (a crash right here) loses only a rewind point.
+        if let Err(e) = table.write_bookmark_snapshot(run_id, state).await {
+            tracing::warn!(run = run_id, error = %e, "cannot save the bookmark snapshot");
+        }
+        if let Some(reset) = &applied_reset
+            && let Err(e) = table.clear_bookmark_reset(reset).await
+        {
+            tracing::warn!(run = run_id, error = %e, "cannot clear the bookmark reset");
+        }
+    }
     let versions_removed = remove_old_files(table, run_id, previous.and_then(|p| p.run_id)).await;
     Ok(Committed {
         entry,
@@ -301,6 +351,7 @@ mod tests {
                 file("genre=pop/year=2021/part-0.parquet", 40, None),
                 file("genre=pop/year=2021/part-1.parquet", 80, Some(8)),
             ],
+            bookmark: None,
         };
         let keys = ["genre".to_string(), "year".to_string()];
         let version = "s3://b/lake/db/t/run-1/";

@@ -35,6 +35,8 @@ pub use failpoint::{FAILPOINT_ENV, failpoint};
 pub use introspection::{ScanRows, SchedulerView, StageSnapshot, StageState};
 pub use progress::{JobProgress, ProgressState, RunEvent, StageProgress};
 pub use query::LakeSessions;
-pub use run::{RunError, RunReport, SourceReport, run_job, target_catalog};
+pub use run::{
+    RunError, RunReport, SourceReport, job_bookmark, reset_job_bookmark, run_job, target_catalog,
+};
 pub use session::{HASH_JOIN_BUFFERING_BYTES, QUERY_JOB_PREFIX, session_config};
 pub use sync::lock;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_catalog::{Catalog, CatalogError, CatalogKind, Catalogs, ColumnEntry, TableEntry};
-use sluice_lake::{Lake, LakeError};
+use sluice_lake::{BookmarkState, Lake, LakeError, Manifest, ProcessedFile, TableLocation};
 use sluice_planner::diagnose::{InputError, is_csv_error, locate_csv_error};
-use sluice_planner::{PlanError, PlannedJob, clean_message, plan_job};
+use sluice_planner::{PlanError, PlannedJob, SeenFiles, clean_message, plan_job_incremental};
 use sluice_proto as pb;
 use tracing::Instrument;
 
@@ -52,6 +52,29 @@ pub enum RunError {
     /// rule's outcome.
     #[error("{} of the job's data-quality rules failed", .0.iter().filter(|r| r.outcome != pb::QualityOutcome::Passed as i32).count())]
     Quality(Vec<pb::QualityResult>),
+    /// Another run committed the table while this one ran; an append or bookmarked run
+    /// built on the older version, so it publishes nothing (run it again).
+    #[error(
+        "table {table} moved from run {expected} to run {found} while this run ran; nothing was published (run it again)"
+    )]
+    Moved {
+        /// The table.
+        table: String,
+        /// The run the catalog pointed at when this run started.
+        expected: String,
+        /// The run it points at now.
+        found: String,
+    },
+    /// An append whose output columns differ from the table's.
+    #[error(
+        "target.mode: append: the output's columns differ from table {table}'s ({detail}); an append adds files with the table's columns only — write with mode: overwrite to replace the table"
+    )]
+    AppendSchema {
+        /// The table.
+        table: String,
+        /// How they differ.
+        detail: String,
+    },
 }
 
 /// What a source contributed.
@@ -129,33 +152,68 @@ pub async fn run_job(
     let run_id = run_id.to_string();
     let started = Instant::now();
     progress(RunEvent::Planning);
-    let planned = plan_job(engine.ctx(), spec)
-        .instrument(tracing::info_span!("plan", job = %spec.name))
-        .await?;
     let target = spec.target.clone().unwrap_or_default();
     let table_ref = target.table.clone().unwrap_or_default();
-    let columns = output_columns(&planned)?;
     let catalog = target_catalog(catalogs, &target).await?;
-    let policy = schema_policy(&target);
-    // Check the schema against the registered table before spending time on the run.
+    let table = lake.table(&target)?;
     let registered = catalog
         .get_table(&table_ref.database, &table_ref.table)
         .await?;
+    let start = Box::pin(starting_point(&table, spec, registered.as_ref())).await?;
+    let planned = Box::pin(
+        plan_job_incremental(engine.ctx(), spec, &|_, _| None, start.seen.as_ref())
+            .instrument(tracing::info_span!("plan", job = %spec.name)),
+    )
+    .await?;
+    let columns = output_columns(&planned)?;
+    let policy = schema_policy(&target);
+    // Check the schema against the registered table before spending time on the run.
     table_columns(registered.as_ref(), &table_ref, &planned, &columns, policy)?;
-    let table = lake.table(&target)?;
+    if start.append
+        && let Some(entry) = &registered
+    {
+        check_append_columns(entry, &planned, &columns)?;
+    }
+    let tracked: Vec<&sluice_planner::PlannedSource> = planned
+        .sources
+        .iter()
+        .filter(|s| {
+            start
+                .seen
+                .as_ref()
+                .is_some_and(|seen| seen.contains_key(&s.name))
+        })
+        .collect();
+    if !tracked.is_empty() && tracked.iter().all(|s| s.files.is_empty()) {
+        let skipped: usize = tracked.iter().map(|s| s.skipped).sum();
+        let note = format!(
+            "no new input: the bookmark records all {skipped} file(s) of the tracked sources as processed; nothing was committed"
+        );
+        return Ok(nothing_committed(
+            run_id,
+            &planned,
+            registered,
+            &table_ref,
+            catalog.kind(),
+            started,
+            note,
+        ));
+    }
     let staging_url = table.staging_url(&run_id);
 
     let jobs_before = engine.scheduler().job_ids().await.unwrap_or_default();
     let executors_before = engine.scheduler().executor_ids().await;
-    let written = write_version(
-        engine,
-        &planned,
-        &staging_url,
-        spec.timeout_seconds,
-        &jobs_before,
-        progress,
+    let written = Box::pin(
+        write_version(
+            engine,
+            &planned,
+            &staging_url,
+            spec.timeout_seconds,
+            &jobs_before,
+            progress,
+        )
+        .instrument(tracing::info_span!("execute", staging = %staging_url)),
     )
-    .instrument(tracing::info_span!("execute", staging = %staging_url))
     .await;
     let written = match written {
         Ok(w) => w,
@@ -174,9 +232,11 @@ pub async fn run_job(
     }
 
     // Data-quality rules judge the staged output before anything is published.
-    let quality = match crate::quality::evaluate(engine, spec, &planned, &staging_url, &written)
-        .instrument(tracing::info_span!("quality"))
-        .await
+    let quality = match Box::pin(
+        crate::quality::evaluate(engine, spec, &planned, &staging_url, &written)
+            .instrument(tracing::info_span!("quality")),
+    )
+    .await
     {
         Ok(q) => q,
         Err(e) => {
@@ -185,9 +245,42 @@ pub async fn run_job(
         }
     };
 
-    progress(RunEvent::Committing);
     let rows_written = written.rows;
-    let result = commit(Commit {
+    let new_files = tracked.iter().any(|s| !s.files.is_empty());
+    if start.append && rows_written == 0 && !(start.records && new_files) {
+        discard_version(&table, &run_id).await;
+        return Ok(nothing_committed(
+            run_id,
+            &planned,
+            registered,
+            &table_ref,
+            catalog.kind(),
+            started,
+            "no new rows to append; nothing was committed".to_string(),
+        ));
+    }
+    let mut bookmark = start.bookmark;
+    if start.records
+        && let Some(state) = bookmark.as_mut()
+    {
+        for s in &tracked {
+            let files = s
+                .files
+                .iter()
+                .map(|f| ProcessedFile {
+                    url: f.url.clone(),
+                    size: f.size,
+                    modified_ms: f.modified_ms,
+                    etag: f.etag.clone(),
+                    run_id: run_id.clone(),
+                })
+                .collect();
+            state.record(&s.name, files);
+        }
+    }
+
+    progress(RunEvent::Committing);
+    let result = Box::pin(commit(Commit {
         catalog: catalog.as_ref(),
         policy,
         table: &table,
@@ -197,7 +290,12 @@ pub async fn run_job(
         run_id: &run_id,
         rows: rows_written,
         files: written.files,
-    })
+        carried: start.carried,
+        bookmark,
+        bookmark_moved: start.records,
+        applied_reset: start.reset,
+        based_on: start.based_on,
+    }))
     .await;
     let Committed {
         entry,
@@ -232,6 +330,204 @@ pub async fn run_job(
         quality,
         note: None,
     })
+}
+
+/// Where a run starts from: the table's current version and the job's bookmark.
+struct StartingPoint {
+    /// Whether the target appends.
+    append: bool,
+    /// For an append, the current version (its files are carried into the new one).
+    carried: Option<Manifest>,
+    /// The bookmark the new version carries (recorded into when `records`).
+    bookmark: Option<BookmarkState>,
+    /// Per tracked source, the files already processed (`None`: bookmarks disabled).
+    seen: Option<SeenFiles>,
+    /// Whether this run records what it reads (`bookmark: enable`).
+    records: bool,
+    /// The pending reset the bookmark came from.
+    reset: Option<sluice_lake::BookmarkReset>,
+    /// The run the catalog points at, when the run depends on it.
+    based_on: Option<Option<String>>,
+}
+
+/// Reads the table's current version's manifest and the job's bookmark.
+async fn starting_point(
+    table: &TableLocation,
+    spec: &pb::JobSpec,
+    registered: Option<&TableEntry>,
+) -> Result<StartingPoint, RunError> {
+    let target = spec.target.clone().unwrap_or_default();
+    let append = target.mode() == pb::WriteMode::Append;
+    let current_run = registered.and_then(|r| r.run_id.clone());
+    let manifest = match &current_run {
+        Some(id) => table.read_manifest(id).await?,
+        None => None,
+    };
+    if append
+        && let Some(entry) = registered
+        && manifest.is_none()
+    {
+        return Err(RunError::AppendSchema {
+            table: format!("{}.{}", entry.database, entry.name),
+            detail: format!(
+                "its current version {} has no Sluice manifest to append to",
+                entry.location
+            ),
+        });
+    }
+    let mode = spec.bookmark();
+    let (bookmark, reset, seen) = if mode == pb::BookmarkMode::Disable {
+        // The bookmark is neither used nor moved; the new version keeps it as it was.
+        let kept = manifest
+            .as_ref()
+            .and_then(|m| m.bookmark.clone())
+            .filter(|b| b.job == spec.name);
+        (kept, None, None)
+    } else {
+        let (state, reset) = table
+            .starting_bookmark(&spec.name, manifest.as_ref())
+            .await?;
+        let seen: SeenFiles = spec
+            .sources
+            .iter()
+            .filter(|s| s.bookmark.unwrap_or(true))
+            .map(|s| (s.name.clone(), state.seen(&s.name)))
+            .collect();
+        (Some(state), reset, Some(seen))
+    };
+    let depends = append || mode != pb::BookmarkMode::Disable;
+    Ok(StartingPoint {
+        append,
+        carried: if append { manifest } else { None },
+        bookmark,
+        seen,
+        records: mode == pb::BookmarkMode::Enable,
+        reset,
+        based_on: depends.then_some(current_run),
+    })
+}
+
+/// Refuses an append whose output columns (names, types, partition keys) differ from the
+/// registered table's.
+fn check_append_columns(
+    entry: &TableEntry,
+    planned: &PlannedJob,
+    columns: &[ColumnEntry],
+) -> Result<(), RunError> {
+    let describe = |cols: &mut dyn Iterator<Item = (&String, &String)>| {
+        cols.map(|(n, t)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let data: Vec<&ColumnEntry> = columns
+        .iter()
+        .filter(|c| !planned.partition_by.contains(&c.name))
+        .collect();
+    let same_data = data.len() == entry.columns.len()
+        && data
+            .iter()
+            .zip(&entry.columns)
+            .all(|(a, b)| a.name == b.name && a.hive_type == b.hive_type);
+    let keys: Vec<&String> = entry.partition_keys.iter().map(|k| &k.name).collect();
+    let same_keys = keys.len() == planned.partition_by.len()
+        && keys.iter().zip(&planned.partition_by).all(|(a, b)| *a == b);
+    if same_data && same_keys {
+        return Ok(());
+    }
+    let detail = if same_data {
+        format!(
+            "partition keys [{}] vs the table's [{}]",
+            planned.partition_by.join(", "),
+            keys.iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "output: {}; table: {}",
+            describe(&mut data.iter().map(|c| (&c.name, &c.hive_type))),
+            describe(&mut entry.columns.iter().map(|c| (&c.name, &c.hive_type)))
+        )
+    };
+    Err(RunError::AppendSchema {
+        table: format!("{}.{}", entry.database, entry.name),
+        detail,
+    })
+}
+
+/// The report of a run that committed nothing (no new input), with why in its note.
+fn nothing_committed(
+    run_id: String,
+    planned: &PlannedJob,
+    registered: Option<TableEntry>,
+    table_ref: &pb::TableRef,
+    catalog: &'static str,
+    started: Instant,
+    note: String,
+) -> RunReport {
+    let table = registered.unwrap_or_else(|| TableEntry {
+        database: table_ref.database.clone(),
+        name: table_ref.table.clone(),
+        location: String::new(),
+        classification: "parquet".into(),
+        columns: Vec::new(),
+        partition_keys: Vec::new(),
+        partitions: Vec::new(),
+        parameters: Default::default(),
+        run_id: None,
+        version: 0,
+        updated_at: String::new(),
+    });
+    RunReport {
+        run_id,
+        sources: source_reports(planned, &ScanRows::default()),
+        rows_written: 0,
+        files_written: 0,
+        bytes_written: 0,
+        table,
+        versions_removed: 0,
+        catalog,
+        schema_changes: Vec::new(),
+        elapsed: started.elapsed(),
+        stages: 0,
+        tasks: 0,
+        first_task: None,
+        quality: Vec::new(),
+        note: Some(note),
+    }
+}
+
+/// The bookmark of job `spec` (with the earlier runs it can be rewound to), as of the
+/// version its target's catalog entry points at.
+pub async fn job_bookmark(
+    lake: &Lake,
+    catalogs: &Catalogs,
+    spec: &pb::JobSpec,
+) -> Result<pb::Bookmark, RunError> {
+    let target = spec.target.clone().unwrap_or_default();
+    let table_ref = target.table.clone().unwrap_or_default();
+    let catalog = target_catalog(catalogs, &target).await?;
+    let table = lake.table(&target)?;
+    let current = catalog
+        .get_table(&table_ref.database, &table_ref.table)
+        .await?
+        .and_then(|e| e.run_id);
+    Ok(table.show_bookmark(&spec.name, current.as_deref()).await?)
+}
+
+/// Resets the bookmark of job `spec`: its next run reads every file (`to_run_id` `None`) or
+/// starts from the bookmark run `to_run_id` left. Returns the bookmark the next run starts
+/// from.
+pub async fn reset_job_bookmark(
+    lake: &Lake,
+    catalogs: &Catalogs,
+    spec: &pb::JobSpec,
+    to_run_id: Option<&str>,
+) -> Result<pb::Bookmark, RunError> {
+    let target = spec.target.clone().unwrap_or_default();
+    lake.table(&target)?.reset_bookmark(to_run_id).await?;
+    job_bookmark(lake, catalogs, spec).await
 }
 
 /// What each source contributed: its files and bytes, and the rows its scans produced

@@ -11,6 +11,7 @@
 //! version. Old versions are removed once the catalog has moved on, keeping the previous one
 //! for readers still in flight.
 
+mod bookmark;
 mod root;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+pub use bookmark::{BOOKMARK_FOLDER, BookmarkReset, BookmarkState, FileKey, ProcessedFile};
 pub use root::{BoxError, Lake, StoreSource};
 
 /// Name of the marker written into a complete version.
@@ -58,6 +60,23 @@ pub enum LakeError {
     /// A marker could not be encoded.
     #[error("cannot encode the commit marker: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A marker or bookmark file could not be decoded.
+    #[error("{location} is corrupt: {source}")]
+    Corrupt {
+        /// The object.
+        location: String,
+        /// Why it does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A bookmark rewind named a run that left no bookmark snapshot.
+    #[error("no bookmark snapshot of run '{run_id}' (runs with one: {known})")]
+    NoSuchRun {
+        /// The run asked for.
+        run_id: String,
+        /// The runs that have one.
+        known: String,
+    },
 }
 
 /// A new, sortable run id: `20261124T231500-1a2b3c4d`.
@@ -88,6 +107,9 @@ pub struct Manifest {
     pub rows: u64,
     /// The data files.
     pub files: Vec<DataFile>,
+    /// The job's bookmark as of this version: published by the same catalog swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<BookmarkState>,
 }
 
 impl Manifest {
@@ -188,6 +210,40 @@ impl TableLocation {
             async move { store.rename(&from, &to).await.map_err(|e| (from, e)) }
         });
         futures::stream::iter(moves)
+            .buffer_unordered(MOVE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|(from, source)| self.err(&from, source))?;
+        Ok(())
+    }
+
+    /// Copies `files` of version `from_run` into version `to_run` under the same relative
+    /// paths, without reading them: a hard link on a local folder, a server-side copy on S3.
+    /// An append run's version holds the previous version's files this way, so every
+    /// version folder stays complete on its own.
+    pub async fn copy_from_version(
+        &self,
+        from_run: &str,
+        to_run: &str,
+        files: &[DataFile],
+    ) -> Result<(), LakeError> {
+        let from_root = self.version_path(from_run);
+        let to_root = self.version_path(to_run);
+        let mut copies = Vec::with_capacity(files.len());
+        for f in files {
+            let from = Path::parse(format!("{from_root}/{}", f.path));
+            let to = Path::parse(format!("{to_root}/{}", f.path));
+            match (from, to) {
+                (Ok(from), Ok(to)) => copies.push((from, to)),
+                _ => return Err(LakeError::Url(f.path.clone())),
+            }
+        }
+        let store = Arc::clone(&self.store);
+        let copies = copies.into_iter().map(move |(from, to)| {
+            let store = Arc::clone(&store);
+            async move { store.copy(&from, &to).await.map_err(|e| (from, e)) }
+        });
+        futures::stream::iter(copies)
             .buffer_unordered(MOVE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await
@@ -396,6 +452,7 @@ mod tests {
                 run_id: "b".into(),
                 rows: 1,
                 files,
+                bookmark: None,
             })
             .await
             .unwrap();

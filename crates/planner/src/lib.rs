@@ -22,7 +22,9 @@ use sluice_job::Diagnostic;
 use sluice_job::suggest;
 use sluice_proto as pb;
 
-pub use sources::{FileCheck, ListingUrlError, PlannedSource, SourceFile, listing_url, source_url};
+pub use sources::{
+    FileCheck, ListingUrlError, PlannedSource, SeenFiles, SourceFile, listing_url, source_url,
+};
 
 /// Why a job could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,17 @@ pub async fn plan_job_checked(
     spec: &pb::JobSpec,
     check: &FileCheck<'_>,
 ) -> Result<PlannedJob, PlanError> {
+    plan_job_incremental(ctx, spec, check, None).await
+}
+
+/// [`plan_job_checked`] for a bookmarked run: every source named in `seen` reads only the
+/// files not recorded there (a source with none left reads no row but keeps its schema).
+pub async fn plan_job_incremental(
+    ctx: &SessionContext,
+    spec: &pb::JobSpec,
+    check: &FileCheck<'_>,
+    seen: Option<&SeenFiles>,
+) -> Result<PlannedJob, PlanError> {
     sluice_job::names::check_job_name(&spec.name)
         .map_err(|e| PlanError::at("name", e.to_string()))?;
     if spec.sources.is_empty() {
@@ -95,7 +108,9 @@ pub async fn plan_job_checked(
     let mut planned_sources = Vec::new();
     for source in &spec.sources {
         let path = format!("sources.{}", source.name);
-        let (df, planned) = sources::plan_source(ctx, &spec.staging, source, &path, check).await?;
+        let source_seen = seen.and_then(|s| s.get(&source.name));
+        let (df, planned) =
+            sources::plan_source(ctx, &spec.staging, source, &path, check, source_seen).await?;
         nodes.insert(
             source.name.clone(),
             Node {

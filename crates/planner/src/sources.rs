@@ -22,7 +22,30 @@ pub struct SourceFile {
     pub url: String,
     /// Size in bytes.
     pub size: u64,
+    /// Last modification, milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+    /// The object store's ETag (empty when it gives none).
+    pub etag: String,
 }
+
+impl SourceFile {
+    /// What identifies this version of the file for a bookmark: (url, size, modified ms,
+    /// ETag); a file whose size, time or ETag changed is a new file.
+    pub fn key(&self) -> (String, u64, i64, String) {
+        (
+            self.url.clone(),
+            self.size,
+            self.modified_ms,
+            self.etag.clone(),
+        )
+    }
+}
+
+/// Per source name, the files a job bookmark records as processed (see
+/// [`SourceFile::key`]). A source named here reads only its other files; a source not
+/// named reads every file.
+pub type SeenFiles =
+    std::collections::HashMap<String, std::collections::HashSet<(String, u64, i64, String)>>;
 
 /// A source as planned: its files and read options.
 #[derive(Debug, Clone)]
@@ -31,6 +54,8 @@ pub struct PlannedSource {
     pub name: String,
     /// The files it reads, sorted by URL.
     pub files: Vec<SourceFile>,
+    /// Files listed but skipped because its bookmark records them as processed.
+    pub skipped: usize,
     /// The source's spec.
     pub spec: pb::Source,
     /// The schema the files are read with.
@@ -57,13 +82,32 @@ pub(crate) async fn plan_source(
     source: &pb::Source,
     path: &str,
     check: &FileCheck<'_>,
+    seen: Option<&std::collections::HashSet<(String, u64, i64, String)>>,
 ) -> Result<(DataFrame, PlannedSource), PlanError> {
-    let files = checked_files(ctx, staging, source, path, check).await?;
-    let urls: Vec<String> = files.iter().map(|f| f.url.clone()).collect();
+    let listed = checked_files(ctx, staging, source, path, check).await?;
+    let total = listed.len();
+    let files: Vec<SourceFile> = match seen {
+        Some(seen) => listed
+            .iter()
+            .filter(|f| !seen.contains(&f.key()))
+            .cloned()
+            .collect(),
+        None => listed.clone(),
+    };
+    let skipped = total - files.len();
+    // With nothing new, the source is its first file's schema with no rows (one file is
+    // read for the schema; none is scanned).
+    let nothing_new = files.is_empty();
+    let read: Vec<SourceFile> = if nothing_new {
+        listed.into_iter().take(1).collect()
+    } else {
+        files.clone()
+    };
+    let urls: Vec<String> = read.iter().map(|f| f.url.clone()).collect();
     let df = match &source.format {
         Some(pb::source::Format::Csv(csv)) => {
             if csv.has_header
-                && let Some(empty) = files.iter().find(|f| f.size == 0)
+                && let Some(empty) = read.iter().find(|f| f.size == 0)
             {
                 return Err(PlanError::at(
                     format!("{path}.path"),
@@ -78,12 +122,18 @@ pub(crate) async fn plan_source(
             .map_err(|e| PlanError::at(format!("{path}.path"), crate::clean_message(&e)))?,
     };
     let schema = Arc::new(df.schema().as_arrow().clone());
+    let df = if nothing_new {
+        df.limit(0, Some(0))?
+    } else {
+        df
+    };
     let df = df.alias(&source.name)?;
     Ok((
         df,
         PlannedSource {
             name: source.name.clone(),
             files,
+            skipped,
             spec: source.clone(),
             schema,
         },
@@ -156,6 +206,8 @@ async fn list_files(
         .map(|m| SourceFile {
             url: format!("{}{}", url.object_store().as_str(), m.location),
             size: m.size,
+            modified_ms: m.last_modified.timestamp_millis(),
+            etag: m.e_tag.clone().unwrap_or_default(),
         })
         .collect();
     files.sort_by(|a, b| a.url.cmp(&b.url));

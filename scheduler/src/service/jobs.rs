@@ -119,6 +119,11 @@ impl JobManager {
         }))
     }
 
+    /// The lake and catalogs the runs write into (for the bookmark calls).
+    pub(crate) fn lake_and_catalogs(&self) -> (&Lake, &Catalogs) {
+        (&self.lake, &self.catalogs)
+    }
+
     /// Sets the one listener told of every run that ends (later calls are ignored).
     pub fn set_listener(&self, listener: Arc<dyn RunListener>) {
         let _ = self.listener.set(listener);
@@ -653,6 +658,7 @@ impl JobManager {
                     record.files_written = report.files_written as u64;
                     record.bytes_written = report.bytes_written;
                     record.table_location = report.table.location.clone();
+                    record.note = report.note.clone().unwrap_or_default();
                     record.sources = report
                         .sources
                         .iter()
