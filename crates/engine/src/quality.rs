@@ -1,8 +1,27 @@
 //! Data-quality rules (the job's `quality` block, in DQDL) evaluated over a run's staged
 //! output before it is published.
+//!
+//! The staged files become the table `primary` of a session on the engine's cluster (with
+//! the catalog's tables beside it when the catalogs are given, for `ReferentialIntegrity`);
+//! sluice-quality compiles the rules into one aggregate query plus a query for each
+//! uniqueness, `CustomSql` and `ReferentialIntegrity`, and judges every rule from the
+//! measured values.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, Float64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use sluice_catalog::Catalogs;
 use sluice_planner::PlannedJob;
 use sluice_proto as pb;
+use sluice_quality::{Measured, Outcome, Plan, Status};
 
 use crate::cluster::Engine;
 use crate::run::RunError;
@@ -10,23 +29,203 @@ use crate::write::Written;
 
 /// Every rule's outcome over the files of `written` (in `staging_url`). With
 /// `on_failure: fail`, a failed rule is [`RunError::Quality`]; with `warn` the outcomes are
-/// returned and the run publishes.
+/// returned and the run publishes. `ReferentialIntegrity` needs the catalogs: see
+/// [`evaluate_in`].
 pub(crate) async fn evaluate(
-    _engine: &Engine,
+    engine: &Engine,
     spec: &pb::JobSpec,
-    _planned: &PlannedJob,
-    _staging_url: &str,
+    planned: &PlannedJob,
+    staging_url: &str,
+    written: &Written,
+) -> Result<Vec<pb::QualityResult>, RunError> {
+    evaluate_in(engine, None, spec, planned, staging_url, written).await
+}
+
+/// [`evaluate`], with the catalogs' tables queryable as `database.table` (what
+/// `ReferentialIntegrity` reads); without them such a rule is an ERROR.
+pub(crate) async fn evaluate_in(
+    engine: &Engine,
+    catalogs: Option<&Catalogs>,
+    spec: &pb::JobSpec,
+    planned: &PlannedJob,
+    staging_url: &str,
     _written: &Written,
 ) -> Result<Vec<pb::QualityResult>, RunError> {
-    match &spec.quality {
-        None => Ok(Vec::new()),
-        Some(q) if q.rules.trim().is_empty() => Ok(Vec::new()),
-        // Built in issue 19; until then a job with rules is not silently published.
-        Some(_) => Err(RunError::Quality(vec![pb::QualityResult {
-            rule: "(quality rules)".into(),
-            outcome: pb::QualityOutcome::Error as i32,
-            failure_reason: "data-quality rules are not evaluated yet".into(),
-            metrics: Default::default(),
-        }])),
+    let Some(q) = &spec.quality else {
+        return Ok(Vec::new());
+    };
+    if q.rules.trim().is_empty() {
+        return Ok(Vec::new());
     }
+    let outcomes = match sluice_quality::parse(&q.rules) {
+        // The job file's loader refuses such rules; a spec sent another way may still hold them.
+        Err(e) => vec![Outcome {
+            rule: "(ruleset)".into(),
+            status: Status::Error,
+            reason: format!("the rules do not parse: {e}"),
+            metrics: Default::default(),
+        }],
+        Ok(ruleset) => {
+            let columns: Vec<String> = planned
+                .output
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let plan = Plan::new(&ruleset, &columns);
+            match session(engine, catalogs, planned, staging_url).await {
+                Ok(ctx) => plan.judge(&measure(&ctx, &plan).await),
+                Err(e) => ruleset
+                    .rules
+                    .iter()
+                    .map(|r| Outcome {
+                        rule: r.text().to_string(),
+                        status: Status::Error,
+                        reason: format!("the staged output cannot be read: {e}"),
+                        metrics: Default::default(),
+                    })
+                    .collect(),
+            }
+        }
+    };
+    let results: Vec<pb::QualityResult> = outcomes.into_iter().map(to_proto).collect();
+    for r in &results {
+        tracing::info!(rule = %r.rule, outcome = r.outcome, reason = %r.failure_reason, "quality rule");
+    }
+    let failed = results
+        .iter()
+        .any(|r| r.outcome != pb::QualityOutcome::Passed as i32);
+    if failed && q.on_failure() == pb::QualityAction::Fail {
+        return Err(RunError::Quality(results));
+    }
+    Ok(results)
+}
+
+fn to_proto(o: Outcome) -> pb::QualityResult {
+    let outcome = match o.status {
+        Status::Passed => pb::QualityOutcome::Passed,
+        Status::Failed => pb::QualityOutcome::Failed,
+        Status::Error => pb::QualityOutcome::Error,
+    };
+    pb::QualityResult {
+        rule: o.rule,
+        outcome: outcome as i32,
+        failure_reason: o.reason,
+        metrics: o.metrics.into_iter().collect(),
+    }
+}
+
+/// A session on the engine's cluster where `primary` is the staged output (partition
+/// columns read from the folder names, as strings) and, with `catalogs`, every table of the
+/// default catalog is `database.table`.
+async fn session(
+    engine: &Engine,
+    catalogs: Option<&Catalogs>,
+    planned: &PlannedJob,
+    staging_url: &str,
+) -> datafusion::error::Result<SessionContext> {
+    let query_id = format!("quality-{}", uuid::Uuid::now_v7());
+    let ctx = engine.query_context(crate::query::SQL_CATALOG, &query_id);
+    if let Some(catalogs) = catalogs {
+        let external = |e: sluice_catalog::CatalogError| {
+            datafusion::error::DataFusionError::External(Box::new(e))
+        };
+        let catalog = catalogs.get(None).await.map_err(external)?;
+        let tables = catalog.list_tables().await.map_err(external)?;
+        let tables: Vec<_> = tables
+            .into_iter()
+            .filter(|t| t.database != "default")
+            .collect();
+        crate::query::register_tables(&ctx, &tables).await?;
+    }
+    let output = planned.output.schema().as_arrow().clone();
+    let data_fields: Vec<Field> = output
+        .fields()
+        .iter()
+        .filter(|f| !planned.partition_by.contains(f.name()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let partition_cols = planned
+        .partition_by
+        .iter()
+        .map(|p| (p.clone(), DataType::Utf8))
+        .collect();
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols);
+    let url = ListingTableUrl::parse(staging_url)?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::new(Schema::new(data_fields)));
+    ctx.register_table(
+        sluice_quality::TABLE,
+        Arc::new(ListingTable::try_new(config)?),
+    )?;
+    Ok(ctx)
+}
+
+/// Runs the plan's aggregate and its other queries; a query that fails records its error
+/// for the rules that need it.
+async fn measure(ctx: &SessionContext, plan: &Plan) -> Measured {
+    let mut m = Measured::default();
+    let mut run = |keys: Vec<String>, result: Result<Vec<Option<f64>>, String>| match result {
+        Ok(values) => {
+            for (k, v) in keys.into_iter().zip(values) {
+                m.values.insert(k, v);
+            }
+        }
+        Err(e) => {
+            for k in keys {
+                m.errors.insert(k, e.clone());
+            }
+        }
+    };
+    let keys = plan.aggregate_keys();
+    let result = first_row(ctx, &plan.aggregate_sql(), keys.len(), false).await;
+    run(keys, result);
+    for q in &plan.queries {
+        let result = first_row(ctx, &q.sql, q.keys.len(), q.custom).await;
+        run(q.keys.clone(), result);
+    }
+    m
+}
+
+/// The first row of `sql`'s result as numbers (`width` columns). With `custom`, the result
+/// must be exactly one row and one numeric column.
+async fn first_row(
+    ctx: &SessionContext,
+    sql: &str,
+    width: usize,
+    custom: bool,
+) -> Result<Vec<Option<f64>>, String> {
+    let clean = |e: datafusion::error::DataFusionError| sluice_planner::clean_message(&e);
+    let batches: Vec<RecordBatch> = ctx
+        .sql(sql)
+        .await
+        .map_err(clean)?
+        .collect()
+        .await
+        .map_err(clean)?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Err(format!("the query returned no rows: {sql}"));
+    };
+    if custom && (rows != 1 || batch.num_columns() != 1) {
+        return Err(format!(
+            "CustomSql must return one row with one number; it returned {rows} rows of {} columns",
+            batch.num_columns()
+        ));
+    }
+    let mut out = Vec::with_capacity(width);
+    for i in 0..width.min(batch.num_columns()) {
+        let col = cast(batch.column(i), &DataType::Float64)
+            .map_err(|e| format!("the value of '{sql}' is not a number: {e}"))?;
+        let col = col
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| "not a number".to_string())?;
+        out.push((!col.is_null(0)).then(|| col.value(0)));
+    }
+    Ok(out)
 }

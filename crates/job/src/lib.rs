@@ -93,7 +93,7 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<LoadedJob, JobF
             file: file.to_path_buf(),
             located: diagnostics
                 .into_iter()
-                .map(|d| (source_map.locate(&d.path), d))
+                .map(|d| (quality::locate(&source_map, text, &spec, &d), d))
                 .collect(),
         });
     }
