@@ -4,7 +4,7 @@
 // Helpers panic on failure like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

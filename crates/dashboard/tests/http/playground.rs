@@ -6,7 +6,7 @@
 // Helpers panic on failure like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;
