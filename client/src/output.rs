@@ -114,6 +114,9 @@ pub(crate) fn print_report(job: &LoadedJob, r: &RunReport) {
     for change in &r.schema_changes {
         outln!("  schema {change}");
     }
+    for line in sluice_engine::quality::describe_results(&r.quality) {
+        outln!("  rule   {line}");
+    }
     if r.versions_removed > 0 {
         outln!(
             "  pruned {} of the table",

@@ -196,6 +196,9 @@ pub(crate) fn print_run(run: &pb::JobRun) {
         );
         outln!("table   {}", run.table);
     }
+    for line in sluice_engine::quality::describe_results(&run.quality) {
+        outln!("rule    {line}");
+    }
     if !run.error_message.is_empty() {
         outln!("error   {}", run.error_message);
     }

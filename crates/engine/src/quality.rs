@@ -229,3 +229,42 @@ async fn first_row(
     }
     Ok(out)
 }
+
+/// The outcome's name as Glue prints it (`PASSED`, `FAILED`, `ERROR`).
+pub fn outcome_name(r: &pb::QualityResult) -> &'static str {
+    match r.outcome() {
+        pb::QualityOutcome::Passed => "PASSED",
+        pb::QualityOutcome::Failed => "FAILED",
+        pb::QualityOutcome::Error => "ERROR",
+        pb::QualityOutcome::Unspecified => "UNKNOWN",
+    }
+}
+
+/// One line per rule that did not pass: `FAILED IsComplete "a": <reason>`.
+pub fn failure_summary(results: &[pb::QualityResult]) -> String {
+    results
+        .iter()
+        .filter(|r| r.outcome() != pb::QualityOutcome::Passed)
+        .map(|r| format!("{} {}: {}", outcome_name(r), r.rule, r.failure_reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Lines describing every rule's outcome and metrics, for `sluice run` and `sluice status`.
+pub fn describe_results(results: &[pb::QualityResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in results {
+        let mut metrics: Vec<(&String, &f64)> = r.metrics.iter().collect();
+        metrics.sort_by(|a, b| a.0.cmp(b.0));
+        let metrics: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut line = format!("{:<6} {}", outcome_name(r), r.rule);
+        if !metrics.is_empty() {
+            line.push_str(&format!("  [{}]", metrics.join(", ")));
+        }
+        if !r.failure_reason.is_empty() {
+            line.push_str(&format!("  -- {}", r.failure_reason));
+        }
+        out.push(line);
+    }
+    out
+}

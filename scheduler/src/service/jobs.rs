@@ -659,6 +659,7 @@ impl JobManager {
                     record.bytes_written = report.bytes_written;
                     record.table_location = report.table.location.clone();
                     record.note = report.note.clone().unwrap_or_default();
+                    record.quality = report.quality.clone();
                     record.sources = report
                         .sources
                         .iter()
@@ -697,6 +698,11 @@ impl JobManager {
                         RunState::Failed as i32
                     };
                     record.error_message = e.to_string();
+                    if let RunError::Quality(results) = &e {
+                        record.quality = results.clone();
+                        record.error_message =
+                            format!("{e}:\n{}", sluice_engine::quality::failure_summary(results));
+                    }
                 }
             }
             if let Err(e) = self.finish(record) {

@@ -1,1 +1,270 @@
 //! Data-quality rules (DQDL) on a run's output: each rule kind passes and fails on crafted data; a failing `fail` rule publishes nothing.
+//!
+//! The rules run through the real `sluice run`; the metrics it reports are checked against
+//! DuckDB computing the same measure over the raw CSV (tests/oracle.py), not against Sluice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+
+/// Five rows: a duplicate id (4), a missing name, a missing score, old timestamps.
+const ITEMS: &str = "id,name,score,kind,ts
+1,alpha,10,album,2020-01-01T00:00:00
+2,beta,20,single,2020-01-02T00:00:00
+3,,30,album,2020-01-03T00:00:00
+4,delta,,compilation,2020-01-04T00:00:00
+4,eps,50,album,2020-01-05T00:00:00
+";
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    lake: String,
+    csv: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let csv = data.join("items.csv");
+    std::fs::write(&csv, ITEMS).expect("write csv");
+    let lake = dir.join("lake").display().to_string();
+    Fixture {
+        _tmp: tmp,
+        dir,
+        lake,
+        csv,
+    }
+}
+
+/// A job over items.csv into q.items with `rules` (one per line) and `on_failure`.
+fn job(f: &Fixture, name: &str, on_failure: &str, rules: &[&str]) -> PathBuf {
+    let body = format!(
+        "name: {name}\nstaging: data\nsources:\n  items: {{ path: items.csv }}\ntarget:\n  input: items\n  table: {{ database: q, name: items }}\nquality:\n  on_failure: {on_failure}\n  rules: |\n    Rules = [\n{}\n    ]\n",
+        rules
+            .iter()
+            .map(|r| format!("      {r}"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    let path = f.dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, body).expect("write job");
+    path
+}
+
+fn run(f: &Fixture, job: &Path) -> Run {
+    sluice(
+        &["run", job.to_str().expect("utf-8"), "--lake", &f.lake],
+        &[],
+    )
+}
+
+/// Each `rule` line `sluice run` printed: (outcome, rule text, metrics).
+fn printed_rules(out: &str) -> Vec<(String, String, BTreeMap<String, f64>)> {
+    out.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("rule "))
+        .map(|l| {
+            let l = l.trim_start();
+            let (outcome, rest) = l.split_once(' ').expect("outcome and rule");
+            let rest = rest.trim_start();
+            let rest = rest.split("  -- ").next().unwrap_or(rest);
+            let (rule, metrics) = match rest.split_once("  [") {
+                Some((r, m)) => (r, m.trim_end_matches(']')),
+                None => (rest, ""),
+            };
+            let metrics = metrics
+                .split(", ")
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    let (k, v) = m.rsplit_once('=').expect("name=value");
+                    (k.to_string(), v.parse().expect("a number"))
+                })
+                .collect();
+            (outcome.to_string(), rule.trim().to_string(), metrics)
+        })
+        .collect()
+}
+
+/// DuckDB's one number for `sql` over the CSV (as table `items`).
+fn duck(f: &Fixture, sql: &str) -> f64 {
+    let rows = oracle_query(sql, &[("items", f.csv.as_path())]);
+    rows[0][0]
+        .as_deref()
+        .unwrap_or_else(|| panic!("DuckDB gave NULL for {sql}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn assert_close(what: &str, ours: f64, theirs: f64) {
+    assert!(
+        (ours - theirs).abs() < 1e-9,
+        "{what}: sluice reported {ours}, DuckDB computes {theirs}"
+    );
+}
+
+/// Metrics Sluice reported, checked against DuckDB's measure over the raw CSV.
+fn check_metrics(f: &Fixture, printed: &[(String, String, BTreeMap<String, f64>)]) -> usize {
+    let oracle: BTreeMap<&str, &str> = BTreeMap::from([
+        ("Dataset.*.RowCount", "SELECT count(*) FROM items"),
+        (
+            "Column.name.Completeness",
+            "SELECT count(name) / count(*) FROM items",
+        ),
+        (
+            "Column.score.Completeness",
+            "SELECT count(score) / count(*) FROM items",
+        ),
+        (
+            "Column.id.Uniqueness",
+            "SELECT (SELECT count(*) FROM (SELECT id FROM items WHERE id IS NOT NULL GROUP BY id HAVING count(*) = 1)) / (SELECT count(*) FROM items)",
+        ),
+        ("Column.score.Mean", "SELECT avg(score) FROM items"),
+        ("Column.score.Sum", "SELECT sum(score) FROM items"),
+        (
+            "Column.score.StandardDeviation",
+            "SELECT stddev_pop(score) FROM items",
+        ),
+        (
+            "Column.kind.DistinctValuesCount",
+            "SELECT count(DISTINCT kind) FROM items",
+        ),
+        (
+            "Column.kind.MaximumLength",
+            "SELECT max(length(kind)) FROM items",
+        ),
+        (
+            "Column.kind.MinimumLength",
+            "SELECT min(length(kind)) FROM items",
+        ),
+    ]);
+    let mut checked = 0;
+    for (_, rule, metrics) in printed {
+        for (name, value) in metrics {
+            if let Some(sql) = oracle.get(name.as_str()) {
+                assert_close(&format!("{rule}: {name}"), *value, duck(f, sql));
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
+#[test]
+fn every_rule_type_passes_on_data_that_meets_it() {
+    let f = fixture();
+    let rules = [
+        "RowCount = 5",
+        "RowCount between 4 and 6",
+        "ColumnCount = 5",
+        "IsComplete \"id\"",
+        "Completeness \"name\" >= 0.8",
+        "Uniqueness \"id\" > 0.5",
+        "IsUnique \"ts\"",
+        "IsPrimaryKey \"id\" \"ts\"",
+        "ColumnValues \"kind\" in [\"album\", \"single\", \"compilation\"]",
+        "ColumnValues \"score\" between 5 and 55 with threshold >= 0.8",
+        "ColumnValues \"name\" matches \"^[a-z]+$\" with threshold >= 0.8",
+        "ColumnValues \"id\" <= 4",
+        "ColumnLength \"kind\" between 4 and 12",
+        "Mean \"score\" = 27.5",
+        "Sum \"score\" = 110",
+        "StandardDeviation \"score\" < 20",
+        "DistinctValuesCount \"kind\" = 3",
+        "ColumnExists \"ts\"",
+        "CustomSql \"select count(*) from primary where score > 15\" = 3",
+        "DataFreshness \"ts\" > 24 hours",
+        "(IsComplete \"id\") and (ColumnExists \"name\")",
+        "(IsComplete \"name\") or (RowCount > 1)",
+    ];
+    let job = job(&f, "passing", "fail", &rules);
+    let out = run(&f, &job).expect_ok();
+    let printed = printed_rules(&out.stdout);
+    assert_eq!(printed.len(), rules.len(), "{}", out.stdout);
+    for ((outcome, rule, _), expected) in printed.iter().zip(rules) {
+        assert_eq!(outcome, "PASSED", "{rule}\n{}", out.stdout);
+        assert_eq!(rule, expected);
+    }
+    assert!(check_metrics(&f, &printed) >= 8, "{}", out.stdout);
+    assert!(catalog_entry(Path::new(&f.lake), "q", "items").is_some());
+}
+
+#[test]
+fn every_rule_type_fails_on_data_that_does_not_meet_it_and_warn_publishes() {
+    let f = fixture();
+    let rules = [
+        "RowCount > 5",
+        "ColumnCount = 4",
+        "IsComplete \"name\"",
+        "Completeness \"score\" > 0.9",
+        "IsUnique \"id\"",
+        "Uniqueness \"id\" > 0.9",
+        "IsPrimaryKey \"id\"",
+        "ColumnValues \"kind\" in [\"album\", \"single\"]",
+        "ColumnValues \"score\" between 5 and 55",
+        "ColumnValues \"name\" matches \"^[a-c]\" with threshold > 0.5",
+        "ColumnLength \"kind\" < 6",
+        "Mean \"score\" > 30",
+        "Sum \"score\" < 100",
+        "StandardDeviation \"score\" < 10",
+        "DistinctValuesCount \"kind\" > 3",
+        "ColumnExists \"nope\"",
+        "CustomSql \"select count(*) from primary\" = 4",
+        "DataFreshness \"ts\" <= 24 hours",
+        "(IsComplete \"id\") and (IsComplete \"name\")",
+        "(RowCount = 0) or (IsUnique \"id\")",
+    ];
+    let job = job(&f, "failing", "warn", &rules);
+    let out = run(&f, &job).expect_ok();
+    let printed = printed_rules(&out.stdout);
+    assert_eq!(printed.len(), rules.len(), "{}", out.stdout);
+    for ((outcome, rule, _), expected) in printed.iter().zip(rules) {
+        assert_eq!(outcome, "FAILED", "{rule}\n{}", out.stdout);
+        assert_eq!(rule, expected);
+    }
+    assert!(check_metrics(&f, &printed) >= 8, "{}", out.stdout);
+    // warn: the table is published all the same.
+    let entry = catalog_entry(Path::new(&f.lake), "q", "items").expect("published");
+    assert_eq!(entry["parameters"]["recordCount"], "5", "{entry}");
+}
+
+#[test]
+fn a_failing_fail_rule_publishes_nothing_and_names_the_rule() {
+    let f = fixture();
+    let lake = PathBuf::from(&f.lake);
+    let first = job(&f, "first", "warn", &["RowCount > 0"]);
+    run(&f, &first).expect_ok();
+    let entry = catalog_entry(&lake, "q", "items").expect("published");
+    let versions_before = versions(&lake, "q", "items");
+
+    let strict = job(
+        &f,
+        "strict",
+        "fail",
+        &["RowCount > 0", "IsComplete \"name\""],
+    );
+    let out = run(&f, &strict).expect_failure();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("IsComplete \"name\""), "{all}");
+    assert!(all.contains("Column.name.Completeness"), "{all}");
+    assert!(all.contains("nothing was published"), "{all}");
+    assert_eq!(catalog_entry(&lake, "q", "items"), Some(entry));
+    assert_eq!(versions(&lake, "q", "items"), versions_before);
+}
+
+#[test]
+fn a_bad_ruleset_is_refused_at_its_line_in_the_job_file() {
+    let f = fixture();
+    let job = job(&f, "bad", "fail", &["RowCount > 0", "IsComplet \"id\""]);
+    let out = run(&f, &job).expect_failure();
+    // Line 13 of the job file holds the misspelt rule, indented by 6.
+    assert!(out.stderr.contains("bad.yaml:13:7"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean IsComplete?"),
+        "{}",
+        out.stderr
+    );
+    assert!(catalog_entry(Path::new(&f.lake), "q", "items").is_none());
+}
