@@ -13,6 +13,7 @@ mod connection;
 mod flight_query;
 mod output;
 mod remote;
+mod schedule;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -178,6 +179,29 @@ enum Command {
         #[command(subcommand)]
         action: bookmark::BookmarkCommand,
     },
+    /// Register a job file's `schedule:` (cron timer and/or `after:` jobs) with a scheduler.
+    Schedule {
+        /// The job file (YAML); it must carry `schedule:`.
+        job: PathBuf,
+        /// The schedule's name (default: the job's name); registering a name again
+        /// replaces it.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
+    /// List a scheduler's schedules: cron, time zone, next fire, last fire and its run.
+    Schedules {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
+    /// Remove a schedule (runs it started go on).
+    Unschedule {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
     /// Run SQL over the catalog's tables (`database.table`).
     Query {
         /// The SQL statement.
@@ -293,6 +317,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
             .await
         }
         Command::Bookmark { action } => bookmark::run(action).await,
+        Command::Schedule {
+            job,
+            name,
+            scheduler,
+        } => schedule::schedule(&job, name, &scheduler).await,
+        Command::Schedules { scheduler } => schedule::schedules(&scheduler).await,
+        Command::Unschedule { name, scheduler } => schedule::unschedule(&name, &scheduler).await,
         Command::Query {
             sql,
             lake,
@@ -455,11 +486,6 @@ fn run_error(job: &LoadedJob, e: RunError) -> anyhow::Error {
         RunError::Plan(PlanError::Invalid(d)) => {
             anyhow!("invalid job:\n{}\nnothing was published", job.describe(&d))
         }
-        RunError::Quality(results) => anyhow!(
-            "{}:\n{}\nnothing was published; the table's previous version (if any) is unchanged",
-            RunError::Quality(results.clone()),
-            sluice_engine::quality::failure_summary(&results)
-        ),
         other => anyhow!(
             "{other}\nnothing was published; the table's previous version (if any) is unchanged"
         ),
