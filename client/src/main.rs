@@ -486,6 +486,11 @@ fn run_error(job: &LoadedJob, e: RunError) -> anyhow::Error {
         RunError::Plan(PlanError::Invalid(d)) => {
             anyhow!("invalid job:\n{}\nnothing was published", job.describe(&d))
         }
+        RunError::Quality(results) => anyhow!(
+            "{}:\n{}\nnothing was published; the table's previous version (if any) is unchanged",
+            RunError::Quality(results.clone()),
+            sluice_engine::quality::failure_summary(&results)
+        ),
         other => anyhow!(
             "{other}\nnothing was published; the table's previous version (if any) is unchanged"
         ),
