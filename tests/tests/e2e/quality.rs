@@ -268,3 +268,47 @@ fn a_bad_ruleset_is_refused_at_its_line_in_the_job_file() {
     );
     assert!(catalog_entry(Path::new(&f.lake), "q", "items").is_none());
 }
+
+/// On the cluster (scheduler + executors): `sluice status` shows each rule's outcome from
+/// the run record the job service keeps (GetJob), and a failed rule fails the run.
+#[test]
+fn cluster_runs_report_rule_outcomes_in_status() {
+    use crate::cluster::{Cluster, SchedulerSetup, submitted_id, wait_for_state};
+    let f = fixture();
+    let cluster = Cluster::start_full(&f.dir, &f.lake, Vec::new(), SchedulerSetup::default());
+    let warn = job(
+        &f,
+        "warned",
+        "warn",
+        &["RowCount = 5", "IsComplete \"name\""],
+    );
+    let id = submitted_id(
+        &cluster
+            .cli(&["submit", warn.to_str().expect("utf-8"), "--detach"])
+            .expect_ok(),
+    );
+    assert_eq!(
+        wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 120),
+        "SUCCEEDED"
+    );
+    let status = cluster.cli(&["status", &id]).expect_ok().stdout;
+    assert!(
+        status.contains("PASSED RowCount = 5  [Dataset.*.RowCount=5]"),
+        "{status}"
+    );
+    assert!(status.contains("FAILED IsComplete \"name\""), "{status}");
+
+    let strict = job(&f, "strict", "fail", &["IsComplete \"name\""]);
+    let id = submitted_id(
+        &cluster
+            .cli(&["submit", strict.to_str().expect("utf-8"), "--detach"])
+            .expect_ok(),
+    );
+    assert_eq!(
+        wait_for_state(&cluster, &id, &["SUCCEEDED", "FAILED"], 120),
+        "FAILED"
+    );
+    let status = cluster.cli(&["status", &id]).stdout;
+    assert!(status.contains("FAILED IsComplete \"name\""), "{status}");
+    assert!(status.contains("Column.name.Completeness"), "{status}");
+}
