@@ -29,23 +29,11 @@ use crate::write::Written;
 
 /// Every rule's outcome over the files of `written` (in `staging_url`). With
 /// `on_failure: fail`, a failed rule is [`RunError::Quality`]; with `warn` the outcomes are
-/// returned and the run publishes. `ReferentialIntegrity` needs the catalogs: see
-/// [`evaluate_in`].
+/// returned and the run publishes. A ruleset with `ReferentialIntegrity` also sees the
+/// default catalog's tables as `database.table`.
 pub(crate) async fn evaluate(
     engine: &Engine,
-    spec: &pb::JobSpec,
-    planned: &PlannedJob,
-    staging_url: &str,
-    written: &Written,
-) -> Result<Vec<pb::QualityResult>, RunError> {
-    evaluate_in(engine, None, spec, planned, staging_url, written).await
-}
-
-/// [`evaluate`], with the catalogs' tables queryable as `database.table` (what
-/// `ReferentialIntegrity` reads); without them such a rule is an ERROR.
-pub(crate) async fn evaluate_in(
-    engine: &Engine,
-    catalogs: Option<&Catalogs>,
+    catalogs: &Catalogs,
     spec: &pb::JobSpec,
     planned: &PlannedJob,
     staging_url: &str,
@@ -74,7 +62,16 @@ pub(crate) async fn evaluate_in(
                 .map(|f| f.name().clone())
                 .collect();
             let plan = Plan::new(&ruleset, &columns);
-            match session(engine, catalogs, planned, staging_url).await {
+            // Only a reference check reads other tables: listing the catalog is skipped otherwise.
+            let needs_catalog = q.rules.contains("ReferentialIntegrity");
+            match session(
+                engine,
+                needs_catalog.then_some(catalogs),
+                planned,
+                staging_url,
+            )
+            .await
+            {
                 Ok(ctx) => plan.judge(&measure(&ctx, &plan).await),
                 Err(e) => ruleset
                     .rules

@@ -233,7 +233,7 @@ pub async fn run_job(
 
     // Data-quality rules judge the staged output before anything is published.
     let quality = match Box::pin(
-        crate::quality::evaluate(engine, spec, &planned, &staging_url, &written)
+        crate::quality::evaluate(engine, catalogs, spec, &planned, &staging_url, &written)
             .instrument(tracing::info_span!("quality")),
     )
     .await

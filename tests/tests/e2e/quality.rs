@@ -312,3 +312,45 @@ fn cluster_runs_report_rule_outcomes_in_status() {
     assert!(status.contains("FAILED IsComplete \"name\""), "{status}");
     assert!(status.contains("Column.name.Completeness"), "{status}");
 }
+
+/// `ReferentialIntegrity` reads another catalog table: a lookup job registers `q.kinds`
+/// (album, single), then 4 of the 5 items' kinds are found there (DuckDB computes the same
+/// share over the two CSVs).
+#[test]
+fn referential_integrity_reads_another_catalog_table() {
+    let f = fixture();
+    let kinds = f.dir.join("data/kinds.csv");
+    std::fs::write(&kinds, "kind\nalbum\nsingle\n").expect("write kinds");
+    let lookup = f.dir.join("kinds.yaml");
+    std::fs::write(
+        &lookup,
+        "name: kinds\nstaging: data\nsources:\n  kinds: { path: kinds.csv }\ntarget:\n  input: kinds\n  table: { database: q, name: kinds }\n",
+    )
+    .expect("write lookup job");
+    run(&f, &lookup).expect_ok();
+    let share = oracle_query(
+        "SELECT avg(CASE WHEN k.kind IS NOT NULL THEN 1.0 ELSE 0.0 END) FROM items i \
+         LEFT JOIN (SELECT DISTINCT kind FROM kinds) k ON i.kind = k.kind",
+        &[("items", f.csv.as_path()), ("kinds", kinds.as_path())],
+    )[0][0]
+        .clone()
+        .expect("a share");
+    let share: f64 = share.parse().expect("a number");
+    assert!((share - 0.8).abs() < 1e-9, "{share}");
+    let rules = [
+        "ReferentialIntegrity \"kind\" \"q.kinds.kind\" >= 0.8",
+        "ReferentialIntegrity \"kind\" \"q.kinds.kind\" = 1.0",
+    ];
+    let job = job(&f, "referencing", "warn", &rules);
+    let out = run(&f, &job).expect_ok();
+    let printed = printed_rules(&out.stdout);
+    assert_eq!(printed.len(), 2, "{}", out.stdout);
+    assert_eq!(printed[0].0, "PASSED", "{}", out.stdout);
+    assert_eq!(printed[1].0, "FAILED", "{}", out.stdout);
+    let measured: Vec<f64> = printed[1].2.values().copied().collect();
+    assert!(
+        measured.iter().any(|v| (v - share).abs() < 1e-9),
+        "the measured share {measured:?} is DuckDB's {share}: {}",
+        out.stdout
+    );
+}
