@@ -129,7 +129,7 @@ async fn a_misspelt_table_is_a_warning_with_a_hint_and_its_panels_say_so() {
 
 /// `spotify.tracks` as `examples/spotify/job.yaml` writes it: the three sample CSVs
 /// joined, one copy of each key.
-async fn spotify_table(lake: &Lake) -> TableEntry {
+pub(crate) async fn spotify_table(lake: &Lake) -> TableEntry {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/spotify/data");
     let ctx = SessionContext::new();
     for name in ["albums", "artists", "tracks"] {

@@ -12,54 +12,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::prelude::{CsvReadOptions, SessionContext};
+use crate::load::spotify_table;
 use serde_json::{Value, json};
-use sluice_catalog::{Catalog, TableEntry};
+use sluice_catalog::Catalog;
 use sluice_dashboard::{Dashboard, DashboardOptions, SessionsBackend, load_file};
 use sluice_flight_sql::{Authenticator, Role, User, hash_password};
 use support::{Lake, LakeSessions, Server, serve};
-
-/// `spotify.tracks` as `examples/spotify/job.yaml` writes it (the sample CSVs joined).
-async fn spotify_table(lake: &Lake) -> TableEntry {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/spotify/data");
-    let ctx = SessionContext::new();
-    for name in ["albums", "artists", "tracks"] {
-        ctx.register_csv(
-            name,
-            data.join(format!("{name}.csv")).to_str().unwrap(),
-            CsvReadOptions::new(),
-        )
-        .await
-        .unwrap();
-    }
-    let df = ctx
-        .sql(
-            "SELECT a.*, ar.name, ar.artist_popularity, ar.artist_genres, ar.followers, \
-             t.track_popularity, lower(CAST(t.explicit AS VARCHAR)) = 'true' AS explicit \
-             FROM albums a JOIN artists ar ON a.artist_id = ar.id JOIN tracks t ON a.track_id = t.id",
-        )
-        .await
-        .unwrap();
-    let folder = lake.dir.path().join("spotify/tracks/run-1");
-    std::fs::create_dir_all(&folder).unwrap();
-    df.write_parquet(folder.to_str().unwrap(), Default::default(), None)
-        .await
-        .unwrap();
-    let entry = TableEntry {
-        database: "spotify".into(),
-        name: "tracks".into(),
-        location: format!("file://{}/", folder.display()),
-        classification: "parquet".into(),
-        columns: Vec::new(),
-        partition_keys: Vec::new(),
-        partitions: Vec::new(),
-        parameters: Default::default(),
-        run_id: Some("run-1".into()),
-        version: 0,
-        updated_at: String::new(),
-    };
-    lake.catalog.commit_table(entry).await.unwrap()
-}
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/spotify/dashboard.yaml")
