@@ -8,56 +8,11 @@
 //! files, edits the file on disk and sees the page show the change; the analyst's save is
 //! refused (403) and a cross-site POST is refused, the file unchanged both times.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use crate::dashboard::{browser_available, spotify_lake};
 use crate::support::*;
-
-/// A `sluice serve` process, killed when dropped.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Starts `sluice serve` over `lake` with `args`; returns it and its URL.
-fn serve(lake: &Path, args: &[&str]) -> (Serve, String) {
-    let mut child = Command::new(binary("sluice"))
-        .arg("serve")
-        .args(["--lake", &lake.display().to_string()])
-        .args(["--http-bind", "127.0.0.1:0", "--partitions", "2"])
-        .args(args)
-        .env_remove("SLUICE_LAKE")
-        .env_remove("SLUICE_DASHBOARDS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("sluice serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let server = Serve(child);
-    let mut printed = String::new();
-    loop {
-        let mut line = String::new();
-        let n = stdout
-            .read_line(&mut line)
-            .expect("read sluice serve's output");
-        assert!(n > 0, "sluice serve exited before serving:\n{printed}");
-        printed.push_str(&line);
-        if let Some(rest) = line.trim().strip_prefix("open ") {
-            let url = rest.split_whitespace().next().expect("a URL").to_string();
-            // Keep reading its output so the pipe never fills.
-            std::thread::spawn(move || for _ in stdout.lines() {});
-            return (server, url);
-        }
-    }
-}
+use crate::workbench::serve;
 
 #[test]
 fn playground_builds_a_panel_saves_yaml_and_the_file_drives_the_page() {

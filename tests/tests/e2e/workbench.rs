@@ -18,7 +18,7 @@ use crate::dashboard::{browser_available, spotify_lake};
 use crate::support::*;
 
 /// A `sluice serve` process, killed when dropped.
-struct Serve(Child);
+pub(crate) struct Serve(Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -29,8 +29,9 @@ impl Drop for Serve {
     }
 }
 
-/// Starts `sluice serve` over `lake` with `args`; returns it and its URL.
-fn serve(lake: &Path, args: &[&str]) -> (Serve, String) {
+/// Starts `sluice serve` over `lake` with `args`; returns it and its URL (also used by the
+/// playground's test).
+pub(crate) fn serve(lake: &Path, args: &[&str]) -> (Serve, String) {
     let mut child = Command::new(binary("sluice"))
         .arg("serve")
         .args(["--lake", &lake.display().to_string()])
