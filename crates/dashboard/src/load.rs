@@ -188,6 +188,14 @@ pub async fn parse(
             message: with_hint(&e.to_string()),
         }
     })?;
+    if let Some(refused) = source_map.refusal() {
+        return Err(DashboardFileError::Syntax {
+            file: file.to_path_buf(),
+            line: refused.at.line,
+            column: refused.at.column,
+            message: format!("not valid YAML: {}", refused.message),
+        });
+    }
     let mut checker = Checker {
         diagnostics: Vec::new(),
         warnings: Vec::new(),

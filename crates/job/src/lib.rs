@@ -24,7 +24,7 @@ pub use error::{
     BaseUrlError, Diagnostic, JobFileError, NameError, SqlTypeError, duplicate_key_diagnostics,
     format_located,
 };
-pub use source_map::{DuplicateKey, Position, SourceMap};
+pub use source_map::{DuplicateKey, Position, Refusal, SourceMap};
 
 /// A job file read from disk: the spec plus what is needed to point back into the file.
 #[derive(Debug, Clone)]
@@ -87,6 +87,15 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<LoadedJob, JobF
             message: e.to_string(),
         }
     })?;
+    if let Some(refused) = source_map.refusal() {
+        let (line, column) = within_text(text, refused.at.line, refused.at.column);
+        return Err(JobFileError::Syntax {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: format!("not valid YAML: {}", refused.message),
+        });
+    }
     let (spec, diagnostics) = convert::convert(job, base_dir);
     if !diagnostics.is_empty() {
         return Err(JobFileError::Invalid {
@@ -123,6 +132,21 @@ fn within_text(text: &str, line: usize, column: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz test's find: serde_yaml reads a flow scalar continued on a line indented
+    /// less than its block, which the YAML specification (and the source map's parser)
+    /// refuses; the job is refused at that line rather than failing later with no line.
+    #[test]
+    fn a_flow_scalar_continued_below_its_block_is_refused_at_its_line() {
+        let text = "name: j\nstaging: data\nsources:\n  a: { path: a.csv }\ntransforms:\n  - filter: { name: with_tra\ncks, input: a, predicate: \"x > 1\" }\ntarget:\n  input: with_tracks\n  table: { database: d, name: t }\n";
+        let err = parse(text, Path::new("job.yaml"), Path::new("/staging"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            matches!(&err, Some(m) if m.starts_with("job.yaml:7:") && m.contains("not valid YAML")),
+            "{err:?}"
+        );
+    }
 
     const SPOTIFY: &str = r#"
 name: spotify

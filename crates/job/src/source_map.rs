@@ -33,6 +33,16 @@ pub struct SourceMap {
     positions: HashMap<String, Position>,
     duplicates: Vec<DuplicateKey>,
     parsed: bool,
+    refusal: Option<Refusal>,
+}
+
+/// Why the YAML parser refused a text, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Where the parser stopped.
+    pub at: Position,
+    /// The parser's message.
+    pub message: String,
 }
 
 impl SourceMap {
@@ -47,13 +57,25 @@ impl SourceMap {
             match parser.next_token() {
                 Ok((Event::StreamEnd, _)) => break,
                 Ok((ev, mark)) => builder.on_event(ev, mark),
-                Err(_) => return Self::default(),
+                Err(e) => {
+                    return Self {
+                        refusal: Some(Refusal {
+                            at: Position {
+                                line: e.marker().line().max(1),
+                                column: e.marker().col() + 1,
+                            },
+                            message: e.info().to_string(),
+                        }),
+                        ..Self::default()
+                    };
+                }
             }
         }
         Self {
             positions: builder.positions,
             duplicates: builder.duplicates,
             parsed: true,
+            refusal: None,
         }
     }
 
@@ -66,6 +88,14 @@ impl SourceMap {
     /// Whether the text parsed (otherwise the map is empty).
     pub fn parsed(&self) -> bool {
         self.parsed
+    }
+
+    /// Why the text did not parse, when it did not. The deserializer is laxer than the
+    /// YAML specification in places (a flow scalar continued on a line indented less than
+    /// its block, for one), so callers report this even when the deserializer accepted
+    /// the text: nothing could be located in it, and another tool would read it otherwise.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.refusal.as_ref()
     }
 
     /// The position of `path`, or of its nearest ancestor that the document has (at worst
