@@ -149,6 +149,40 @@ fn time_ms(ms: i64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// A tick's time: `2026-11-26 06:00 UTC` (with seconds when it has any).
+fn tick_time(ms: i64) -> Option<String> {
+    let t = chrono::DateTime::from_timestamp_millis(ms)?;
+    let format = if ms % 60_000 == 0 {
+        "%Y-%m-%d %H:%M UTC"
+    } else if ms % 1_000 == 0 {
+        "%Y-%m-%d %H:%M:%S UTC"
+    } else {
+        "%Y-%m-%d %H:%M:%S%.3f UTC"
+    };
+    Some(t.format(format).to_string())
+}
+
+/// What started a run, from its `triggered_by`: `submitted` (empty), `started by schedule
+/// nightly at 2026-11-26 06:00 UTC` (`schedule:<name>@<tick ms>`), `started after job up's
+/// run RUN` (`after:<job>/<run id>`); anything else as it is.
+pub(crate) fn describe_trigger(triggered_by: &str) -> String {
+    if triggered_by.is_empty() {
+        return "submitted".into();
+    }
+    if let Some(rest) = triggered_by.strip_prefix("schedule:")
+        && let Some((name, tick)) = rest.rsplit_once('@')
+        && let Some(at) = tick.parse::<i64>().ok().and_then(tick_time)
+    {
+        return format!("started by schedule {name} at {at}");
+    }
+    if let Some(rest) = triggered_by.strip_prefix("after:")
+        && let Some((job, run)) = rest.rsplit_once('/')
+    {
+        return format!("started after job {job}'s run {run}");
+    }
+    format!("started by {triggered_by}")
+}
+
 /// Prints one run in full.
 pub(crate) fn print_run(run: &pb::JobRun) {
     outln!(
@@ -164,6 +198,7 @@ pub(crate) fn print_run(run: &pb::JobRun) {
         time_ms(run.started_at_ms),
         time_ms(run.ended_at_ms)
     );
+    outln!("trigger {}", describe_trigger(&run.triggered_by));
     if run.ended_at_ms > 0 && run.started_at_ms > 0 {
         outln!(
             "time    {:.2} s{}",
@@ -252,24 +287,35 @@ pub(crate) async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u3
         .map_err(|e| status_error(e, None))?
         .into_inner()
         .runs;
+    let triggers: Vec<String> = runs
+        .iter()
+        .map(|r| describe_trigger(&r.triggered_by))
+        .collect();
+    let width = triggers
+        .iter()
+        .map(|t| t.chars().count())
+        .chain(["started by".len()])
+        .max()
+        .unwrap_or(0);
     outln!(
-        "{:<34} {:<20} {:<10} {:>12}  {:<19}  error",
+        "{:<34} {:<20} {:<10} {:>12}  {:<19}  {:<width$}  error",
         "run",
         "job",
         "state",
         "rows",
-        "submitted"
+        "submitted",
+        "started by"
     );
-    for r in runs {
+    for (r, trigger) in runs.into_iter().zip(triggers) {
         let rows = if state_of(&r) == RunState::Succeeded {
             thousands(r.rows_written)
         } else {
             "-".into()
         };
-        let mut error = r.error_message.clone();
-        error.truncate(60);
-        outln!(
-            "{:<34} {:<20} {:<10} {:>12}  {:<19}  {}",
+        // The first 60 characters (a byte count could cut one in two).
+        let error: String = r.error_message.chars().take(60).collect();
+        let line = format!(
+            "{:<34} {:<20} {:<10} {:>12}  {:<19}  {trigger:<width$}  {}",
             r.id,
             r.job_name,
             state_name(&r),
@@ -277,6 +323,33 @@ pub(crate) async fn jobs(scheduler: &SchedulerArgs, states: &[String], limit: u3
             time_ms(r.submitted_at_ms),
             error
         );
+        outln!("{}", line.trim_end());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_trigger;
+
+    #[test]
+    fn triggers_read_as_text() {
+        assert_eq!(describe_trigger(""), "submitted");
+        assert_eq!(
+            describe_trigger("schedule:nightly@1795672800000"),
+            "started by schedule nightly at 2026-11-26 06:00 UTC"
+        );
+        assert_eq!(
+            describe_trigger("schedule:fast.1@1795672802000"),
+            "started by schedule fast.1 at 2026-11-26 06:00:02 UTC"
+        );
+        assert_eq!(
+            describe_trigger("after:staging-load/20261126T060000000-1a2b3c4d"),
+            "started after job staging-load's run 20261126T060000000-1a2b3c4d"
+        );
+        assert_eq!(
+            describe_trigger("schedule:x@soon"),
+            "started by schedule:x@soon"
+        );
+    }
 }

@@ -57,6 +57,17 @@ fn when(entry: &pb::ScheduleEntry) -> (String, String, String) {
     (cron, zone, after)
 }
 
+/// Why the schedule's last tick or trigger started no run, on one line; `-` when it started
+/// one.
+fn last_error(entry: &pb::ScheduleEntry) -> String {
+    let why = entry
+        .last_error
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if why.is_empty() { "-".into() } else { why }
+}
+
 /// `sluice schedule JOB_FILE`: registers the job's `schedule:` with the scheduler.
 pub(crate) async fn schedule(
     job_path: &Path,
@@ -104,7 +115,7 @@ pub(crate) async fn schedules(scheduler: &SchedulerArgs) -> Result<()> {
         outln!("no schedules");
         return Ok(());
     }
-    let mut rows: Vec<[String; 8]> = vec![[
+    let mut rows: Vec<[String; 9]> = vec![[
         "NAME".into(),
         "JOB".into(),
         "CRON".into(),
@@ -113,6 +124,7 @@ pub(crate) async fn schedules(scheduler: &SchedulerArgs) -> Result<()> {
         "NEXT FIRE".into(),
         "LAST FIRE".into(),
         "LAST RUN".into(),
+        "LAST ERROR".into(),
     ]];
     for entry in &list {
         let (cron, zone, after) = when(entry);
@@ -133,9 +145,10 @@ pub(crate) async fn schedules(scheduler: &SchedulerArgs) -> Result<()> {
             } else {
                 entry.last_run_id.clone()
             },
+            last_error(entry),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());

@@ -7,7 +7,8 @@
 //! a snapshot `<run id>.json` of the bookmark each committed run left (written right after
 //! its catalog swap), and a reset marker `_reset.json` (forget everything, or rewind to an
 //! earlier run's snapshot) that the next run honours and whose committing `enable` run
-//! removes.
+//! removes. Only the newest [`BOOKMARK_SNAPSHOTS_KEPT`] snapshots are kept (and the one a
+//! pending reset rewinds to): each new snapshot deletes the older ones.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,12 +18,19 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sluice_proto as pb;
 
-use crate::{LakeError, TableLocation};
+use sluice_catalog::TableEntry;
+
+use crate::{Lake, LakeError, RUN_PREFIX, TableLocation};
 
 /// Folder under a table root holding bookmark snapshots and the reset marker.
 pub const BOOKMARK_FOLDER: &str = "_bookmarks";
 /// Name of the reset marker in [`BOOKMARK_FOLDER`].
 const RESET_MARKER: &str = "_reset.json";
+/// How many bookmark snapshots (rewind points) a table keeps: those of its last 20
+/// committed `enable` runs. Each run's commit deletes older ones (except the one a pending
+/// reset rewinds to), so `_bookmarks/` stays bounded however often the job runs, and
+/// `sluice bookmark show` lists only runs that can still be rewound to.
+pub(crate) const BOOKMARK_SNAPSHOTS_KEPT: usize = 20;
 
 /// One source file a committed run processed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -153,14 +161,43 @@ impl TableLocation {
         Ok(())
     }
 
-    /// Saves the bookmark run `run_id` committed, for later rewinds.
+    /// Saves the bookmark run `run_id` committed, for later rewinds, then deletes the
+    /// snapshots older than the newest [`BOOKMARK_SNAPSHOTS_KEPT`] (see
+    /// [`Self::prune_bookmark_snapshots`]). The snapshot is written before anything is
+    /// deleted.
     pub async fn write_bookmark_snapshot(
         &self,
         run_id: &str,
         state: &BookmarkState,
     ) -> Result<(), LakeError> {
         self.put_json(&self.bookmark_path(&format!("{run_id}.json")), state)
-            .await
+            .await?;
+        self.prune_bookmark_snapshots(BOOKMARK_SNAPSHOTS_KEPT)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every bookmark snapshot but the newest `keep` and the one a pending reset
+    /// rewinds to (the next run starts from it). Returns the run ids whose snapshot was
+    /// deleted, oldest first.
+    pub async fn prune_bookmark_snapshots(&self, keep: usize) -> Result<Vec<String>, LakeError> {
+        let snapshots = self.bookmark_snapshots().await?;
+        let Some(cut) = snapshots.len().checked_sub(keep).filter(|n| *n > 0) else {
+            return Ok(Vec::new());
+        };
+        let pending = self.bookmark_reset().await?.and_then(|r| r.to_run_id);
+        let mut removed = Vec::new();
+        for id in &snapshots[..cut] {
+            if pending.as_deref() == Some(id.as_str()) {
+                continue;
+            }
+            let path = self.bookmark_path(&format!("{id}.json"));
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(id.clone()),
+                Err(e) => return Err(self.err(&path, e)),
+            }
+        }
+        Ok(removed)
     }
 
     /// The bookmark run `run_id` committed, if its snapshot exists.
@@ -311,6 +348,49 @@ impl TableLocation {
     }
 }
 
+/// The root of the table whose version folder is `location` (`…/db/t/run-<id>/` gives
+/// `…/db/t/`), if `location` is that run's version folder.
+fn table_root_of_version(location: &str, run_id: &str) -> Option<String> {
+    let folder = format!("{RUN_PREFIX}{run_id}");
+    let root = location.trim_end_matches('/').strip_suffix(&folder)?;
+    root.ends_with('/').then(|| root.to_string())
+}
+
+impl Lake {
+    /// Of the catalog's `tables`, those whose current version is a Sluice version in this
+    /// lake sealed with a bookmark of job `job`: where that job's bookmark lives (a job's
+    /// bookmark is in its target table's manifest, and names the job). Each comes with its
+    /// location in the lake. Tables outside the lake, not written by a Sluice run, or whose
+    /// version carries no bookmark (or another job's) are left out.
+    pub async fn bookmarked_tables(
+        &self,
+        job: &str,
+        tables: Vec<TableEntry>,
+    ) -> Result<Vec<(TableEntry, TableLocation)>, LakeError> {
+        let mut found = Vec::new();
+        for entry in tables {
+            let Some(run_id) = entry.run_id.clone() else {
+                continue;
+            };
+            let Some(root) = table_root_of_version(&entry.location, &run_id) else {
+                continue;
+            };
+            let Ok(table) = TableLocation::new(self.store.clone(), &self.store_url, &root) else {
+                continue;
+            };
+            let holds = table
+                .read_manifest(&run_id)
+                .await?
+                .and_then(|m| m.bookmark)
+                .is_some_and(|b| b.job == job);
+            if holds {
+                found.push((entry, table));
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -371,5 +451,118 @@ mod tests {
         table.clear_bookmark_reset(&newer.unwrap()).await.unwrap();
         assert_eq!(table.bookmark_reset().await.unwrap(), None);
         assert_eq!(table.bookmark_snapshots().await.unwrap(), ["r1", "r2"]);
+    }
+
+    /// Each new snapshot deletes all but the newest [`BOOKMARK_SNAPSHOTS_KEPT`], except the
+    /// one a pending reset rewinds to; show lists only the snapshots left.
+    #[tokio::test]
+    async fn snapshots_are_pruned_to_the_newest_kept() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table = TableLocation::new(store, "memory:///", "memory:///lake/db/t/").unwrap();
+        let state = BookmarkState {
+            job: "j".into(),
+            ..Default::default()
+        };
+        let id = |n: usize| format!("2026112{}T{n:09}-0000", n / 100);
+        let total = BOOKMARK_SNAPSHOTS_KEPT + 5;
+        for n in 1..=total {
+            table.write_bookmark_snapshot(&id(n), &state).await.unwrap();
+            let kept = table.bookmark_snapshots().await.unwrap();
+            assert_eq!(kept.len(), n.min(BOOKMARK_SNAPSHOTS_KEPT));
+            assert_eq!(kept.last(), Some(&id(n)));
+        }
+        let expected: Vec<String> = (total - BOOKMARK_SNAPSHOTS_KEPT + 1..=total)
+            .map(id)
+            .collect();
+        assert_eq!(table.bookmark_snapshots().await.unwrap(), expected);
+        // A pending rewind to the oldest kept snapshot keeps it past its turn.
+        let oldest = expected[0].clone();
+        table.reset_bookmark(Some(oldest.as_str())).await.unwrap();
+        table
+            .write_bookmark_snapshot(&id(total + 1), &state)
+            .await
+            .unwrap();
+        let kept = table.bookmark_snapshots().await.unwrap();
+        assert_eq!(kept.len(), BOOKMARK_SNAPSHOTS_KEPT + 1);
+        assert!(kept.contains(&oldest), "{kept:?}");
+        // Show lists the rewind points left (newest first, the current one excluded).
+        let shown = table.show_bookmark("j", None).await.unwrap();
+        assert_eq!(shown.run_id, oldest);
+        assert!(shown.earlier_runs.is_empty(), "{:?}", shown.earlier_runs);
+        let reset = table.bookmark_reset().await.unwrap().unwrap();
+        table.clear_bookmark_reset(&reset).await.unwrap();
+        let shown = table.show_bookmark("j", None).await.unwrap();
+        assert_eq!(shown.earlier_runs.len(), BOOKMARK_SNAPSHOTS_KEPT + 1);
+        assert_eq!(shown.earlier_runs.first(), Some(&id(total + 1)));
+        // Rewinding to a pruned run is refused.
+        assert!(table.reset_bookmark(Some(id(1).as_str())).await.is_err());
+        // Once the reset is gone, the next snapshot prunes the rewind point it kept.
+        table
+            .write_bookmark_snapshot(&id(total + 2), &state)
+            .await
+            .unwrap();
+        let kept = table.bookmark_snapshots().await.unwrap();
+        assert_eq!(kept.len(), BOOKMARK_SNAPSHOTS_KEPT);
+        assert!(!kept.contains(&oldest), "{kept:?}");
+    }
+
+    /// A job's table is found by the bookmark its current version's manifest holds.
+    #[tokio::test]
+    async fn a_jobs_table_is_found_by_its_bookmark() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let lake = Lake {
+            url: "memory:///lake/".into(),
+            store: store.clone(),
+            store_url: "memory:///".into(),
+        };
+        let entry = |db: &str, name: &str, location: String, run: Option<&str>| TableEntry {
+            database: db.into(),
+            name: name.into(),
+            location,
+            classification: "parquet".into(),
+            columns: vec![],
+            partition_keys: vec![],
+            partitions: vec![],
+            parameters: Default::default(),
+            run_id: run.map(str::to_string),
+            version: 1,
+            updated_at: String::new(),
+        };
+        let mut tables = Vec::new();
+        for (name, job) in [("a", Some("j")), ("b", Some("k")), ("c", None)] {
+            let root = format!("memory:///lake/db/{name}/");
+            let t = TableLocation::new(store.clone(), "memory:///", &root).unwrap();
+            t.seal(&crate::Manifest {
+                run_id: "r1".into(),
+                rows: 0,
+                files: vec![],
+                bookmark: job.map(|j| BookmarkState {
+                    job: j.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+            tables.push(entry("db", name, t.version_url("r1"), Some("r1")));
+        }
+        // Crawled (no run) and outside the lake: never a job's.
+        tables.push(entry("db", "crawled", "memory:///lake/db/a/".into(), None));
+        tables.push(entry("db", "far", "s3://b/x/run-r1/".into(), Some("r1")));
+        let found = lake.bookmarked_tables("j", tables.clone()).await.unwrap();
+        let names: Vec<&str> = found.iter().map(|(e, _)| e.name.as_str()).collect();
+        assert_eq!(names, ["a"]);
+        assert_eq!(found[0].1.root_url(), "memory:///lake/db/a/");
+        assert!(
+            lake.bookmarked_tables("x", tables)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            table_root_of_version("file:///l/db/t/run-r9/", "r9").as_deref(),
+            Some("file:///l/db/t/")
+        );
+        assert_eq!(table_root_of_version("file:///l/db/t/", "r9"), None);
+        assert_eq!(table_root_of_version("file:///l/db/xrun-r9/", "r9"), None);
     }
 }

@@ -260,6 +260,19 @@ impl ScheduleStore {
         })
     }
 
+    /// Records why the schedule's last firing started no run (a conditional trigger whose
+    /// submit was refused), or clears it (`why` empty: the last firing started its run).
+    /// `false` when nothing changed or the schedule is gone.
+    pub fn set_last_error(&self, name: &str, why: &str) -> Result<bool, StoreError> {
+        self.update(name, |_, state| {
+            if state.last_error == why {
+                return false;
+            }
+            state.last_error = why.to_string();
+            true
+        })
+    }
+
     /// The downstream run recorded for `upstream_run` (empty string: pending), if any.
     pub fn after_fired(
         &self,
@@ -430,6 +443,46 @@ mod tests {
         assert!(!store.mark_tick("s", 180_000).expect("gone"));
         assert!(!store.mark_after("s", "up-2").expect("gone"));
         assert!(store.pending_after().expect("pending").is_empty());
+    }
+
+    #[test]
+    fn why_a_firing_started_no_run_is_kept_until_one_starts() {
+        let dir = tempdir();
+        let store = ScheduleStore::open(dir.path()).expect("open");
+        store.put(entry("s"), 1_000).expect("put");
+        assert!(store.mark_tick("s", 60_000).expect("mark"));
+        assert!(
+            store
+                .settle_tick("s", 60_000, Err("invalid job: no file"))
+                .expect("settle")
+        );
+        let s = store.get("s").expect("get").expect("there");
+        assert_eq!(s.state.last_error, "invalid job: no file");
+        assert_eq!(s.entry.last_run_id, "");
+        // A refused conditional trigger replaces it; a run that starts clears it.
+        assert!(store.set_last_error("s", "refused").expect("set"));
+        assert!(!store.set_last_error("s", "refused").expect("unchanged"));
+        assert_eq!(
+            store
+                .get("s")
+                .expect("get")
+                .expect("there")
+                .state
+                .last_error,
+            "refused"
+        );
+        assert!(store.mark_tick("s", 120_000).expect("mark"));
+        assert!(store.settle_tick("s", 120_000, Ok("r2")).expect("settle"));
+        assert_eq!(
+            store
+                .get("s")
+                .expect("get")
+                .expect("there")
+                .state
+                .last_error,
+            ""
+        );
+        assert!(!store.set_last_error("gone", "x").expect("no such schedule"));
     }
 
     #[test]

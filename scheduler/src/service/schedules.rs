@@ -14,8 +14,13 @@
 //! - **Conditional triggers.** `after: [job]`: when a run of `job` succeeds, a run of the
 //!   schedule's job starts with `triggered_by = "after:<job>/<run id>"`, once per upstream
 //!   run: the pair is recorded before the submit, and a start re-checks upstream runs that
-//!   succeeded after the schedule was registered.
+//!   succeeded after the schedule was registered. A schedule that would close a cycle of
+//!   conditional triggers (`a` after `b`, `b` after `a`; or longer) is refused when it is
+//!   registered: each run would start the next forever.
+//! - **Errors.** Why a schedule's last tick or trigger started no run (its submit was
+//!   refused, or the previous run was still going) is kept in the store and listed.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -55,6 +60,9 @@ pub struct Schedules {
     firing: tokio::sync::Mutex<()>,
     /// Wakes the timer when a schedule is registered.
     wake: Notify,
+    /// One registration at a time, so two schedules registered together cannot close a
+    /// cycle of conditional triggers that neither closes alone.
+    registering: std::sync::Mutex<()>,
 }
 
 fn run_state(run: &pb::JobRun) -> RunState {
@@ -94,6 +102,7 @@ impl Schedules {
             store,
             firing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            registering: std::sync::Mutex::new(()),
         });
         manager.set_schedules(Arc::clone(&schedules));
         let me = Arc::clone(&schedules);
@@ -105,9 +114,10 @@ impl Schedules {
         self.manager.upgrade()
     }
 
-    /// The entry with its next fire time.
+    /// The entry with its next fire time and why its last firing started no run.
     fn shown(&self, stored: &Stored, now: i64) -> pb::ScheduleEntry {
         let mut entry = stored.entry.clone();
+        entry.last_error = stored.state.last_error.clone();
         entry.next_fire_ms = entry
             .spec
             .as_ref()
@@ -298,7 +308,11 @@ impl Schedules {
             Err(JobError::ShuttingDown) => {}
             Err(e) => {
                 tracing::error!(schedule = %name, tick, error = %e, "schedules: the tick's run was refused");
-                self.log_store(self.store.settle_tick(name, tick, Err(&e.to_string())));
+                self.log_store(self.store.settle_tick(
+                    name,
+                    tick,
+                    Err(&format!("the tick's run was refused: {e}")),
+                ));
             }
         }
     }
@@ -356,6 +370,7 @@ impl Schedules {
             Ok(run) => {
                 tracing::info!(schedule = %name, upstream = %upstream.id, run = %run.id, "schedules: conditional trigger fired");
                 self.log_store(self.store.settle_after(name, &upstream.id, &run.id));
+                self.log_store(self.store.set_last_error(name, ""));
             }
             Err(JobError::ShuttingDown) => {}
             Err(e) => {
@@ -364,6 +379,13 @@ impl Schedules {
                     self.store
                         .settle_after(name, &upstream.id, &format!("- {e}")),
                 );
+                self.log_store(self.store.set_last_error(
+                    name,
+                    &format!(
+                        "the run after {}'s run {} was refused: {e}",
+                        upstream.job_name, upstream.id
+                    ),
+                ));
             }
         }
     }
@@ -403,6 +425,34 @@ impl Schedules {
             request.name
         };
         check_name(&name).map_err(Status::invalid_argument)?;
+        let _registering = self
+            .registering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !schedule.after.is_empty() {
+            // The conditional triggers of every other schedule (one registered again under
+            // this name is replaced, so its old `after` does not count).
+            let registered: Vec<(String, Vec<String>)> = self
+                .store
+                .list()
+                .map_err(store_status)?
+                .into_iter()
+                .filter(|s| s.entry.name != name)
+                .filter_map(|s| {
+                    let spec = s.entry.spec?;
+                    let after = spec.schedule?.after;
+                    Some((spec.name, after))
+                })
+                .collect();
+            if let Some(cycle) = trigger_cycle(&registered, &spec.name, &schedule.after) {
+                return Err(Status::invalid_argument(format!(
+                    "invalid job: schedule.after: it would close a cycle of conditional triggers, {} \
+                     (a success of each job starts the next), so every run would start another \
+                     forever; unschedule one of them first",
+                    cycle.join(" -> ")
+                )));
+            }
+        }
         let now = now_ms();
         let stored = self
             .store
@@ -438,6 +488,55 @@ impl Schedules {
             .map_err(store_status)?
             .ok_or_else(|| Status::not_found(format!("no schedule named '{name}'")))
     }
+}
+
+/// The cycle that registering job `job` to follow `after` would close, given the registered
+/// schedules' (job, after) pairs: the jobs in trigger order, from `job` back to it
+/// (`["b", "a", "b"]`: a success of `b` starts `a`, whose success starts `b`). The shortest
+/// such cycle; `None` when there is none.
+pub fn trigger_cycle(
+    registered: &[(String, Vec<String>)],
+    job: &str,
+    after: &[String],
+) -> Option<Vec<String>> {
+    // upstream job -> the jobs a success of it starts.
+    let mut starts: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (downstream, ups) in registered {
+        for up in ups {
+            starts
+                .entry(up.as_str())
+                .or_default()
+                .insert(downstream.as_str());
+        }
+    }
+    let closing: BTreeSet<&str> = after.iter().map(String::as_str).collect();
+    if closing.contains(job) {
+        return Some(vec![job.to_string(), job.to_string()]);
+    }
+    // Breadth first from `job` along the registered triggers, to one of `after`.
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = VecDeque::from([job]);
+    while let Some(at) = queue.pop_front() {
+        for &next in starts.get(at).into_iter().flatten() {
+            if next == job || came_from.contains_key(next) {
+                continue;
+            }
+            came_from.insert(next, at);
+            if closing.contains(next) {
+                let mut path = vec![next.to_string()];
+                let mut back = next;
+                while let Some(&prev) = came_from.get(back) {
+                    path.push(prev.to_string());
+                    back = prev;
+                }
+                path.reverse();
+                path.push(job.to_string());
+                return Some(path);
+            }
+            queue.push_back(next);
+        }
+    }
+    None
 }
 
 fn schedules(manager: &Arc<JobManager>) -> Result<&Arc<Schedules>, Status> {
@@ -487,5 +586,50 @@ mod tests {
         );
         assert_eq!(tick_trigger("n", 60_000), "schedule:n@60000");
         assert_eq!(after_trigger("up", "r1"), "after:up/r1");
+    }
+
+    fn registered(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        pairs
+            .iter()
+            .map(|(job, after)| {
+                (
+                    job.to_string(),
+                    after.iter().map(|a| a.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn after(jobs: &[&str]) -> Vec<String> {
+        jobs.iter().map(|j| j.to_string()).collect()
+    }
+
+    #[test]
+    fn cycles_of_conditional_triggers_are_found() {
+        // b after a; registering a after b closes a -> b -> a.
+        let two = registered(&[("b", &["a"])]);
+        assert_eq!(
+            trigger_cycle(&two, "a", &after(&["b"])),
+            Some(after(&["a", "b", "a"]))
+        );
+        // a after c, b after a; registering c after b closes c -> a -> b -> c.
+        let three = registered(&[("a", &["c"]), ("b", &["a"])]);
+        assert_eq!(
+            trigger_cycle(&three, "c", &after(&["x", "b"])),
+            Some(after(&["c", "a", "b", "c"]))
+        );
+        // A chain, a fan-in and a diamond are no cycle.
+        let dag = registered(&[("b", &["a"]), ("c", &["a", "b"]), ("d", &["b", "c"])]);
+        assert_eq!(trigger_cycle(&dag, "e", &after(&["d", "a"])), None);
+        assert_eq!(trigger_cycle(&dag, "a", &after(&["x"])), None);
+        // The shortest cycle is named when several would close.
+        assert_eq!(
+            trigger_cycle(&dag, "a", &after(&["d", "b"])),
+            Some(after(&["a", "b", "a"]))
+        );
+        assert_eq!(
+            trigger_cycle(&[], "a", &after(&["a"])),
+            Some(after(&["a", "a"]))
+        );
     }
 }

@@ -424,3 +424,126 @@ fn bookmark_show_through_the_scheduler() {
     assert!(status.contains("no new input"), "{status}");
     assert_eq!(current_run(&f.lake), id);
 }
+
+/// On the embedded default, `sluice bookmark show|reset` take a bare job name: the job's
+/// table is the one of the lake's embedded catalog whose current version holds its
+/// bookmark. A commit keeps only the last 20 bookmark snapshots (rewind points), and show
+/// lists only those. A name no table's bookmark records, or that two tables' do, is an
+/// error naming what it found.
+#[test]
+fn bookmark_by_job_name_and_bounded_rewind_points_on_the_embedded_default() {
+    const KEPT: usize = 20;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = Folder::new(tmp.path());
+    let lake = f.lake.display().to_string();
+    let enable = f.job("enable");
+    f.drop_file("a.csv", &tracks_csv(1, 40, "a"));
+    f.run(&enable, &[]).expect_ok();
+    let run1 = current_run(&f.lake);
+
+    // Older rewind points than the table keeps: copies of run 1's snapshot under older
+    // run ids (ids sort by time), as if 25 earlier runs had left them.
+    let snapshots = f.lake.join("inc/plays/_bookmarks");
+    let first = std::fs::read(snapshots.join(format!("{run1}.json"))).expect("run 1's snapshot");
+    let old: Vec<String> = (0..25)
+        .map(|n| format!("20000101T0000{n:05}-0000abcd"))
+        .collect();
+    for id in &old {
+        std::fs::write(snapshots.join(format!("{id}.json")), &first).expect("write");
+    }
+
+    // Run 2 commits: the bookmark's snapshots are pruned to the newest 20 (run 2's, run
+    // 1's and the 18 newest planted ones).
+    f.drop_file("b.csv", &tracks_csv(100, 25, "b"));
+    f.run(&enable, &[]).expect_ok();
+    let run2 = current_run(&f.lake);
+    let mut left: Vec<String> = std::fs::read_dir(&snapshots)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .collect();
+    left.sort();
+    let mut expected: Vec<String> = old[old.len() - (KEPT - 2)..].to_vec();
+    expected.extend([run1.clone(), run2.clone()]);
+    assert_eq!(left, expected, "the newest {KEPT} snapshots are kept");
+
+    // show by name: the files and exactly the runs that can be rewound to.
+    let shown = f.bookmark(&["show", "incremental"]).stdout;
+    assert!(shown.contains(&format!("as of run {run2}")), "{shown}");
+    assert!(
+        shown.contains("/tracks/a.csv") && shown.contains("/tracks/b.csv"),
+        "{shown}"
+    );
+    let listed: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !l.contains("earlier runs"))
+        .skip(1)
+        .map(str::trim)
+        .collect();
+    let mut rewindable: Vec<&str> = expected[..KEPT - 1].iter().map(String::as_str).collect();
+    rewindable.reverse();
+    assert_eq!(listed, rewindable, "{shown}");
+    // A pruned run cannot be rewound to; a kept one can, by name too.
+    let refused = sluice(
+        &[
+            "bookmark",
+            "reset",
+            "incremental",
+            "--to",
+            &old[0],
+            "--lake",
+            &lake,
+        ],
+        &[],
+    )
+    .expect_failure();
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("no bookmark snapshot of run '{}'", old[0])),
+        "{}",
+        refused.stderr
+    );
+    f.bookmark(&["reset", "incremental", "--to", &run1]);
+    let run = f.run(&enable, &[]).expect_ok();
+    assert_eq!(rows_written(&run), f.count_of(&["b.csv"]));
+
+    // A name no table's bookmark records.
+    let missing = sluice(&["bookmark", "show", "nosuchjob", "--lake", &lake], &[]).expect_failure();
+    assert!(
+        missing.stderr.contains("no table of the embedded catalog")
+            && missing
+                .stderr
+                .contains("holds a bookmark of job 'nosuchjob'"),
+        "{}",
+        missing.stderr
+    );
+    let nofile = sluice(&["bookmark", "show", "nope.yaml", "--lake", &lake], &[]).expect_failure();
+    assert!(
+        nofile.stderr.contains("nope.yaml: no such job file"),
+        "{}",
+        nofile.stderr
+    );
+
+    // The same job name writing a second table: the name is ambiguous, both are named,
+    // and the job file still says which.
+    let other = tmp.path().join("job-other.yaml");
+    let text = std::fs::read_to_string(&enable)
+        .expect("read")
+        .replace("name: plays }", "name: plays_copy }");
+    assert!(text.contains("plays_copy"), "{text}");
+    std::fs::write(&other, text).expect("write");
+    let other = other.display().to_string();
+    f.run(&other, &[]).expect_ok();
+    let ambiguous =
+        sluice(&["bookmark", "show", "incremental", "--lake", &lake], &[]).expect_failure();
+    assert!(
+        ambiguous
+            .stderr
+            .contains("2 tables of the embedded catalog hold a bookmark of job 'incremental': inc.plays, inc.plays_copy"),
+        "{}",
+        ambiguous.stderr
+    );
+    let shown = f.bookmark(&["show", &other]).stdout;
+    assert!(shown.contains("/tracks/a.csv"), "{shown}");
+}

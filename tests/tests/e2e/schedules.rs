@@ -133,6 +133,39 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A tick as `sluice status` prints it, `2026-11-26 06:00:02 UTC` (no seconds on a whole
+/// minute), computed here from the civil calendar (not with the CLI's date library).
+fn utc_text(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, sec) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    if sec == 0 {
+        format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02} UTC")
+    } else {
+        format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02} UTC")
+    }
+}
+
+/// The line of `sluice jobs` listing run `id`.
+fn jobs_line(cluster: &Cluster, id: &str) -> String {
+    let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
+    listed
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("run {id} in:\n{listed}"))
+        .to_string()
+}
+
 fn assert_each_tick_once(ticks: &[i64]) {
     let distinct: BTreeSet<i64> = ticks.iter().copied().collect();
     assert_eq!(distinct.len(), ticks.len(), "a tick fired twice: {ticks:?}");
@@ -174,6 +207,19 @@ async fn a_timer_fires_each_tick_once_across_a_kill_and_stops_when_unscheduled()
     .await;
     let first = ticks(&before, "ticker");
     assert_each_tick_once(&first);
+    // What started a run, in words, in `sluice status` and `sluice jobs`.
+    let ticked = before
+        .iter()
+        .find(|r| r.triggered_by == format!("schedule:ticker@{}", first[0]))
+        .expect("the first tick's run");
+    let started_by = format!("started by schedule ticker at {}", utc_text(first[0]));
+    let status = cluster.cli(&["status", &ticked.id]).expect_ok().stdout;
+    assert!(
+        status.contains(&format!("trigger {started_by}\n")),
+        "{status}"
+    );
+    let line = jobs_line(&cluster, &ticked.id);
+    assert!(line.contains(&started_by), "{line}");
     assert!(
         first[0] > started - 2_000,
         "no tick before registering: {first:?}"
@@ -277,6 +323,21 @@ async fn a_conditional_trigger_follows_each_successful_upstream_run_once() {
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!(d[0].triggered_by, format!("after:up/{up1}"));
     assert_eq!(d[0].state, pb::RunState::Succeeded as i32, "{:?}", d[0]);
+    // What started each run, in words.
+    let status = cluster.cli(&["status", &d[0].id]).expect_ok().stdout;
+    assert!(
+        status.contains(&format!("trigger started after job up's run {up1}\n")),
+        "{status}"
+    );
+    let line = jobs_line(&cluster, &d[0].id);
+    assert!(
+        line.contains(&format!("started after job up's run {up1}")),
+        "{line}"
+    );
+    let status = cluster.cli(&["status", &up1]).expect_ok().stdout;
+    assert!(status.contains("trigger submitted\n"), "{status}");
+    let line = jobs_line(&cluster, &up1);
+    assert!(line.contains("  submitted"), "{line}");
 
     // A failed upstream run triggers nothing.
     cluster
@@ -391,4 +452,115 @@ fn an_invalid_cron_or_zone_is_reported_at_its_line() {
         );
         sluice(&["validate", "--offline", ok.to_str().expect("utf-8")], &[]).expect_ok();
     }
+}
+
+/// A tick whose run the scheduler refuses (the job's source file is missing) starts no
+/// run, and `sluice schedules` says why. A conditional trigger that would close a cycle
+/// (two jobs, or three) is refused when it is registered, naming the cycle at the job
+/// file's `schedule` line.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_tick_is_listed_and_trigger_cycles_are_refused() {
+    let _one = crate::cluster::ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broken = job(
+        dir,
+        "broken",
+        "SELECT id, v FROM numbers",
+        "schedule: { cron: \"rate(2 seconds)\" }",
+    );
+    let text = std::fs::read_to_string(&broken)
+        .expect("read")
+        .replace("path: numbers.csv", "path: gone.csv");
+    std::fs::write(&broken, text).expect("write");
+    let cluster = start(dir);
+    cluster
+        .cli(&["schedule", broken.to_str().expect("utf-8")])
+        .expect_ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let listed = loop {
+        let listed = cluster.cli(&["schedules"]).expect_ok().stdout;
+        let row = listed
+            .lines()
+            .find(|l| l.starts_with("broken"))
+            .unwrap_or("");
+        if row.contains("refused") {
+            break listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusal listed within 120 s:\n{listed}\nscheduler log:\n{}",
+            cluster.scheduler_log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        listed
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("LAST ERROR")),
+        "{listed}"
+    );
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("broken"))
+        .expect("the schedule's row");
+    assert!(
+        row.contains("the tick's run was refused") && row.contains("gone.csv"),
+        "{listed}"
+    );
+    assert!(
+        runs(&cluster).await.iter().all(|r| r.job_name != "broken"),
+        "a refused tick starts no run"
+    );
+    cluster.cli(&["unschedule", "broken"]).expect_ok();
+
+    // Cycles: b after a, then a after b closes a -> b -> a.
+    let after = |name: &str, up: &str| {
+        job(
+            dir,
+            name,
+            "SELECT id FROM numbers",
+            &format!("schedule:\n  after: [{up}]"),
+        )
+    };
+    let schedule = |path: &Path| cluster.cli(&["schedule", path.to_str().expect("utf-8")]);
+    schedule(&after("b", "a")).expect_ok();
+    let closing = after("a", "b");
+    let line = std::fs::read_to_string(&closing)
+        .expect("read")
+        .lines()
+        .position(|l| l.trim_start().starts_with("after:"))
+        .expect("an after line")
+        + 1;
+    let refused = schedule(&closing).expect_failure();
+    assert!(
+        refused.stderr.contains(&format!("a.yaml:{line}:"))
+            && refused
+                .stderr
+                .contains("cycle of conditional triggers, a -> b -> a"),
+        "{}",
+        refused.stderr
+    );
+    // Three jobs: y after x, z after y; x after z closes x -> y -> z -> x.
+    schedule(&after("y", "x")).expect_ok();
+    schedule(&after("z", "y")).expect_ok();
+    let refused = schedule(&after("x", "z")).expect_failure();
+    assert!(
+        refused.stderr.contains("x -> y -> z -> x"),
+        "{}",
+        refused.stderr
+    );
+    // Registering a schedule again under its name is no cycle with itself; the refused
+    // ones were not registered; once the chain is broken, x after z is accepted.
+    schedule(&after("z", "y")).expect_ok();
+    let listed = cluster.cli(&["schedules"]).expect_ok().stdout;
+    let names: BTreeSet<&str> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["b", "y", "z"]), "{listed}");
+    cluster.cli(&["unschedule", "y"]).expect_ok();
+    schedule(&after("x", "z")).expect_ok();
 }
