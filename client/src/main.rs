@@ -70,6 +70,14 @@ enum Command {
         /// Task slots of the embedded executor (default: the number of cores).
         #[arg(long, env = "SLUICE_PARTITIONS")]
         partitions: Option<usize>,
+        /// Memory the job's joins, sorts and aggregations may hold together; beyond it they
+        /// spill to the temporary folder (TMPDIR), and a join whose smaller side is estimated
+        /// above a quarter of it runs as a sort-merge join. A size: 2GiB, 512MiB, 0.5GB or
+        /// bytes; 0 for no limit (default: 70% of the process's cgroup v2 memory.max, else of
+        /// the machine's memory).
+        #[arg(long, env = "SLUICE_MEMORY_LIMIT", value_name = "SIZE",
+              value_parser = sluice_engine::session::parse_memory_limit)]
+        memory_limit: Option<sluice_engine::session::MemoryLimit>,
         /// Rows of the result to show after the run (0 for none).
         #[arg(long, env = "SLUICE_PREVIEW", default_value_t = 5)]
         preview: usize,
@@ -265,8 +273,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             job,
             lake,
             partitions,
+            memory_limit,
             preview,
-        } => run(&job, &lake, partitions, preview).await,
+        } => run(&job, &lake, partitions, memory_limit, preview).await,
         Command::Submit {
             job,
             scheduler,
@@ -408,6 +417,7 @@ async fn run(
     job_path: &Path,
     lake_arg: &LakeArgs,
     partitions: Option<usize>,
+    memory_limit: Option<sluice_engine::session::MemoryLimit>,
     preview: usize,
 ) -> Result<()> {
     let loaded = load_job(job_path)?;
@@ -421,7 +431,12 @@ async fn run(
     );
     bar.enable_steady_tick(Duration::from_millis(100));
     bar.set_message("starting the embedded cluster");
-    let engine = Engine::embedded(partitions)
+    let mut options = sluice_engine::EngineOptions::new(partitions);
+    if let Some(limit) = memory_limit {
+        options.memory_limit = limit;
+    }
+    let limit = options.memory_limit;
+    let engine = Engine::embedded_with(options)
         .await
         .context("cannot start the embedded cluster")?;
     let lake = Lake::open(&engine, &lake_url(&lake_arg.lake)?).context("cannot open the lake")?;
@@ -454,12 +469,20 @@ async fn run(
     let run_id = sluice_lake::new_run_id();
     let result = run_job(&engine, &lake, &catalogs, &loaded.spec, &run_id, &progress).await;
     bar.finish_and_clear();
-    let report = result.map_err(|e| run_error(&loaded, e))?;
+    let report = result.map_err(|e| memory_hint(run_error(&loaded, e), limit))?;
     if let Some(note) = &report.note {
         outln!("run {}: {note}", report.run_id);
         return Ok(());
     }
     output::print_report(&loaded, &report);
+    let spills = engine.spills();
+    if spills.files() > 0 {
+        outln!(
+            "  spill  {} to disk in {} files (memory limit {limit})",
+            sluice_engine::session::human_size(spills.bytes()),
+            spills.files()
+        );
+    }
     if preview > 0 {
         let table = format!("{}.{}", report.table.database, report.table.name);
         // The first columns only, so the preview fits a terminal.
@@ -479,6 +502,18 @@ async fn run(
     }
     print_next_steps(&report, lake_arg);
     Ok(())
+}
+
+/// `error` with advice when the job ran out of memory under `limit` (what could spill did).
+fn memory_hint(error: anyhow::Error, limit: sluice_engine::session::MemoryLimit) -> anyhow::Error {
+    let text = format!("{error:#}");
+    if !(text.contains("ResourcesExhausted") || text.contains("Resources exhausted")) {
+        return error;
+    }
+    error.context(format!(
+        "the job needs more memory than --memory-limit {limit} allows, even spilling to \
+         disk what can spill: raise --memory-limit (or SLUICE_MEMORY_LIMIT)"
+    ))
 }
 
 fn run_error(job: &LoadedJob, e: RunError) -> anyhow::Error {

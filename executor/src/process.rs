@@ -34,7 +34,6 @@ use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::health::ExecutorHealth;
 use ballista_executor::metrics::LoggingMetricsCollector;
 use ballista_executor::runtime_cache::{DefaultSessionRuntimeCache, MemoryPoolPolicy};
-use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use sluice_cluster_tls::ClusterTls;
@@ -78,7 +77,8 @@ pub struct ProcessOptions {
     pub vcores: usize,
     /// The folder of shuffle and spill files.
     pub work_dir: String,
-    /// The memory pool shared by the task slots, in bytes (`None`: unbounded).
+    /// The memory shared by the task slots' DataFusion operators, in bytes; beyond it they
+    /// spill to the work folder (`None`: unbounded).
     pub memory_pool_bytes: Option<u64>,
     /// Builds the base runtime of a session (object stores, spill folder).
     pub runtime_producer: RuntimeProducer,
@@ -121,9 +121,7 @@ pub enum ProcessError {
         message: String,
     },
     /// The memory pool is smaller than one byte per task slot.
-    #[error(
-        "--memory-pool-size ({bytes} bytes) is smaller than the number of task slots ({vcores})"
-    )]
+    #[error("--memory-limit ({bytes} bytes) is smaller than the number of task slots ({vcores})")]
     MemoryPool {
         /// The pool size.
         bytes: u64,
@@ -376,8 +374,8 @@ async fn drain(
     Ok(())
 }
 
-/// A per-task memory pool: each task gets its slots' share of `bytes`, or the unbounded
-/// pool when no size is set.
+/// A per-task memory pool: each task gets its slots' share of `bytes` (a fair spill pool, see
+/// [`crate::memory::bounded_pool`]), or the unbounded pool when no size is set.
 fn pool_policy(bytes: Option<u64>, vcores: usize) -> Result<MemoryPoolPolicy, ProcessError> {
     let Some(bytes) = bytes.filter(|b| *b > 0) else {
         return Ok(Arc::new(|base, _config, _slots| Ok(base)));
@@ -389,9 +387,11 @@ fn pool_policy(bytes: Option<u64>, vcores: usize) -> Result<MemoryPoolPolicy, Pr
     Ok(Arc::new(
         move |base, _config: &SessionConfig, slots: u32| {
             let size = per_slot.saturating_mul(slots.max(1) as usize);
-            let pool: Arc<dyn MemoryPool> = Arc::new(FairSpillPool::new(size));
             RuntimeEnvBuilder::from_runtime_env(&base)
-                .with_memory_pool(pool)
+                .with_memory_pool(crate::memory::bounded_pool(
+                    size as u64,
+                    slots.max(1) as usize,
+                ))
                 .build_arc()
         },
     ))
@@ -416,24 +416,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// Ballista's default pool: 70% of the memory this process may use (the cgroup v2 limit of
-/// its container, else the host's memory), or `None` when neither can be read.
+/// The default pool: [`crate::memory::DEFAULT_FRACTION`] of the memory this process may use
+/// (its cgroup v2 limit, else the host's memory), or `None` when neither can be read.
 pub fn default_memory_pool_bytes() -> Option<u64> {
-    const FRACTION: f64 = 0.70;
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    let host = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    });
-    let limit = match (cgroup, host) {
-        (Some(c), Some(h)) => Some(c.min(h)),
-        (c, h) => c.or(h),
-    }?;
-    Some((limit as f64 * FRACTION) as u64)
+    crate::memory::default_limit()
 }
 
 /// Waits until every job whose data this executor holds has ended on the scheduler (or is

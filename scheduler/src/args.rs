@@ -43,6 +43,15 @@ pub struct Args {
     /// Target partitions of job plans (default: the number of cores).
     #[arg(long, env = "SLUICE_PARTITIONS")]
     pub partitions: Option<usize>,
+    /// Memory the DataFusion operators of queries and jobs may hold in this process
+    /// (results gathered here, queries answered here) and the budget job plans are made for:
+    /// a hash join whose build side is estimated above a quarter of it is planned as a
+    /// sort-merge join, which spills. A size: 2GiB, 512MiB, 0.5GB or bytes; 0 for no limit
+    /// (default: 70% of the process's cgroup v2 memory.max, else of the host's memory).
+    /// Executors enforce their own --memory-limit.
+    #[arg(long, env = "SLUICE_MEMORY_LIMIT", value_name = "SIZE",
+          value_parser = sluice_engine::session::parse_memory_limit)]
+    pub memory_limit: Option<sluice_engine::session::MemoryLimit>,
     /// Seconds without a heartbeat before an executor is declared dead.
     #[arg(long, env = "SLUICE_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
@@ -109,6 +118,7 @@ impl Args {
             lake: self.lake,
             data_dir: self.data_dir,
             partitions: self.partitions,
+            memory_limit: self.memory_limit,
             executor_timeout_seconds: self.executor_timeout_seconds,
             catalog: self.catalog,
             file,

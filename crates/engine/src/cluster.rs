@@ -26,7 +26,9 @@ use tokio::net::TcpListener;
 
 use crate::error::{BoxError, EngineError, start};
 use crate::introspection::{Scheduler, SchedulerView};
-use crate::session::{job_session_state, query_session, session_config};
+use crate::session::{
+    MemoryLimit, SpillCounter, fit_to_memory, job_session_state, query_session, session_config,
+};
 
 /// Settings of the Ballista scheduler inside Sluice.
 #[derive(Debug, Clone)]
@@ -46,10 +48,18 @@ pub struct EngineOptions {
     /// the executors' Flight ports) presents this identity. The caller serves Ballista's
     /// service with its server config.
     pub cluster_tls: Option<sluice_cluster_tls::ClusterTls>,
+    /// Memory this process's DataFusion operators (joins, sorts, aggregations, repartitions)
+    /// may hold together; beyond it they spill to disk, and hash joins whose build side is
+    /// estimated above a quarter of it are planned as sort-merge joins (see
+    /// [`crate::session::SpillableJoins`]). On a cluster the executors enforce their own
+    /// limit; the scheduler's plans joins with this one.
+    pub memory_limit: MemoryLimit,
 }
 
 impl EngineOptions {
-    /// Defaults for `partitions` slots: executors expire after 30 s of silence.
+    /// Defaults for `partitions` slots: executors expire after 30 s of silence; the memory
+    /// limit is [`crate::session::DEFAULT_FRACTION`] of the memory this process may use (its
+    /// cgroup v2 `memory.max`, else the host's memory).
     pub fn new(partitions: usize) -> Self {
         Self {
             partitions: partitions.max(1),
@@ -57,6 +67,7 @@ impl EngineOptions {
             push_tasks: false,
             work_available: None,
             cluster_tls: None,
+            memory_limit: MemoryLimit::or_default(None),
         }
     }
 }
@@ -68,13 +79,23 @@ pub type BallistaService = SchedulerGrpcServer<Scheduler>;
 pub struct Engine {
     ctx: SessionContext,
     scheduler: SchedulerView,
+    memory_limit: MemoryLimit,
+    spills: Arc<SpillCounter>,
     /// The in-process executor of an embedded engine (kept alive with the engine).
     _executor: Option<sluice_executor::InProcessExecutor>,
 }
 
 impl Engine {
-    /// Starts a scheduler and an executor with `partitions` task slots in this process.
+    /// Starts a scheduler and an executor with `partitions` task slots in this process,
+    /// with the default memory limit.
     pub async fn embedded(partitions: usize) -> Result<Self, EngineError> {
+        Self::embedded_with(EngineOptions::new(partitions)).await
+    }
+
+    /// Starts a scheduler and an executor with `options.partitions` task slots and
+    /// `options.memory_limit` (shared by every task of the process) in this process.
+    pub async fn embedded_with(options: EngineOptions) -> Result<Self, EngineError> {
+        let partitions = options.partitions;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(start("binding the scheduler's port"))?;
@@ -86,7 +107,7 @@ impl Engine {
         let options = EngineOptions {
             push_tasks: false,
             work_available: Some(work_available.clone()),
-            ..EngineOptions::new(partitions)
+            ..options
         };
         let (mut engine, service) = Self::for_service(options, &url).await?;
         tokio::spawn(
@@ -113,13 +134,24 @@ impl Engine {
         own_url: &str,
     ) -> Result<(Self, BallistaService), EngineError> {
         let mut config = session_config(options.partitions)?;
+        fit_to_memory(&mut config, options.memory_limit, options.partitions);
         // Time limits on every connection to Ballista's services (a paused executor must
         // not hang a result fetch), and with a cluster secret its mutual TLS.
         let cluster_endpoint = sluice_cluster_tls::endpoint_override(options.cluster_tls.clone());
         config = config
             .with_ballista_use_tls(options.cluster_tls.is_some())
             .with_ballista_override_create_grpc_client_endpoint(cluster_endpoint.clone());
-        let state = job_session_state(config.clone())?;
+        let spills = Arc::new(SpillCounter::default());
+        tracing::info!(
+            "memory limit of DataFusion's operators: {}",
+            options.memory_limit
+        );
+        let state = job_session_state(
+            config.clone(),
+            options.memory_limit,
+            options.partitions,
+            spills.clone(),
+        )?;
 
         let builder_state = state.clone();
         let session_builder = Arc::new(move |_: SessionConfig| Ok(builder_state.clone()));
@@ -175,6 +207,8 @@ impl Engine {
             Self {
                 ctx,
                 scheduler: SchedulerView::new(scheduler, cluster),
+                memory_limit: options.memory_limit,
+                spills,
                 _executor: None,
             },
             service,
@@ -184,6 +218,17 @@ impl Engine {
     /// The session jobs are planned and run in.
     pub fn ctx(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The memory limit of this process's DataFusion operators.
+    pub fn memory_limit(&self) -> MemoryLimit {
+        self.memory_limit
+    }
+
+    /// Spill files and bytes this process's operators wrote (the embedded executor's tasks
+    /// included) since the engine started.
+    pub fn spills(&self) -> &SpillCounter {
+        &self.spills
     }
 
     /// What the engine can see of, and ask, Ballista's scheduler: jobs, stages, executors.

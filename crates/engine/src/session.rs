@@ -4,13 +4,28 @@
 use std::sync::Arc;
 
 use ballista_core::extension::SessionConfigExt;
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList};
+use datafusion::common::Result as DfResult;
+use datafusion::common::Statistics;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::joins::{HashJoinExec, SortMergeJoinExec};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 use datafusion::prelude::{SessionConfig, SessionContext};
+pub use sluice_executor::memory::{
+    DEFAULT_FRACTION, MemoryLimit, SpillCounter, human_size, parse_memory_limit, parse_size,
+    process_memory,
+};
 use sluice_writer::{SluiceLogicalCodec, SluicePhysicalCodec, SluiceQueryPlanner};
 
 use crate::error::{EngineError, start};
@@ -96,27 +111,186 @@ fn apply_env_overrides(
 }
 
 /// DataFusion's physical optimizer rules, after Sluice's size estimates for scans without
-/// statistics (so that join selection and Ballista's broadcast joins see them).
-fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+/// statistics (so that join selection and Ballista's broadcast joins see them), and with a
+/// memory limit [`SpillableJoins`] right after join selection.
+fn physical_optimizer_rules(
+    limit: MemoryLimit,
+) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
         vec![Arc::new(EstimateScanSizes)];
     rules.extend(PhysicalOptimizer::new().rules);
+    if let MemoryLimit::Bytes(bytes) = limit {
+        let at = rules
+            .iter()
+            .position(|r| r.name() == "join_selection")
+            .map_or(1, |i| i + 1);
+        rules.insert(at, Arc::new(SpillableJoins::for_limit(bytes)));
+    }
     rules
 }
 
+/// The share of the memory limit a hash join's build side may be estimated at before the
+/// join becomes a sort-merge join (see [`SpillableJoins`]).
+pub const HASH_JOIN_BUILD_SHARE: f64 = 0.25;
+
+/// Physical optimizer rule: a hash join whose build side is estimated above
+/// [`HASH_JOIN_BUILD_SHARE`] of the memory limit becomes a sort-merge join.
+///
+/// DataFusion's hash join holds its whole build side (the batches and the hash table) in
+/// memory and cannot spill it: past the limit the job fails. A sort-merge join sorts both
+/// sides (sorts spill) and then streams them, holding only the rows of one key at a time
+/// (and spilling those too), so it finishes under any limit that holds a few batches, at
+/// the cost of sorting both sides. Join selection has already put the smaller side on the
+/// build side, so the join changes only when even the smaller side is large. The estimate
+/// is the scan statistics DataFusion carries through the plan (Parquet footers, Sluice's
+/// byte estimates of CSV scans); a side whose size is unknown keeps the hash join. Hash
+/// joins that must stay (null-aware anti joins of `NOT IN`, joins without equality keys)
+/// are left alone.
+#[derive(Debug)]
+pub struct SpillableJoins {
+    /// Build sides estimated above this many bytes become sort-merge joins.
+    pub max_build_bytes: u64,
+}
+
+impl SpillableJoins {
+    /// The rule for a memory limit of `bytes`.
+    pub fn for_limit(bytes: u64) -> Self {
+        Self {
+            max_build_bytes: (bytes as f64 * HASH_JOIN_BUILD_SHARE) as u64,
+        }
+    }
+}
+
+impl PhysicalOptimizerRule for SpillableJoins {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if join.null_aware || join.on().is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let build = join.left();
+            let stats = StatisticsContext::new().compute(build.as_ref(), &StatisticsArgs::new())?;
+            let Some(bytes) = estimated_bytes(&stats, &build.schema()) else {
+                return Ok(Transformed::no(node));
+            };
+            if bytes <= self.max_build_bytes {
+                return Ok(Transformed::no(node));
+            }
+            let merge: Arc<dyn ExecutionPlan> = Arc::new(SortMergeJoinExec::try_new(
+                Arc::clone(build),
+                Arc::clone(join.right()),
+                join.on().to_vec(),
+                join.filter().cloned(),
+                *join.join_type(),
+                vec![SortOptions::default(); join.on().len()],
+                join.null_equality(),
+            )?);
+            tracing::info!(
+                "{} join: build side estimated at {}, over {} of the memory limit: \
+                 sort-merge join (spills) instead of a hash join",
+                join.join_type(),
+                human_size(bytes),
+                human_size(self.max_build_bytes)
+            );
+            let Some(projection) = join.projection.as_deref() else {
+                return Ok(Transformed::yes(merge));
+            };
+            let schema = merge.schema();
+            let columns: Vec<(Arc<dyn PhysicalExpr>, String)> = projection
+                .iter()
+                .map(|&i| {
+                    let name = schema.field(i).name().clone();
+                    (
+                        Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                        name,
+                    )
+                })
+                .collect();
+            Ok(Transformed::yes(Arc::new(ProjectionExec::try_new(
+                columns, merge,
+            )?)))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "spillable_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// The in-memory size of a plan's output from its statistics: its byte size, else its rows
+/// times a width from the schema (fixed-width types at their width, others at 32 bytes).
+fn estimated_bytes(stats: &Statistics, schema: &Schema) -> Option<u64> {
+    if let Some(bytes) = stats.total_byte_size.get_value() {
+        return Some(*bytes as u64);
+    }
+    let rows = *stats.num_rows.get_value()? as u64;
+    let width: u64 = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().primitive_width().unwrap_or(32) as u64)
+        .sum();
+    Some(rows.saturating_mul(width.max(1)))
+}
+
+/// Bytes each sort sets aside for merging its spill files, under a memory limit of `limit`
+/// bytes shared by `partitions` task slots: DataFusion's default (10 MiB) unless an eighth
+/// of a slot's share is less (several sorts run at once in a slot: both sides of a
+/// sort-merge join, a shuffle). The reservation cannot spill, and one the pool cannot grant
+/// fails the sort at once.
+pub fn sort_spill_reservation(limit: u64, partitions: usize, default: usize) -> usize {
+    let share = limit / (8 * partitions.max(1) as u64);
+    usize::try_from(share).map_or(default, |share| share.min(default))
+}
+
+/// `config` fitted to the memory `limit` of `partitions` slots: the sort merge reservation
+/// (see [`sort_spill_reservation`]), unless its environment variable sets it.
+pub(crate) fn fit_to_memory(config: &mut SessionConfig, limit: MemoryLimit, partitions: usize) {
+    let MemoryLimit::Bytes(bytes) = limit else {
+        return;
+    };
+    if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_some() {
+        return;
+    }
+    let execution = &mut config.options_mut().execution;
+    execution.sort_spill_reservation_bytes =
+        sort_spill_reservation(bytes, partitions, execution.sort_spill_reservation_bytes);
+}
+
 /// The state jobs are planned in: `config`, Sluice's object stores, its query planner (the
-/// parallel Parquet write) and optimizer rules.
-pub(crate) fn job_session_state(config: SessionConfig) -> Result<SessionState, EngineError> {
-    let runtime = RuntimeEnvBuilder::new()
+/// parallel Parquet write) and optimizer rules, and the memory `limit` of this process's
+/// DataFusion operators (spill files counted in `spills`).
+pub(crate) fn job_session_state(
+    config: SessionConfig,
+    limit: MemoryLimit,
+    slots: usize,
+    spills: Arc<SpillCounter>,
+) -> Result<SessionState, EngineError> {
+    let disk = sluice_executor::memory::counting_disk_manager(None, spills)
+        .map_err(start("setting up the spill folder"))?;
+    let mut runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(sluice_storage::SluiceObjectStores::new())
-        .build_arc()
-        .map_err(start("building the runtime"))?;
+        .with_disk_manager_builder(disk);
+    if let MemoryLimit::Bytes(bytes) = limit {
+        runtime = runtime.with_memory_pool(sluice_executor::memory::bounded_pool(bytes, slots));
+    }
+    let runtime = runtime.build_arc().map_err(start("building the runtime"))?;
     Ok(SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_query_planner(Arc::new(SluiceQueryPlanner))
-        .with_physical_optimizer_rules(physical_optimizer_rules())
+        .with_physical_optimizer_rules(physical_optimizer_rules(limit))
         .build())
 }
 
@@ -148,6 +322,117 @@ pub(crate) fn query_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sizes with SI and IEC units, fractions and bare bytes; zero is no limit; anything else
+    /// is refused with the accepted forms.
+    #[test]
+    fn memory_limits_parse_with_units_or_are_refused() {
+        let cases = [
+            ("2GiB", 2 << 30),
+            ("512MiB", 512 << 20),
+            ("512 mib", 512 << 20),
+            ("0.5GB", 500_000_000),
+            ("64m", 64 << 20),
+            ("1.5G", 3 << 29),
+            ("10KB", 10_000),
+            ("1048576", 1 << 20),
+            ("7b", 7),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        assert_eq!(parse_memory_limit("2GiB"), Ok(MemoryLimit::Bytes(2 << 30)));
+        assert_eq!(parse_memory_limit("0"), Ok(MemoryLimit::Unbounded));
+        for bad in [
+            "",
+            "lots",
+            "GiB",
+            "2XB",
+            "1.2.3GB",
+            "-1GB",
+            "99999999999TiB",
+        ] {
+            let error = parse_size(bad).expect_err(bad);
+            assert!(error.contains(bad), "{bad}: {error}");
+        }
+        assert!(
+            parse_size("2 parsecs")
+                .expect_err("unknown unit")
+                .contains("unknown unit 'parsecs'")
+        );
+        assert_eq!(MemoryLimit::Bytes(3 << 29).to_string(), "1.5 GiB");
+    }
+
+    /// A sort's merge reservation shrinks to an eighth of a slot's share of a small limit,
+    /// and stays DataFusion's default under a large one.
+    #[test]
+    fn sort_reservations_fit_the_memory_limit() {
+        let default = 10 << 20;
+        assert_eq!(sort_spill_reservation(32 << 20, 2, default), 2 << 20);
+        assert_eq!(sort_spill_reservation(8 << 30, 2, default), default);
+        let mut config = SessionConfig::new();
+        fit_to_memory(&mut config, MemoryLimit::Bytes(16 << 20), 1);
+        assert_eq!(
+            config.options().execution.sort_spill_reservation_bytes,
+            2 << 20
+        );
+        let mut config = SessionConfig::new();
+        fit_to_memory(&mut config, MemoryLimit::Unbounded, 1);
+        assert_eq!(
+            config.options().execution.sort_spill_reservation_bytes,
+            default
+        );
+    }
+
+    /// With a limit, a hash join whose build side is estimated over a quarter of it is
+    /// planned as a sort-merge join; under it, and without a limit, it stays a hash join.
+    #[tokio::test]
+    async fn large_build_sides_become_sort_merge_joins_under_a_limit() {
+        async fn plan(limit: MemoryLimit, rows: usize) -> String {
+            let config = SessionConfig::new()
+                .with_target_partitions(2)
+                .with_repartition_joins(true);
+            let mut config = config;
+            config.options_mut().optimizer.prefer_hash_join = true;
+            config
+                .options_mut()
+                .optimizer
+                .hash_join_single_partition_threshold = 0;
+            config
+                .options_mut()
+                .optimizer
+                .hash_join_single_partition_threshold_rows = 0;
+            let state = job_session_state(config, limit, 2, Arc::new(SpillCounter::default()))
+                .expect("state");
+            let ctx = SessionContext::new_with_state(state);
+            let values: Vec<String> = (0..rows).map(|i| format!("({i}, 'v{i}')")).collect();
+            let values = values.join(",");
+            for t in ["l", "r"] {
+                ctx.sql(&format!(
+                    "CREATE TABLE {t}(k BIGINT, v VARCHAR) AS VALUES {values}"
+                ))
+                .await
+                .expect("create")
+                .collect()
+                .await
+                .expect("created");
+            }
+            let df = ctx
+                .sql("SELECT l.v, r.v FROM l JOIN r ON l.k = r.k")
+                .await
+                .expect("plan");
+            let physical = df.create_physical_plan().await.expect("physical plan");
+            datafusion::physical_plan::displayable(physical.as_ref())
+                .indent(false)
+                .to_string()
+        }
+        let small = plan(MemoryLimit::Bytes(1 << 10), 500).await;
+        assert!(small.contains("SortMergeJoin"), "{small}");
+        let large = plan(MemoryLimit::Bytes(1 << 30), 500).await;
+        assert!(large.contains("HashJoinExec"), "{large}");
+        let unbounded = plan(MemoryLimit::Unbounded, 500).await;
+        assert!(unbounded.contains("HashJoinExec"), "{unbounded}");
+    }
 
     /// An option's variable (its key upper-cased, `.` → `_`) sets it; a value it cannot take
     /// is an error naming the variable, not ignored.

@@ -82,10 +82,18 @@ struct Args {
     /// Task slots (default: the number of cores).
     #[arg(long, env = "SLUICE_VCORES")]
     vcores: Option<usize>,
-    /// Memory shared by the task slots, in bytes, spilling beyond it (default: 70% of the
-    /// container's memory limit, or of the host's memory; 0: unbounded).
-    #[arg(long, env = "SLUICE_MEMORY_POOL_SIZE")]
-    memory_pool_size: Option<u64>,
+    /// Memory the task slots' joins, sorts and aggregations may hold together, split evenly
+    /// between the slots; beyond it they spill to the work folder. A size: 2GiB, 512MiB,
+    /// 0.5GB or bytes; 0 for no limit (default: 70% of the process's cgroup v2 memory.max,
+    /// else of the host's memory). `--memory-pool-size` is an alias.
+    #[arg(
+        long,
+        env = "SLUICE_MEMORY_LIMIT",
+        alias = "memory-pool-size",
+        value_name = "SIZE",
+        value_parser = sluice_executor::memory::parse_memory_limit
+    )]
+    memory_limit: Option<sluice_executor::memory::MemoryLimit>,
     /// Accepted for compatibility: under pull scheduling every poll for work is the
     /// executor's heartbeat (several a second while idle).
     #[arg(long, env = "SLUICE_HEARTBEAT_SECONDS", default_value_t = 5)]
@@ -265,10 +273,8 @@ fn run_executor(args: Args) -> Result<()> {
         } else {
             Arc::new(DefaultExecutionEngine::new())
         };
-    let memory_pool_bytes = match args.memory_pool_size {
-        Some(bytes) => Some(bytes),
-        None => sluice_executor::process::default_memory_pool_bytes(),
-    };
+    let memory_limit = sluice_executor::memory::MemoryLimit::or_default(args.memory_limit);
+    let memory_pool_bytes = memory_limit.bytes();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -276,6 +282,16 @@ fn run_executor(args: Args) -> Result<()> {
     // The OTLP exporter needs the runtime while it is built.
     let _enter = runtime.enter();
     let _telemetry = sluice_telemetry::init("sluice-executor", "info");
+    match (args.memory_limit, memory_limit) {
+        (Some(_), limit) => tracing::info!("memory limit {limit} (--memory-limit)"),
+        (None, sluice_executor::memory::MemoryLimit::Bytes(_)) => tracing::info!(
+            "memory limit {memory_limit} (default: {:.0}% of this process's memory)",
+            sluice_executor::memory::DEFAULT_FRACTION * 100.0
+        ),
+        (None, _) => tracing::warn!(
+            "memory limit: none (this process's memory could not be read; set --memory-limit)"
+        ),
+    }
     let health_listener = runtime
         .block_on(tokio::net::TcpListener::bind(&args.http_bind))
         .with_context(|| format!("cannot bind the health port --http-bind {}", args.http_bind))?;

@@ -63,6 +63,9 @@ pub struct ProcessConfig {
     pub data_dir: PathBuf,
     /// Target partitions of job plans (default: the number of cores).
     pub partitions: Option<usize>,
+    /// Memory limit of this process's DataFusion operators, and the budget joins are planned
+    /// for (default: a share of the process's memory; see `EngineOptions::memory_limit`).
+    pub memory_limit: Option<sluice_engine::session::MemoryLimit>,
     /// Seconds without a heartbeat before an executor is declared dead.
     pub executor_timeout_seconds: u64,
     /// Catalog for targets that name none, and for queries.
@@ -122,6 +125,9 @@ impl SchedulerProcess {
         let mut options = EngineOptions::new(partitions);
         options.executor_timeout_seconds = config.executor_timeout_seconds;
         options.cluster_tls = security.cluster_tls.clone();
+        if let Some(limit) = config.memory_limit {
+            options.memory_limit = limit;
+        }
         let (engine, ballista) = Engine::for_service(options, &own_url).await?;
         let engine = Arc::new(engine);
         let lake_url = sluice_storage::lake_url(&config.lake)?;

@@ -17,6 +17,7 @@ mod hash_join_patch;
 mod job_files;
 mod joins;
 mod logins;
+mod memory;
 mod moto;
 mod playground;
 mod process;
