@@ -2,6 +2,10 @@
 """Benchmark the Spotify pipeline on Sluice and its peers; see bench/README.md.
 
     run.py [--scales 1,10,100] [--reps 3] [--systems duckdb,polars,...] [--seed 2023]
+           [--memory-limit 2GiB]
+
+x1000 (20M album rows, about 4 GB of CSV) is issue 17's memory target:
+    bench/run --scales 1000 --reps 1 --systems duckdb,sluice-embedded --memory-limit 2GiB
 
 For each scale: generate the CSVs once (cached in bench/data/x<N>/), then for each system one
 warm-up and N timed runs, each in fresh processes. Records the median wall time, the peak
@@ -39,6 +43,9 @@ PYTHON = sys.executable
 
 sys.path.insert(0, os.path.join(BENCH, "peers"))
 from common import OUTPUT_COLUMNS  # noqa: E402
+
+# `--memory-limit` of the Sluice processes (sluice run, the executors), or None for their default.
+MEMORY_LIMIT = None
 
 SYSTEMS = ["duckdb", "polars", "pyspark", "datafusion", "sluice-embedded", "sluice-cluster"]
 LABELS = {"duckdb": "DuckDB", "polars": "Polars", "pyspark": "PySpark local[2]",
@@ -268,6 +275,8 @@ def run_system(system, what, data, run_dir, bins, timeout):
     job = write_job(data, run_dir)
     if system == "sluice-embedded":
         cmd = [os.path.join(bins, "sluice"), "run", job, "--lake", out, "--preview", "0"]
+        if MEMORY_LIMIT:
+            cmd += ["--memory-limit", MEMORY_LIMIT]
         wall, rss = measure(what, cmd, log, timeout)
         return wall, rss, check_output(what, newest_run(what, out)), job_start_ms(log)
 
@@ -287,7 +296,8 @@ def run_system(system, what, data, run_dir, bins, timeout):
                 f"{what}: sluice-executor {i + 1}",
                 [os.path.join(bins, "sluice-executor"), "--scheduler-port", str(port),
                  "--port", str(executor_ports[2 * i]), "--grpc-port", str(executor_ports[2 * i + 1]),
-                 "--vcores", "1", "--work-dir", os.path.join(run_dir, f"executor{i + 1}")],
+                 "--vcores", "1", "--work-dir", os.path.join(run_dir, f"executor{i + 1}")]
+                + (["--memory-limit", MEMORY_LIMIT] if MEMORY_LIMIT else []),
                 os.path.join(run_dir, f"executor{i + 1}.log"), env))
         for d in daemons[1:]:
             d.wait_for("Starting poll work loop")
@@ -477,6 +487,8 @@ def write_results(rows, results, systems, scales, data, bins, reps, argv):
               "Sluice cluster: a scheduler and two executors (`--vcores 1` each) started fresh "
               "for every run, untimed; the time is `sluice submit` until the run has committed, "
               "the RSS sums scheduler, executors and client.", "",
+              f"Sluice's `--memory-limit`: {MEMORY_LIMIT or 'default (70% of the process memory)'} "
+              "(sluice run, and each executor).", "",
               "## Data", "", "| scale | albums.csv | artists.csv | tracks.csv |", "|---|---:|---:|---:|"]
     for scale in scales:
         info = data_info(data[scale])
@@ -511,7 +523,11 @@ def main():
                     help=f"comma-separated subset of {','.join(SYSTEMS)} (default all)")
     ap.add_argument("--seed", type=int, default=2023, help="generator seed (default 2023)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run (default 3600)")
+    ap.add_argument("--memory-limit", help="--memory-limit of sluice run and of each executor, "
+                    "e.g. 2GiB (default: theirs, 70%% of the process's memory)")
     a = ap.parse_args()
+    global MEMORY_LIMIT
+    MEMORY_LIMIT = a.memory_limit
     try:
         scales = [int(s) for s in a.scales.split(",") if s.strip()]
     except ValueError:
