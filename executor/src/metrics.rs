@@ -87,6 +87,28 @@ impl ExecutorMetrics {
         })
     }
 
+    /// Adds `sluice_executor_spill_files_total` and `sluice_executor_spill_bytes_total`:
+    /// the spill files the executor's tasks created and the bytes they wrote to them.
+    pub fn register_spills(
+        &self,
+        spills: Arc<crate::memory::SpillCounter>,
+    ) -> Result<(), MetricsError> {
+        let files = IntCounter::with_opts(Opts::new(
+            "sluice_executor_spill_files_total",
+            "Spill files created by tasks whose operators reached the memory limit.",
+        ))?;
+        let bytes = IntCounter::with_opts(Opts::new(
+            "sluice_executor_spill_bytes_total",
+            "Bytes tasks wrote to spill files.",
+        ))?;
+        self.registry.register(Box::new(SpillCollector {
+            spills,
+            files,
+            bytes,
+        }))?;
+        Ok(())
+    }
+
     /// The registry to serve (see [`crate::serve::HealthServer`]).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -206,5 +228,36 @@ impl QueryStageExecutor for MeteredStage {
 
     fn collect_column_stats(&self) -> Vec<ballista_core::serde::protobuf::TaskColumnStats> {
         self.inner.collect_column_stats()
+    }
+}
+
+/// Reports a [`crate::memory::SpillCounter`] as two Prometheus counters, brought up to date
+/// at each scrape.
+struct SpillCollector {
+    spills: Arc<crate::memory::SpillCounter>,
+    files: IntCounter,
+    bytes: IntCounter,
+}
+
+impl prometheus::core::Collector for SpillCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut descs = self.files.desc();
+        descs.extend(self.bytes.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        for (counter, now) in [
+            (&self.files, self.spills.files()),
+            (&self.bytes, self.spills.bytes()),
+        ] {
+            let seen = counter.get();
+            if now > seen {
+                counter.inc_by(now - seen);
+            }
+        }
+        let mut families = self.files.collect();
+        families.extend(self.bytes.collect());
+        families
     }
 }

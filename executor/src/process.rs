@@ -82,6 +82,9 @@ pub struct ProcessOptions {
     pub memory_pool_bytes: Option<u64>,
     /// Builds the base runtime of a session (object stores, spill folder).
     pub runtime_producer: RuntimeProducer,
+    /// Counts the spill files of the runtimes `runtime_producer` builds (reported in
+    /// `/metrics`).
+    pub spills: Arc<crate::memory::SpillCounter>,
     /// The session configuration every task starts from.
     pub session_config: SessionConfig,
     /// Decodes the logical plan nodes of tasks (Sluice's writer nodes included).
@@ -173,6 +176,7 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
     tracing::info!("Executor id: {executor_id}");
     tracing::info!("{vcores} task slots, work folder {}", options.work_dir);
     let metrics = ExecutorMetrics::new(&executor_id, vcores)?;
+    metrics.register_spills(options.spills.clone())?;
     let engine = Arc::new(MeteredEngine::new(options.engine, metrics.clone()));
     let pool = pool_policy(options.memory_pool_bytes, vcores)?;
     let base = options.runtime_producer;

@@ -253,10 +253,16 @@ fn run_executor(args: Args) -> Result<()> {
         }
     };
     let registry = sluice_storage::SluiceObjectStores::new();
-    let spill_dir = work_dir.clone();
+    let spill_dir = std::path::PathBuf::from(&work_dir);
+    let spills = Arc::new(sluice_executor::memory::SpillCounter::default());
+    let counter = spills.clone();
     let runtime_producer: ballista_core::RuntimeProducer = Arc::new(move |_| {
+        let disk = sluice_executor::memory::counting_disk_manager(
+            Some(spill_dir.clone()),
+            counter.clone(),
+        )?;
         let runtime = RuntimeEnvBuilder::new()
-            .with_temp_file_path(spill_dir.clone())
+            .with_disk_manager_builder(disk)
             .with_object_store_registry(registry.clone())
             .build()?;
         Ok(Arc::new(runtime))
@@ -306,6 +312,7 @@ fn run_executor(args: Args) -> Result<()> {
         work_dir,
         memory_pool_bytes,
         runtime_producer,
+        spills,
         session_config,
         logical_codec: Arc::new(sluice_writer::SluiceLogicalCodec::default()),
         physical_codec: Arc::new(sluice_writer::SluicePhysicalCodec::default()),

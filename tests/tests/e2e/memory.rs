@@ -201,3 +201,73 @@ fn a_bad_memory_limit_is_refused_by_name() {
         assert_eq!(spill_files(&ok.stdout), None, "{size}: {}", ok.stdout);
     }
 }
+
+/// The sum of `name` over the executors' `/metrics` (their HTTP addresses from their logs).
+fn executor_metric(logs: &[String], name: &str) -> f64 {
+    use std::io::{Read, Write};
+    logs.iter()
+        .map(|log| {
+            let address = log
+                .lines()
+                .find_map(|l| l.split("health and metrics on http://").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("an executor named its HTTP address:\n{log}"))
+                .to_string();
+            let mut stream = std::net::TcpStream::connect(&address).expect("metrics port");
+            write!(
+                stream,
+                "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+            )
+            .expect("request");
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).expect("answer");
+            answer
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in:\n{answer}"))
+        })
+        .sum()
+}
+
+/// On a cluster each executor enforces its own `--memory-limit` (here SLUICE_MEMORY_LIMIT,
+/// 32 MiB for two slots, which the scheduler also plans with): the same job spills on the
+/// executors, as their `/metrics` count, and its table equals DuckDB's.
+#[tokio::test(flavor = "multi_thread")]
+async fn executors_spill_under_their_memory_limit() {
+    let _one = crate::cluster::ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let staging = staging_x20(tmp.path());
+    let job = write_job(tmp.path(), &staging);
+    let lake = tmp.path().join("lake");
+    let cluster = crate::cluster::Cluster::start_full(
+        tmp.path(),
+        &lake.display().to_string(),
+        vec![("SLUICE_MEMORY_LIMIT".to_string(), "32MiB".to_string())],
+        Default::default(),
+    );
+    let logs = cluster.executor_logs();
+    assert!(
+        logs.iter()
+            .all(|l| l.contains("memory limit 32.0 MiB (--memory-limit)")),
+        "{logs:?}"
+    );
+    assert_eq!(
+        executor_metric(&logs, "sluice_executor_spill_files_total"),
+        0.0
+    );
+    let submitted = cluster.cli(&["submit", job.to_str().expect("utf-8")]);
+    assert!(
+        submitted.ok,
+        "{}\n{}\n{}",
+        submitted.stdout,
+        submitted.stderr,
+        cluster.executor_logs().join("\n")
+    );
+    let files = executor_metric(&logs, "sluice_executor_spill_files_total");
+    let bytes = executor_metric(&logs, "sluice_executor_spill_bytes_total");
+    assert!(files > 0.0 && bytes > 0.0, "files {files}, bytes {bytes}");
+    let csvs = spotify_csvs(&staging);
+    let csvs: Vec<(&str, &Path)> = csvs.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let rows = assert_sql_oracle(&table_dir(&lake, "mem", "by_artist"), QUERY, &csvs);
+    assert!(rows > 20_000, "{rows} rows");
+}
