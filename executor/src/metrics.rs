@@ -5,7 +5,8 @@
 //! same serving code, [`crate::serve`]). Names follow Prometheus conventions:
 //! `sluice_executor_tasks_running`, `sluice_executor_tasks_finished_total`,
 //! `sluice_executor_tasks_failed_total`, `sluice_executor_shuffle_bytes_written_total`,
-//! `sluice_executor_shuffle_rows_written_total` and `sluice_executor_info`.
+//! `sluice_executor_shuffle_rows_written_total`, `sluice_executor_spill_files_total`,
+//! `sluice_executor_spill_bytes_total` and `sluice_executor_info`.
 
 use std::sync::Arc;
 
