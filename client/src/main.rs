@@ -522,9 +522,11 @@ fn run_error(job: &LoadedJob, e: RunError) -> anyhow::Error {
             anyhow!("invalid job:\n{}\nnothing was published", job.describe(&d))
         }
         RunError::Quality(results) => anyhow!(
-            "{}:\n{}\nnothing was published; the table's previous version (if any) is unchanged",
+            "{}:\n{}\nnothing was published; the table's previous version (if any) is unchanged; the outcomes are in {}.{}",
             RunError::Quality(results.clone()),
-            sluice_engine::quality::failure_summary(&results)
+            sluice_engine::quality::failure_summary(&results),
+            sluice_engine::quality_log::QUALITY_DATABASE,
+            sluice_engine::quality_log::QUALITY_TABLE,
         ),
         other => anyhow!(
             "{other}\nnothing was published; the table's previous version (if any) is unchanged"

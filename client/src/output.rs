@@ -117,6 +117,9 @@ pub(crate) fn print_report(job: &LoadedJob, r: &RunReport) {
     for line in sluice_engine::quality::describe_results(&r.quality) {
         outln!("  rule   {line}");
     }
+    if let Some(table) = &r.quality_table {
+        outln!("  rules  outcomes appended to {table}");
+    }
     if r.versions_removed > 0 {
         outln!(
             "  pruned {} of the table",

@@ -1,14 +1,12 @@
 //! Committing a written run: its reported files become the version, which is sealed, and
 //! only then does the catalog move to it; older versions and staging folders go after.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
+use datafusion::arrow::datatypes::SchemaRef;
 use sluice_catalog::schema::{Reconciled, Registered, SchemaChangePolicy, reconcile};
 use sluice_catalog::{Catalog, CatalogError, ColumnEntry, PartitionEntry, TableEntry};
 use sluice_lake::{BookmarkReset, BookmarkState, DataFile, Manifest, TableLocation};
-use sluice_planner::PlannedJob;
 use sluice_proto as pb;
+use std::collections::BTreeMap;
 
 use crate::failpoint::{crash_point, failpoint};
 use crate::run::RunError;
@@ -24,12 +22,19 @@ pub(crate) async fn discard_version(table: &TableLocation, run_id: &str) {
 /// Name of the file an empty result is written as.
 const EMPTY_FILE: &str = "part-00000-empty.parquet";
 
-/// A Parquet file with `schema` and no rows: what Spark and DuckDB write for an empty
-/// result, so that readers see a table with its columns.
-fn empty_parquet(schema: datafusion::arrow::datatypes::SchemaRef) -> Result<Vec<u8>, RunError> {
+/// A Parquet file with `schema` holding `batch` (no rows without one): an empty result is
+/// written so, as Spark and DuckDB write it, so that readers see a table with its columns.
+pub(crate) fn parquet_bytes(
+    schema: SchemaRef,
+    batch: Option<&datafusion::arrow::record_batch::RecordBatch>,
+) -> Result<Vec<u8>, RunError> {
     use datafusion::parquet::arrow::ArrowWriter;
     let mut buffer = Vec::new();
-    let writer = ArrowWriter::try_new(&mut buffer, schema, None).map_err(RunError::EmptyFile)?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buffer, schema, None).map_err(RunError::EmptyFile)?;
+    if let Some(batch) = batch {
+        writer.write(batch).map_err(RunError::EmptyFile)?;
+    }
     writer.close().map_err(RunError::EmptyFile)?;
     Ok(buffer)
 }
@@ -46,12 +51,11 @@ pub(crate) fn schema_policy(target: &pb::Target) -> SchemaChangePolicy {
 pub(crate) fn table_columns(
     registered: Option<&TableEntry>,
     table_ref: &pb::TableRef,
-    planned: &PlannedJob,
+    partition_by: &[String],
     columns: &[ColumnEntry],
     policy: SchemaChangePolicy,
 ) -> Result<Reconciled, CatalogError> {
-    let partition_keys: Vec<ColumnEntry> = planned
-        .partition_by
+    let partition_keys: Vec<ColumnEntry> = partition_by
         .iter()
         .map(|p| ColumnEntry {
             name: p.clone(),
@@ -60,7 +64,7 @@ pub(crate) fn table_columns(
         .collect();
     let data_columns: Vec<ColumnEntry> = columns
         .iter()
-        .filter(|c| !planned.partition_by.contains(&c.name))
+        .filter(|c| !partition_by.contains(&c.name))
         .cloned()
         .collect();
     reconcile(
@@ -85,8 +89,10 @@ pub(crate) struct Commit<'a> {
     pub(crate) table: &'a TableLocation,
     /// The table's name.
     pub(crate) table_ref: &'a pb::TableRef,
-    /// The planned job (output schema, partition columns).
-    pub(crate) planned: &'a PlannedJob,
+    /// The output's schema (an empty result is written with it).
+    pub(crate) schema: SchemaRef,
+    /// The partition columns, in order.
+    pub(crate) partition_by: &'a [String],
     /// The output's columns, as the catalog registers them.
     pub(crate) columns: &'a [ColumnEntry],
     /// The run.
@@ -129,7 +135,8 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
         policy,
         table,
         table_ref,
-        planned,
+        schema,
+        partition_by,
         columns,
         run_id,
         rows,
@@ -141,11 +148,10 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
         based_on,
     } = commit;
     let carries_files = carried.as_ref().is_some_and(|m| !m.files.is_empty());
-    if files.is_empty() && planned.partition_by.is_empty() && !carries_files {
+    if files.is_empty() && partition_by.is_empty() && !carries_files {
         // An empty result is a table with the output's columns and no rows.
-        let schema = Arc::new(planned.output.schema().as_arrow().clone());
         let empty = table
-            .put_staged(run_id, EMPTY_FILE, empty_parquet(schema)?)
+            .put_staged(run_id, EMPTY_FILE, parquet_bytes(schema, None)?)
             .await?;
         files.push(empty);
     }
@@ -193,7 +199,7 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
         }
     }
     let version_url = table.version_url(run_id);
-    let reconciled = table_columns(previous.as_ref(), table_ref, planned, columns, policy)?;
+    let reconciled = table_columns(previous.as_ref(), table_ref, partition_by, columns, policy)?;
     for change in &reconciled.changes {
         let applied = match policy {
             SchemaChangePolicy::Update => "table updated",
@@ -201,7 +207,7 @@ pub(crate) async fn commit(commit: Commit<'_>) -> Result<Committed, RunError> {
         };
         tracing::warn!(table = %format!("{}.{}", table_ref.database, table_ref.table), "{change}; {applied}");
     }
-    let partitions = partitions_of(&manifest, &planned.partition_by, &version_url);
+    let partitions = partitions_of(&manifest, partition_by, &version_url);
     let entry = TableEntry {
         database: table_ref.database.clone(),
         name: table_ref.table.clone(),

@@ -17,6 +17,15 @@ use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use crate::error::EngineError;
 use crate::session::{is_query_job, query_job_name};
 
+/// Prefix of the Ballista job names of a job run: `sluice-run-<run id>`, so that runs
+/// running at the same time each see, follow and cancel only their own jobs.
+pub const RUN_JOB_PREFIX: &str = "sluice-run-";
+
+/// The Ballista job name of the job run `run_id`.
+pub fn run_job_name(run_id: &str) -> String {
+    format!("{RUN_JOB_PREFIX}{run_id}")
+}
+
 /// Ballista's scheduler, with Sluice's plan types.
 pub(crate) type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
 
@@ -112,6 +121,50 @@ impl SchedulerView {
         let name = query_job_name(query_id);
         let jobs: Vec<String> = self.running_jobs(|n| n == name).await.into_iter().collect();
         self.cancel_jobs(&jobs).await;
+    }
+
+    /// Cancels the Ballista jobs of the job run `run_id` (see [`run_job_name`]) and waits up
+    /// to about 5 s for them to leave the running jobs.
+    pub async fn cancel_run(&self, run_id: &str) {
+        let name = run_job_name(run_id);
+        let jobs: Vec<String> = self.running_jobs(|n| n == name).await.into_iter().collect();
+        self.cancel_jobs(&jobs).await;
+        for _ in 0..50 {
+            if self.running_jobs(|n| n == name).await.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ids of every Ballista job (running or ended) of the job run `run_id`.
+    pub async fn run_jobs(&self, run_id: &str) -> Vec<String> {
+        let name = run_job_name(run_id);
+        match self.scheduler.state.task_manager.get_all_jobs().await {
+            Ok(jobs) => jobs
+                .into_iter()
+                .filter(|j| j.job_name == name)
+                .map(|j| j.job_id.to_string())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the scheduler's jobs");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The stages of the running Ballista jobs of the job run `run_id`.
+    pub async fn running_stages_of_run(&self, run_id: &str) -> Vec<StageSnapshot> {
+        let name = run_job_name(run_id);
+        let mut out = Vec::new();
+        let running = self.scheduler.state.task_manager.get_running_job_cache();
+        for (job_id, info) in running.iter() {
+            let graph = info.execution_graph.read().await;
+            if graph.job_name() == name {
+                out.extend(stage_snapshots(job_id.as_ref(), graph.stages()));
+            }
+        }
+        out
     }
 
     /// Ids of every job of job runs (not of queries) the scheduler knows.

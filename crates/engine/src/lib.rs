@@ -22,6 +22,7 @@ pub mod failpoint;
 pub mod introspection;
 pub mod progress;
 pub mod quality;
+pub mod quality_log;
 pub mod query;
 pub mod run;
 pub mod session;

@@ -52,6 +52,9 @@ pub enum RunError {
     /// rule's outcome.
     #[error("{} of the job's data-quality rules failed", .0.iter().filter(|r| r.outcome != pb::QualityOutcome::Passed as i32).count())]
     Quality(Vec<pb::QualityResult>),
+    /// The rules' outcomes could not be turned into rows of `sluice_quality.results`.
+    #[error("cannot record the data-quality results: {0}")]
+    QualityLog(String),
     /// Another run committed the table while this one ran; an append or bookmarked run
     /// built on the older version, so it publishes nothing (run it again).
     #[error(
@@ -121,6 +124,9 @@ pub struct RunReport {
     pub first_task: Option<Duration>,
     /// Each data-quality rule's outcome (empty without a `quality` block).
     pub quality: Vec<pb::QualityResult>,
+    /// The catalog table the outcomes were appended to (`sluice_quality.results`), when
+    /// there were outcomes and they were recorded.
+    pub quality_table: Option<String>,
     /// What a run that published nothing did instead (no new input for an append or a
     /// bookmarked run); `None` when it published a version.
     pub note: Option<String>,
@@ -168,7 +174,13 @@ pub async fn run_job(
     let columns = output_columns(&planned)?;
     let policy = schema_policy(&target);
     // Check the schema against the registered table before spending time on the run.
-    table_columns(registered.as_ref(), &table_ref, &planned, &columns, policy)?;
+    table_columns(
+        registered.as_ref(),
+        &table_ref,
+        &planned.partition_by,
+        &columns,
+        policy,
+    )?;
     if start.append
         && let Some(entry) = &registered
     {
@@ -201,7 +213,6 @@ pub async fn run_job(
     }
     let staging_url = table.staging_url(&run_id);
 
-    let jobs_before = engine.scheduler().job_ids().await.unwrap_or_default();
     let executors_before = engine.scheduler().executor_ids().await;
     let written = Box::pin(
         write_version(
@@ -209,7 +220,7 @@ pub async fn run_job(
             &planned,
             &staging_url,
             spec.timeout_seconds,
-            &jobs_before,
+            &run_id,
             progress,
         )
         .instrument(tracing::info_span!("execute", staging = %staging_url)),
@@ -241,6 +252,18 @@ pub async fn run_job(
         Ok(q) => q,
         Err(e) => {
             discard_version(&table, &run_id).await;
+            if let RunError::Quality(results) = &e {
+                record_quality(
+                    lake,
+                    catalog.as_ref(),
+                    spec,
+                    &run_id,
+                    &table_ref,
+                    false,
+                    results,
+                )
+                .await;
+            }
             return Err(e);
         }
     };
@@ -285,7 +308,8 @@ pub async fn run_job(
         policy,
         table: &table,
         table_ref: &table_ref,
-        planned: &planned,
+        schema: Arc::new(planned.output.schema().as_arrow().clone()),
+        partition_by: &planned.partition_by,
         columns: &columns,
         run_id: &run_id,
         rows: rows_written,
@@ -310,7 +334,17 @@ pub async fn run_job(
         }
     };
 
-    let new_jobs = engine.scheduler().jobs_since(&jobs_before).await;
+    let quality_table = record_quality(
+        lake,
+        catalog.as_ref(),
+        spec,
+        &run_id,
+        &table_ref,
+        true,
+        &quality,
+    )
+    .await;
+    let new_jobs = engine.scheduler().run_jobs(&run_id).await;
     let scans = engine.scheduler().scan_rows(&new_jobs).await;
     let sources = source_reports(&planned, &scans);
     Ok(RunReport {
@@ -328,8 +362,46 @@ pub async fn run_job(
         tasks: scans.tasks,
         first_task: scans.first_task_ms.map(Duration::from_millis),
         quality,
+        quality_table,
         note: None,
     })
+}
+
+/// Appends a run's rule outcomes to `sluice_quality.results` (nothing without rules).
+/// Returns the table's name, or `None` when there was nothing to record or recording failed
+/// (logged: the run's own outcome stands either way).
+async fn record_quality(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    spec: &pb::JobSpec,
+    run_id: &str,
+    target: &pb::TableRef,
+    published: bool,
+    results: &[pb::QualityResult],
+) -> Option<String> {
+    if results.is_empty() {
+        return None;
+    }
+    let evaluation = crate::quality_log::Evaluation {
+        run_id,
+        job: &spec.name,
+        target,
+        published,
+        results,
+    };
+    match Box::pin(crate::quality_log::append_results(
+        lake,
+        catalog,
+        &evaluation,
+    ))
+    .await
+    {
+        Ok(table) => Some(table),
+        Err(e) => {
+            tracing::warn!(run = run_id, error = %e, "cannot record the data-quality results");
+            None
+        }
+    }
 }
 
 /// Where a run starts from: the table's current version and the job's bookmark.
@@ -494,6 +566,7 @@ fn nothing_committed(
         tasks: 0,
         first_task: None,
         quality: Vec::new(),
+        quality_table: None,
         note: Some(note),
     }
 }

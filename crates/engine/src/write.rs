@@ -2,7 +2,6 @@
 //! the run's staging folder and reports them; the run is cancelled when it outlives its
 //! timeout.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use datafusion::prelude::DataFrame;
@@ -37,7 +36,7 @@ pub(crate) async fn write_version(
     planned: &PlannedJob,
     staging_url: &str,
     timeout_seconds: u64,
-    jobs_before: &HashSet<String>,
+    run_id: &str,
     progress: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<Written, WriteFailure> {
     let compression = match planned.compression {
@@ -57,7 +56,7 @@ pub(crate) async fn write_version(
     let plan = ParallelParquetWrite::new(planned.output.logical_plan().clone(), options)
         .map_err(WriteFailure::DataFusion)?
         .into_plan();
-    let df = DataFrame::new(engine.ctx().state(), plan);
+    let df = DataFrame::new(run_session_state(engine, run_id), plan);
     let prefix = staging_url.to_string();
     let write = async move {
         let batches = df.collect().await?;
@@ -77,22 +76,38 @@ pub(crate) async fn write_version(
         tokio::select! {
             result = &mut write => {
                 // The jobs have left the running jobs: their stages as they ended.
-                let ours = engine.scheduler().jobs_since(jobs_before).await;
+                let ours = engine.scheduler().run_jobs(run_id).await;
                 stages.update(engine.scheduler().finished_stages(&ours).await);
                 return result.map_err(WriteFailure::DataFusion);
             }
             _ = tick.tick() => {
                 if deadline.is_some_and(|d| Instant::now() > d) {
-                    let running: Vec<String> = engine.scheduler().running_job_ids().await.into_iter().collect();
-                    engine.scheduler().cancel_jobs(&running).await;
+                    engine.scheduler().cancel_run(run_id).await;
                     return Err(WriteFailure::Timeout(timeout_seconds));
                 }
-                let snapshot = engine.scheduler().running_stages().await;
+                let snapshot = engine.scheduler().running_stages_of_run(run_id).await;
                 progress(RunEvent::Running(JobProgress::from_stages(&snapshot)));
                 stages.update(snapshot);
             }
         }
     }
+}
+
+/// The engine's session state with its Ballista jobs named after the run
+/// ([`crate::introspection::run_job_name`]).
+fn run_session_state(
+    engine: &Engine,
+    run_id: &str,
+) -> datafusion::execution::session_state::SessionState {
+    use ballista_core::extension::SessionConfigExt;
+    let state = engine.ctx().state();
+    let config = state
+        .config()
+        .clone()
+        .with_ballista_job_name(&crate::introspection::run_job_name(run_id));
+    datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build()
 }
 
 /// The (file, rows) rows the write tasks returned, with paths relative to the staging

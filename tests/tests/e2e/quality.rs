@@ -354,3 +354,120 @@ fn referential_integrity_reads_another_catalog_table() {
         out.stdout
     );
 }
+
+/// Every evaluated rule becomes a row of the catalog table `sluice_quality.results`: a `warn`
+/// run (published) and a failing `fail` run (not published) both append, into the day's
+/// partition. DuckDB reads the registered version's Parquet files (Hive partitioning) and
+/// must find exactly those rows; `sluice query` answers over the same table.
+#[test]
+fn rule_outcomes_are_appended_to_the_quality_results_table() {
+    let f = fixture();
+    let lake = PathBuf::from(&f.lake);
+    assert!(catalog_entry(&lake, "sluice_quality", "results").is_none());
+    let warned = job(
+        &f,
+        "warned",
+        "warn",
+        &["RowCount = 5", "IsComplete \"name\""],
+    );
+    let out = run(&f, &warned).expect_ok();
+    assert!(
+        out.stdout
+            .contains("outcomes appended to sluice_quality.results"),
+        "{}",
+        out.stdout
+    );
+    let strict = job(&f, "strict", "fail", &["IsUnique \"id\""]);
+    let out = run(&f, &strict).expect_failure();
+    assert!(
+        out.stderr
+            .contains("the outcomes are in sluice_quality.results"),
+        "{}",
+        out.stderr
+    );
+
+    let entry = catalog_entry(&lake, "sluice_quality", "results").expect("registered");
+    assert_eq!(entry["partition_keys"][0]["name"], "day", "{entry}");
+    let day = chrono_free_utc_day();
+    assert_eq!(
+        entry["partitions"][0]["values"][0].as_str(),
+        Some(day.as_str()),
+        "{entry}"
+    );
+    assert_eq!(entry["parameters"]["recordCount"], "3", "{entry}");
+    let dir = table_dir(&lake, "sluice_quality", "results");
+    let rows = oracle_query(
+        &format!(
+            "SELECT job, target_database || '.' || target_table, rule, outcome, \
+             failure_reason IS NOT NULL, metrics, published, day \
+             FROM read_parquet('{}/**/*.parquet', hive_partitioning = true) \
+             ORDER BY job DESC, rule",
+            dir.display()
+        ),
+        &[],
+    );
+    let text = |row: &[Option<String>]| -> Vec<String> {
+        row.iter().map(|v| v.clone().unwrap_or_default()).collect()
+    };
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| text(r)).collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(
+        rows[0][..5],
+        ["warned", "q.items", "IsComplete \"name\"", "FAILED", "True"],
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "warned",
+            "q.items",
+            "RowCount = 5",
+            "PASSED",
+            "False",
+            "{\"Dataset.*.RowCount\":5.0}",
+            "True",
+            day.as_str()
+        ],
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[2][..5],
+        ["strict", "q.items", "IsUnique \"id\"", "FAILED", "True"],
+        "{rows:?}"
+    );
+    assert_eq!(rows[2][6], "False", "the failing run published nothing");
+    // The run ids recorded are the runs' own.
+    let run_ids = oracle_query(
+        &format!(
+            "SELECT count(DISTINCT run_id) FROM read_parquet('{}/**/*.parquet')",
+            dir.display()
+        ),
+        &[],
+    );
+    assert_eq!(run_ids[0][0].as_deref(), Some("2"));
+
+    // Queryable like any catalog table.
+    let out = sluice(
+        &[
+            "query",
+            "--lake",
+            &f.lake,
+            "SELECT outcome, count(*) AS n FROM sluice_quality.results GROUP BY outcome ORDER BY outcome",
+            "--format",
+            "csv",
+        ],
+        &[],
+    )
+    .expect_ok();
+    assert!(out.stdout.contains("FAILED,2"), "{}", out.stdout);
+    assert!(out.stdout.contains("PASSED,1"), "{}", out.stdout);
+}
+
+/// Today's date in UTC as `YYYY-MM-DD`, from DuckDB (the test does not link chrono).
+fn chrono_free_utc_day() -> String {
+    let rows = oracle_query(
+        "SELECT strftime(current_timestamp AT TIME ZONE 'UTC', '%Y-%m-%d')",
+        &[],
+    );
+    rows[0][0].clone().expect("a date")
+}
