@@ -192,6 +192,12 @@ pub(crate) fn print_run(run: &pb::JobRun) {
         run.attempt
     );
     outln!("state   {}", state_name(run));
+    if run.queue_position > 0 {
+        outln!(
+            "queue   place {} (the scheduler's --max-concurrent-runs are busy, or its job or table has a run ahead)",
+            run.queue_position
+        );
+    }
     outln!(
         "times   submitted {}  started {}  ended {}",
         time_ms(run.submitted_at_ms),

@@ -52,6 +52,10 @@ pub struct Args {
     #[arg(long, env = "SLUICE_MEMORY_LIMIT", value_name = "SIZE",
           value_parser = sluice_engine::session::parse_memory_limit)]
     pub memory_limit: Option<sluice_engine::session::MemoryLimit>,
+    /// Runs that may run at once; the rest wait, first come first served (runs of one job,
+    /// or into one table, always run one after the other).
+    #[arg(long, env = "SLUICE_MAX_CONCURRENT_RUNS", default_value_t = 4)]
+    pub max_concurrent_runs: usize,
     /// Seconds without a heartbeat before an executor is declared dead.
     #[arg(long, env = "SLUICE_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
@@ -120,6 +124,7 @@ impl Args {
             partitions: self.partitions,
             memory_limit: self.memory_limit,
             executor_timeout_seconds: self.executor_timeout_seconds,
+            max_concurrent_runs: self.max_concurrent_runs,
             catalog: self.catalog,
             file,
             insecure_no_auth: self.insecure_no_auth,

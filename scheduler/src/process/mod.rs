@@ -68,6 +68,8 @@ pub struct ProcessConfig {
     pub memory_limit: Option<sluice_engine::session::MemoryLimit>,
     /// Seconds without a heartbeat before an executor is declared dead.
     pub executor_timeout_seconds: u64,
+    /// Runs that may run at once (the rest wait).
+    pub max_concurrent_runs: usize,
     /// Catalog for targets that name none, and for queries.
     pub catalog: CatalogKind,
     /// The config file's settings (users, staging roots, TLS files, time limits).
@@ -162,6 +164,7 @@ impl SchedulerProcess {
             catalogs,
             store,
             &config.file.staging_roots,
+            config.max_concurrent_runs,
         )?;
         let dashboards = dashboard_catalog.map(|catalog| {
             let backend = SessionsBackend::new(Arc::clone(&sessions), Arc::clone(&catalog))

@@ -1,5 +1,6 @@
-//! The job manager: queues runs, runs them one at a time on the engine, records every state
-//! change in the run store and tells watchers.
+//! The job manager: queues runs, runs several at a time on the engine (at most one per job
+//! and one per target table, as Glue's default `MaxConcurrentRuns` of 1), records every
+//! state change in the run store and tells watchers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,7 +75,13 @@ pub struct JobManager {
     catalogs: Arc<Catalogs>,
     store: RunStore,
     live: Mutex<HashMap<String, Live>>,
+    /// One permit per run that may run at once.
     slots: Semaphore,
+    /// How many permits `slots` has.
+    max_concurrent_runs: usize,
+    /// One lock per job name and per target table: a run holds its job's and its table's
+    /// while it runs, so runs of one job, or into one table, run one after the other.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Where sources may be read from.
     staging_roots: AllowedRoots,
     /// Where targets may be written: the lake.
@@ -88,16 +95,19 @@ pub struct JobManager {
 }
 
 impl JobManager {
-    /// A manager that runs at most one job at a time on `engine`. Submitted jobs may read
-    /// sources only under `staging_roots` (folders and `s3://bucket/prefix` URLs; none: only
-    /// the lake) and write only into the lake.
+    /// A manager that runs at most `max_concurrent_runs` runs at a time on `engine` (at
+    /// least one), queueing the rest. Submitted jobs may read sources only under
+    /// `staging_roots` (folders and `s3://bucket/prefix` URLs; none: only the lake) and write
+    /// only into the lake.
     pub fn new(
         engine: Arc<Engine>,
         lake: Lake,
         catalogs: Arc<Catalogs>,
         store: RunStore,
         staging_roots: &[String],
+        max_concurrent_runs: usize,
     ) -> Result<Arc<Self>, JobError> {
+        let max_concurrent_runs = max_concurrent_runs.max(1);
         let lake_root = AllowedRoots::new(&[lake.url.as_str()]).map_err(JobError::Roots)?;
         let staging_roots = if staging_roots.is_empty() {
             lake_root.clone()
@@ -110,7 +120,9 @@ impl JobManager {
             catalogs,
             store,
             live: Mutex::new(HashMap::new()),
-            slots: Semaphore::new(1),
+            slots: Semaphore::new(max_concurrent_runs),
+            max_concurrent_runs,
+            turns: Mutex::new(HashMap::new()),
             staging_roots,
             lake_root,
             shutting_down: AtomicBool::new(false),
@@ -354,8 +366,45 @@ impl JobManager {
         Ok(run)
     }
 
+    /// How many runs may run at once.
+    pub fn max_concurrent_runs(&self) -> usize {
+        self.max_concurrent_runs
+    }
+
+    /// Sets each waiting run's place in the queue (1: next), by submission time.
+    fn number_queue(&self, runs: &mut [pb::JobRun]) {
+        let mut waiting: Vec<(i64, String)> = lock(&self.live)
+            .values()
+            .map(|l| l.sender.borrow().clone())
+            .filter(|r| r.state == RunState::Waiting as i32)
+            .map(|r| (r.submitted_at_ms, r.id))
+            .collect();
+        waiting.sort();
+        for r in runs.iter_mut() {
+            r.queue_position = if r.state == RunState::Waiting as i32 {
+                waiting
+                    .iter()
+                    .position(|(_, id)| id == &r.id)
+                    .map_or(0, |p| p as u32 + 1)
+            } else {
+                0
+            };
+        }
+    }
+
+    /// The turn lock of `key` (a job's name or a table's).
+    fn turn(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(lock(&self.turns).entry(key).or_default())
+    }
+
     /// The run's current record.
     pub fn get(&self, id: &str) -> Result<pb::JobRun, JobError> {
+        let mut run = self.get_unnumbered(id)?;
+        self.number_queue(std::slice::from_mut(&mut run));
+        Ok(run)
+    }
+
+    fn get_unnumbered(&self, id: &str) -> Result<pb::JobRun, JobError> {
         if let Some(live) = lock(&self.live).get(id) {
             return Ok(live.sender.borrow().clone());
         }
@@ -375,6 +424,8 @@ impl JobManager {
                 *r = l.sender.borrow().clone();
             }
         }
+        drop(live);
+        self.number_queue(&mut runs);
         Ok(runs)
     }
 
@@ -437,21 +488,8 @@ impl JobManager {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        // Stop the cluster's work for this run (one run at a time: all running jobs are its).
-        let running: Vec<String> = self
-            .engine
-            .scheduler()
-            .running_job_ids()
-            .await
-            .into_iter()
-            .collect();
-        self.engine.scheduler().cancel_jobs(&running).await;
-        for _ in 0..50 {
-            if self.engine.scheduler().running_job_ids().await.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Stop the cluster's work for this run: its own Ballista jobs, not other runs'.
+        self.engine.scheduler().cancel_run(&run.id).await;
         if let Some(spec) = &run.spec
             && let Some(target) = &spec.target
             && let Ok(table) = self.lake.table(target)
@@ -537,6 +575,19 @@ impl JobManager {
     }
 
     async fn execute(self: Arc<Self>, run: pb::JobRun) {
+        // Its job's turn, then its table's, then a slot: each queue is first come, first
+        // served, and a run waiting for its job or table holds no slot.
+        let spec_ref = run.spec.as_ref();
+        let job_turn = self.turn(format!("job:{}", run.job_name));
+        let table_turn = self.turn(format!(
+            "table:{}",
+            spec_ref
+                .and_then(|s| s.target.as_ref())
+                .and_then(|t| self.lake.table(t).ok())
+                .map_or_else(|| run.table.clone(), |t| t.root_url())
+        ));
+        let _job_turn = job_turn.lock().await;
+        let _table_turn = table_turn.lock().await;
         let Ok(_slot) = self.slots.acquire().await else {
             return;
         };

@@ -104,7 +104,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         Self::start_with(dir, &dir.join("lake").display().to_string(), Vec::new())
     }
 
@@ -346,12 +346,12 @@ pub(crate) fn submitted_id(run: &Run) -> String {
 }
 
 /// A job whose self-join takes a while: `modulo` sets how long (smaller is longer).
-fn self_join_job(dir: &Path, name: &str, modulo: u32) -> PathBuf {
+pub(crate) fn self_join_job(dir: &Path, name: &str, modulo: u32) -> PathBuf {
     self_join_job_with(dir, name, modulo, "")
 }
 
 /// [`self_join_job`] with extra top-level YAML (such as `timeout_seconds: 3`).
-fn self_join_job_with(dir: &Path, name: &str, modulo: u32, extra: &str) -> PathBuf {
+pub(crate) fn self_join_job_with(dir: &Path, name: &str, modulo: u32, extra: &str) -> PathBuf {
     let job = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &job,
@@ -392,7 +392,7 @@ fn self_join_sql(modulo: u32) -> String {
 
 /// Checks the self-join's table in `lake` against DuckDB running the same query over the
 /// raw albums.csv (whole rows).
-fn assert_self_join_oracle(lake: &Path, table: &str, modulo: u32) {
+pub(crate) fn assert_self_join_oracle(lake: &Path, table: &str, modulo: u32) {
     let albums = spotify_data().join("albums.csv");
     let rows = assert_sql_oracle(
         &table_dir(lake, "test", table),

@@ -6,6 +6,7 @@ mod bookmarks;
 mod cluster;
 mod cluster_auth;
 mod commits;
+mod concurrency;
 mod csv_locator;
 mod dashboard;
 mod deploy;

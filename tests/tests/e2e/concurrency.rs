@@ -1,0 +1,140 @@
+//! Concurrent runs on one scheduler (`--max-concurrent-runs`): several runs at once, the
+//! rest WAITING with their place in the queue, a cancel that stops only its own run, and
+//! every output equal to DuckDB's over the raw CSVs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::cluster::{
+    Cluster, ONE_CLUSTER_AT_A_TIME, SchedulerSetup, assert_self_join_oracle, self_join_job, state,
+    submitted_id,
+};
+use crate::support::*;
+
+/// Each run's state as `sluice jobs` lists it, by run id.
+fn states(cluster: &Cluster) -> BTreeMap<String, String> {
+    let out = cluster.cli(&["jobs"]).expect_ok().stdout;
+    out.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let id = words.next()?;
+            let _job = words.next()?;
+            let state = words.next()?;
+            Some((id.to_string(), state.to_string()))
+        })
+        .collect()
+}
+
+fn is_final(state: &str) -> bool {
+    matches!(state, "SUCCEEDED" | "FAILED" | "STOPPED" | "TIMEOUT")
+}
+
+/// Six runs submitted at once on a scheduler that runs two at a time: a long self-join of
+/// the albums (cancelled once it runs), four shorter self-joins into tables of their own,
+/// and the Spotify example (albums again, with artists and tracks). At every look no more
+/// than two run, two do at some point, the others wait with their place in the queue; the
+/// cancel stops only its run; every other run succeeds with DuckDB's rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn six_runs_at_once_run_two_at_a_time_and_a_cancel_stops_only_its_own() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        &lake.display().to_string(),
+        Vec::new(),
+        SchedulerSetup {
+            args: vec!["--max-concurrent-runs".into(), "2".into()],
+            ..Default::default()
+        },
+    );
+    // Long enough to be caught running; not so long that the tasks it leaves running after the
+    // cancel (pull-mode executors finish a task they hold) starve the other runs for minutes.
+    let long = self_join_job(tmp.path(), "cancel-me", 8);
+    // A self-join of the 20,000 albums with `% m` costs about 200 / m CPU seconds in a debug build.
+    let short: Vec<(String, u32)> = (50..=53).map(|m| (format!("join-{m}"), m)).collect();
+    let mut jobs = vec![long];
+    jobs.extend(
+        short
+            .iter()
+            .map(|(name, m)| self_join_job(tmp.path(), name, *m)),
+    );
+    jobs.push(repo().join("examples/spotify/job.yaml"));
+    let ids: Vec<String> = jobs
+        .iter()
+        .map(|job| {
+            submitted_id(
+                &cluster
+                    .cli(&["submit", job.to_str().expect("utf-8"), "--detach"])
+                    .expect_ok(),
+            )
+        })
+        .collect();
+    let cancel_id = ids[0].clone();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut most_running = 0;
+    let mut queue_shown = false;
+    let mut cancelled_amid_others = false;
+    loop {
+        let now = states(&cluster);
+        let ours: Vec<(&String, &str)> = ids
+            .iter()
+            .map(|id| (id, now.get(id).map_or("?", String::as_str)))
+            .collect();
+        let running = ours
+            .iter()
+            .filter(|(_, s)| matches!(*s, "RUNNING" | "STARTING"))
+            .count();
+        assert!(running <= 2, "more than two runs at once: {ours:?}");
+        most_running = most_running.max(running);
+        if !queue_shown && let Some((id, _)) = ours.iter().find(|(_, s)| *s == "WAITING") {
+            let status = cluster.cli(&["status", id]).expect_ok().stdout;
+            // Read again: the run may have left the queue meanwhile.
+            if status.contains("state   WAITING") {
+                assert!(status.contains("queue   place "), "{status}");
+                queue_shown = true;
+            }
+        }
+        if !cancelled_amid_others && now.get(&cancel_id).map(String::as_str) == Some("RUNNING") {
+            let others_live = ours
+                .iter()
+                .filter(|(id, s)| **id != cancel_id && !is_final(s))
+                .count();
+            let out = cluster.cli(&["cancel", &cancel_id]).expect_ok();
+            assert!(out.stdout.contains("STOPPED"), "{}", out.stdout);
+            assert!(
+                others_live > 0,
+                "the cancel came while other runs were live"
+            );
+            cancelled_amid_others = true;
+        }
+        if ours.iter().all(|(_, s)| is_final(s)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "runs still going: {ours:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(most_running, 2, "two runs ran at once at some point");
+    assert!(queue_shown, "a waiting run showed its place in the queue");
+    assert!(
+        cancelled_amid_others,
+        "the long run was cancelled while running"
+    );
+
+    assert_eq!(state(&cluster, &cancel_id), "STOPPED");
+    assert!(catalog_entry(&lake, "test", "cancel_me").is_none());
+    for id in &ids[1..] {
+        assert_eq!(
+            state(&cluster, id),
+            "SUCCEEDED",
+            "{}",
+            cluster.cli(&["status", id]).stdout
+        );
+    }
+    for (name, modulo) in &short {
+        assert_self_join_oracle(&lake, &name.replace('-', "_"), *modulo);
+    }
+    assert_spotify_oracle(&spotify_data(), &table_dir(&lake, "spotify", "tracks"));
+}
