@@ -56,6 +56,13 @@ pub struct Args {
     /// or into one table, always run one after the other).
     #[arg(long, env = "SLUICE_MAX_CONCURRENT_RUNS", default_value_t = 4)]
     pub max_concurrent_runs: usize,
+    /// SQL queries whose tables hold at most this much (the catalog's sizes of their current
+    /// versions, in all) run in this process without a cluster job; larger ones run on the
+    /// executors. A size: 64MiB, 1GB or bytes; 0 sends every query that reads a table to
+    /// the executors.
+    #[arg(long, env = "SLUICE_LOCAL_QUERY_MAX_BYTES", value_name = "SIZE", default_value = "64MiB",
+          value_parser = sluice_engine::session::parse_size)]
+    pub local_query_max_bytes: u64,
     /// Seconds without a heartbeat before an executor is declared dead.
     #[arg(long, env = "SLUICE_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
@@ -125,6 +132,7 @@ impl Args {
             memory_limit: self.memory_limit,
             executor_timeout_seconds: self.executor_timeout_seconds,
             max_concurrent_runs: self.max_concurrent_runs,
+            local_query_max_bytes: self.local_query_max_bytes,
             catalog: self.catalog,
             file,
             insecure_no_auth: self.insecure_no_auth,

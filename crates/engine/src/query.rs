@@ -243,24 +243,40 @@ fn with_partition_keys(schema: SchemaRef, entry: &TableEntry) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Query sessions over the default catalog's current tables, running on the engine's cluster.
+/// Queries that scan at most this many bytes (by the catalog's `sizeKey` of each table they
+/// read) run in the serving process by default rather than as a cluster job.
+pub const DEFAULT_LOCAL_QUERY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Query sessions over the default catalog's current tables.
 ///
 /// The catalog is listed for every query, so a table a run has just committed is queryable at
-/// once; an opened table is reused while its version stays the same.
+/// once; an opened table (its listing and, through the shared runtime, its Parquet metadata)
+/// is reused while its version stays the same. A query whose tables are small runs in this
+/// process, without a cluster job; larger scans run on the cluster.
 pub struct LakeSessions {
     engine: Arc<crate::Engine>,
     catalogs: Arc<sluice_catalog::Catalogs>,
     cache: Arc<TableCache>,
+    local_max_bytes: u64,
 }
 
 impl LakeSessions {
-    /// Sessions on `engine` over the default catalog of `catalogs`.
+    /// Sessions on `engine` over the default catalog of `catalogs`; queries scanning at most
+    /// [`DEFAULT_LOCAL_QUERY_MAX_BYTES`] run locally.
     pub fn new(engine: Arc<crate::Engine>, catalogs: Arc<sluice_catalog::Catalogs>) -> Self {
         Self {
             engine,
             catalogs,
             cache: Arc::new(TableCache::default()),
+            local_max_bytes: DEFAULT_LOCAL_QUERY_MAX_BYTES,
         }
+    }
+
+    /// Queries that scan at most `bytes` run in this process (0: every query that reads a
+    /// table runs on the cluster).
+    pub fn with_local_query_max_bytes(mut self, bytes: u64) -> Self {
+        self.local_max_bytes = bytes;
+        self
     }
 
     /// A session for the query `query_id` over the default catalog's tables as they are
@@ -270,7 +286,17 @@ impl LakeSessions {
         let external = |e: sluice_catalog::CatalogError| DataFusionError::External(Box::new(e));
         let catalog = self.catalogs.get(None).await.map_err(external)?;
         let tables = catalog.list_tables().await.map_err(external)?;
-        let ctx = describe_locally(self.engine.query_context(SQL_CATALOG, query_id));
+        let sizes = tables
+            .iter()
+            .map(|t| (location_key(&t.location), table_bytes(t)))
+            .collect();
+        let ctx = route_queries(
+            self.engine.query_context(SQL_CATALOG, query_id),
+            Router {
+                local_max_bytes: self.local_max_bytes,
+                sizes,
+            },
+        );
         self.cache.retain(&tables);
         register_with(&ctx, &tables, &self.cache)?;
         Ok(ctx)
@@ -283,13 +309,71 @@ impl LakeSessions {
     }
 }
 
-/// `ctx` with `DESCRIBE table` planned in this process (it needs only the table's schema,
-/// and the cluster cannot take the plan: it has no wire form), and plans scanning an
-/// unreadable table refused with its error before they are sent to the cluster.
-fn describe_locally(ctx: SessionContext) -> SessionContext {
+/// Where a query runs: in this process when what it scans is small, else on the cluster.
+#[derive(Debug, Clone, Default)]
+struct Router {
+    /// The most bytes a query may scan and still run here.
+    local_max_bytes: u64,
+    /// Bytes of each table's current version, by its location ([`location_key`]); `None`
+    /// when the catalog does not say.
+    sizes: HashMap<String, Option<u64>>,
+}
+
+impl Router {
+    /// Whether `plan` runs in this process: it scans only tables of known size (or none),
+    /// [`Self::local_max_bytes`] in all at most.
+    fn runs_locally(&self, plan: &LogicalPlan) -> bool {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut total: u64 = 0;
+        let mut known = true;
+        let walked = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                // A lake table counts its bytes (unknown: too many); other providers (the
+                // information schema) hold only metadata.
+                let bytes = match datafusion::datasource::source_as_provider(&scan.source) {
+                    Ok(provider) => {
+                        let provider: &dyn std::any::Any = provider.as_ref();
+                        match provider.downcast_ref::<ListingTable>() {
+                            Some(listing) => listing.table_paths().first().and_then(|url| {
+                                self.sizes
+                                    .get(&location_key(url.as_str()))
+                                    .copied()
+                                    .flatten()
+                            }),
+                            None => Some(0),
+                        }
+                    }
+                    Err(_) => None,
+                };
+                match bytes {
+                    Some(b) => total = total.saturating_add(b),
+                    None => known = false,
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        walked.is_ok() && known && total <= self.local_max_bytes
+    }
+}
+
+/// A table location as a key: without the trailing `/` a listing URL may or may not keep.
+fn location_key(location: &str) -> String {
+    location.trim_end_matches('/').to_string()
+}
+
+/// Bytes of a table's current version as the catalog records them (`sizeKey`).
+fn table_bytes(entry: &TableEntry) -> Option<u64> {
+    entry.parameters.get("sizeKey")?.parse().ok()
+}
+
+/// `ctx` with `DESCRIBE table` and small queries planned in this process (`DESCRIBE` needs
+/// only the table's schema, and the cluster cannot take its plan: it has no wire form), and
+/// plans scanning an unreadable table refused with its error before they are sent anywhere.
+fn route_queries(ctx: SessionContext, router: Router) -> SessionContext {
     let state = ctx.state();
     let planner = Arc::new(DescribeLocally {
         cluster: Arc::clone(state.query_planner()),
+        router,
     });
     SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(state)
@@ -298,11 +382,12 @@ fn describe_locally(ctx: SessionContext) -> SessionContext {
     )
 }
 
-/// Plans `DESCRIBE` locally and everything else with the cluster's planner, refusing plans
-/// that scan an [`UnreadableTable`].
+/// Plans `DESCRIBE` and small queries locally and everything else with the cluster's
+/// planner, refusing plans that scan an [`UnreadableTable`].
 #[derive(Debug)]
 struct DescribeLocally {
     cluster: Arc<dyn QueryPlanner + Send + Sync>,
+    router: Router,
 }
 
 #[async_trait::async_trait]
@@ -318,6 +403,12 @@ impl QueryPlanner for DescribeLocally {
                 .await;
         }
         UnreadableTable::scanned_by(plan)?;
+        if self.router.runs_locally(plan) {
+            tracing::debug!("small query: planned in this process");
+            return DefaultPhysicalPlanner::default()
+                .create_physical_plan(plan, session)
+                .await;
+        }
         self.cluster.create_physical_plan(plan, session).await
     }
 }

@@ -70,6 +70,8 @@ pub struct ProcessConfig {
     pub executor_timeout_seconds: u64,
     /// Runs that may run at once (the rest wait).
     pub max_concurrent_runs: usize,
+    /// SQL queries scanning at most this many bytes run in this process.
+    pub local_query_max_bytes: u64,
     /// Catalog for targets that name none, and for queries.
     pub catalog: CatalogKind,
     /// The config file's settings (users, staging roots, TLS files, time limits).
@@ -138,7 +140,8 @@ impl SchedulerProcess {
         let store = RunStore::open(&config.data_dir).map_err(ProcessError::RunStore)?;
         let metrics = SchedulerMetrics::new()?;
         let sessions: Arc<dyn sluice_flight_sql::QuerySessions> = Arc::new(FlightSessions {
-            sessions: LakeSessions::new(Arc::clone(&engine), Arc::clone(&catalogs)),
+            sessions: LakeSessions::new(Arc::clone(&engine), Arc::clone(&catalogs))
+                .with_local_query_max_bytes(config.local_query_max_bytes),
             metrics: metrics.clone(),
         });
         let timeout = config

@@ -381,7 +381,7 @@ target:
 }
 
 /// The self-join's query over `albums`: Sluice runs it, and DuckDB too as the oracle.
-fn self_join_sql(modulo: u32) -> String {
+pub(crate) fn self_join_sql(modulo: u32) -> String {
     format!(
         "SELECT a.album_type, count(*) AS pairs, sum(a.duration_ms - b.duration_ms) AS diff \
          FROM albums a JOIN albums b \

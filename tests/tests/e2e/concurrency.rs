@@ -138,3 +138,114 @@ async fn six_runs_at_once_run_two_at_a_time_and_a_cancel_stops_only_its_own() {
     }
     assert_spotify_oracle(&spotify_data(), &table_dir(&lake, "spotify", "tracks"));
 }
+
+/// Whether process `pid` is stopped (state `T` in /proc/<pid>/stat).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        == Some('T')
+}
+
+/// A query over small tables runs in the scheduler's own session: it answers, with DuckDB's
+/// rows, while both executors are paused (SIGSTOP, checked in /proc). A query over a table
+/// above `--local-query-max-bytes` needs the executors: paused, it runs into the query time
+/// limit; resumed, it answers with DuckDB's count.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let cluster = Cluster::start_full(
+        tmp.path(),
+        &lake.display().to_string(),
+        Vec::new(),
+        SchedulerSetup {
+            args: vec![
+                "--local-query-max-bytes".into(),
+                "64KiB".into(),
+                "--query-timeout-seconds".into(),
+                "5".into(),
+            ],
+            ..Default::default()
+        },
+    );
+    let spotify = repo().join("examples/spotify/job.yaml");
+    cluster
+        .cli(&["submit", spotify.to_str().expect("utf-8")])
+        .expect_ok();
+    let small = self_join_job(tmp.path(), "small", 60);
+    cluster
+        .cli(&["submit", small.to_str().expect("utf-8")])
+        .expect_ok();
+    let tracks = catalog_entry(&lake, "spotify", "tracks").expect("registered");
+    let tracks_bytes: u64 = tracks["parameters"]["sizeKey"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("sizeKey");
+    assert!(
+        tracks_bytes > 64 * 1024,
+        "spotify.tracks is above the limit"
+    );
+
+    let paused: Vec<crate::faults::Paused> = (0..2)
+        .map(|i| crate::faults::Paused::new(cluster.executor_pid(i)))
+        .collect();
+    assert!(
+        (0..2).all(|i| is_stopped(cluster.executor_pid(i))),
+        "both executors are stopped"
+    );
+    let sql = "SELECT album_type, pairs, diff FROM test.small ORDER BY album_type";
+    let out = cluster
+        .cli(&["query", sql, "--format", "csv"])
+        .expect_ok()
+        .stdout;
+    let ours: Vec<&str> = out.lines().skip(1).collect();
+    let albums = spotify_data().join("albums.csv");
+    let expected = oracle_query(
+        &format!(
+            "SELECT album_type, pairs, diff FROM ({}) ORDER BY album_type",
+            crate::cluster::self_join_sql(60)
+        ),
+        &[("albums", albums.as_path())],
+    );
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert_eq!(ours, expected, "{out}");
+
+    let big = "SELECT count(*) AS n FROM spotify.tracks";
+    let refused = cluster
+        .cli(&["query", big, "--format", "csv"])
+        .expect_failure();
+    assert!(
+        refused.stderr.to_lowercase().contains("time limit")
+            || refused.stderr.to_lowercase().contains("deadline"),
+        "{}",
+        refused.stderr
+    );
+    drop(paused);
+    let counted = cluster.cli(&["query", big, "--format", "csv"]).expect_ok();
+    let expected = oracle_query(
+        "SELECT count(*) FROM spotify",
+        &spotify_csvs(&spotify_data())
+            .iter()
+            .map(|(n, p)| (*n, p.as_path()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        Some(csv_count(&counted).to_string()),
+        expected[0][0].clone(),
+        "{}",
+        counted.stdout
+    );
+}

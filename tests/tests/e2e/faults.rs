@@ -24,10 +24,11 @@ fn spotify_job(dir: &Path) -> PathBuf {
 }
 
 /// A process stopped with SIGSTOP until this is dropped (SIGCONT), whatever happens.
-struct Paused(u32);
+pub(crate) struct Paused(u32);
 
 impl Paused {
-    fn new(pid: u32) -> Self {
+    /// Stops `pid` (SIGSTOP) until the guard is dropped.
+    pub(crate) fn new(pid: u32) -> Self {
         signal(pid, "-STOP");
         Self(pid)
     }
