@@ -249,3 +249,105 @@ async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() 
         counted.stdout
     );
 }
+
+/// Every answer comes from one committed version, never a mix: while runs replace a table in
+/// turn (run k writes k*100 rows, all with v = k), two clients query it without
+/// pause on the cluster path (`--local-query-max-bytes 0`). Each answer must be exactly one
+/// version: a single v = k with k*100 rows. A query may fail when the version it read was
+/// removed under it (the commit keeps the previous version only), never answer a mixture.
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_under_commits_answer_from_one_version() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    let staging = tmp.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    let cluster = std::sync::Arc::new(Cluster::start_full(
+        tmp.path(),
+        &lake.display().to_string(),
+        Vec::new(),
+        SchedulerSetup {
+            // The test's folder is a staging root already (trust::add_staging_roots).
+            args: vec!["--local-query-max-bytes".into(), "0".into()],
+            ..Default::default()
+        },
+    ));
+    let job = tmp.path().join("versions.yaml.job");
+    std::fs::write(
+        &job,
+        format!(
+            "name: versions\nstaging: {}\nsources:\n  data: {{ path: data.csv }}\ntarget:\n  input: data\n  table: {{ database: honest, name: versions }}\n",
+            staging.display()
+        ),
+    )
+    .expect("write job");
+    let write_version = |k: u32| {
+        let mut text = String::from("id,v\n");
+        for i in 0..k * 100 {
+            text.push_str(&format!("{i},{k}\n"));
+        }
+        std::fs::write(staging.join("data.csv"), text).expect("write csv");
+    };
+    write_version(1);
+    cluster
+        .cli(&["submit", job.to_str().expect("utf-8")])
+        .expect_ok();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let cluster = std::sync::Arc::clone(&cluster);
+            let stop = std::sync::Arc::clone(&stop);
+            let count = std::sync::Arc::clone(&count);
+            std::thread::spawn(move || {
+                let (mut answers, mut failures) = (Vec::new(), 0);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let out = cluster.cli(&[
+                        "query",
+                        "SELECT v, count(*) AS n FROM honest.versions GROUP BY v",
+                        "--format",
+                        "csv",
+                    ]);
+                    if out.ok {
+                        let rows: Vec<String> =
+                            out.stdout.lines().skip(1).map(str::to_string).collect();
+                        answers.push(rows);
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    } else {
+                        failures += 1;
+                    }
+                }
+                (answers, failures)
+            })
+        })
+        .collect();
+    // New versions until the clients have answered often enough (at least four commits).
+    for k in 2..=60 {
+        write_version(k);
+        cluster
+            .cli(&["submit", job.to_str().expect("utf-8")])
+            .expect_ok();
+        if k >= 5 && count.load(std::sync::atomic::Ordering::SeqCst) >= 40 {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut answered = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for client in clients {
+        let (answers, failures) = client.join().expect("client thread");
+        for rows in answers {
+            assert_eq!(rows.len(), 1, "one version per answer: {rows:?}");
+            let (v, n) = rows[0].split_once(',').expect("v,n");
+            let v: u32 = v.parse().expect("v");
+            assert_eq!(n, (v * 100).to_string(), "version {v} whole: {rows:?}");
+            seen.insert(v);
+            answered += 1;
+        }
+        assert!(failures <= answered + 10, "{failures} failures");
+    }
+    assert!(answered >= 40, "{answered} answers");
+    assert!(seen.len() >= 3, "answers from several versions: {seen:?}");
+}
