@@ -139,7 +139,11 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         .get(None)
         .await
         .context("cannot open the catalog")?;
-    let sessions = LakeSessions::new(Arc::clone(&engine), Arc::clone(&catalogs));
+    // The embedded cluster's executor shares this process and its cores: a query gains
+    // nothing from a Ballista job here (as `sluice query`, which runs every query in its own
+    // DataFusion session), so every query runs in the serving session.
+    let sessions = LakeSessions::new(Arc::clone(&engine), Arc::clone(&catalogs))
+        .with_local_query_max_bytes(u64::MAX);
     let backend = Arc::new(SessionsBackend::new(
         Arc::new(EmbeddedSessions(sessions)),
         Arc::clone(&catalog),
