@@ -141,8 +141,9 @@ def client_worker(args, queries, start_at, stop_at):
     return latencies, errors
 
 
-def throughput(args, queries):
-    """Runs the clients; returns (queries/s, errors, latencies, seconds)."""
+def throughput(args, queries, pids):
+    """Runs the clients; returns (queries/s, errors, latencies, CPU seconds of each of `pids`
+    within the measured window)."""
     if args.client_processes:
         # spawn, not fork: the parent's ADBC driver (a Go runtime) does not survive a fork.
         context = multiprocessing.get_context("spawn")
@@ -157,11 +158,16 @@ def throughput(args, queries):
         futures = [
             pool.submit(client_worker, args, queries, start_at, stop_at) for _ in range(args.clients)
         ]
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu_before = cpu_seconds(pids)
+        time.sleep(max(0.0, stop_at - time.time()))
+        cpu_after = cpu_seconds(pids)
         for future in futures:
             lat, err = future.result()
             latencies.extend(lat)
             errors.extend(err)
-    return len(latencies) / args.seconds, errors, latencies
+    used = [b - a for a, b in zip(cpu_before, cpu_after)] if pids else None
+    return len(latencies) / args.seconds, errors, latencies, used
 
 
 def main():
@@ -216,10 +222,10 @@ def main():
     if args.clients:
         pids = [int(p) for p in args.server_pids.split(",") if p]
         before = executor_tasks(metrics_urls)
-        cpu_before, wall_before = cpu_seconds(pids), time.perf_counter()
-        rate, errors, latencies = throughput(args, [point, SMALL_AGGREGATE])
+        if pids and not args.client_processes:
+            pids.append(os.getpid())  # the client threads' process
+        rate, errors, latencies, used = throughput(args, [point, SMALL_AGGREGATE], pids)
         where = tasks_delta(before, executor_tasks(metrics_urls))
-        cpu_after, wall = cpu_seconds(pids), time.perf_counter() - wall_before
         kind = "processes" if args.client_processes else "threads"
         print(
             f"\n{args.clients} concurrent clients ({kind}, one connection each), point query and "
@@ -233,11 +239,10 @@ def main():
             )
         else:
             print(f"  no query succeeded, {len(errors)} errors")
-        if pids:
-            used = [b - a for a, b in zip(cpu_before, cpu_after)]
+        if used:
             print(
-                f"  server CPU over the phase's {wall:.0f} s (connecting and warm-up included): "
-                + ", ".join(f"{n} {u:.1f} s" for n, u in zip(["scheduler", "executor 1", "executor 2"], used))
+                f"  CPU in the measured {args.seconds:g} s: "
+                + ", ".join(f"{n} {u:.1f} s" for n, u in zip(["scheduler", "executor 1", "executor 2", "the clients"], used))
                 + f"; {len(latencies)} queries -> {used[0] / max(1, len(latencies)) * 1000:.1f} ms of "
                 "scheduler CPU per query"
             )
