@@ -26,6 +26,21 @@ fn states(cluster: &Cluster) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A scheduler started with `args` and two executors, over the lake `<dir>/lake`.
+fn cluster_with(dir: &std::path::Path, args: &[&str]) -> (Cluster, std::path::PathBuf) {
+    let lake = dir.join("lake");
+    let cluster = Cluster::start_full(
+        dir,
+        &lake.display().to_string(),
+        Vec::new(),
+        SchedulerSetup {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        },
+    );
+    (cluster, lake)
+}
+
 fn is_final(state: &str) -> bool {
     matches!(state, "SUCCEEDED" | "FAILED" | "STOPPED" | "TIMEOUT")
 }
@@ -39,16 +54,7 @@ fn is_final(state: &str) -> bool {
 async fn six_runs_at_once_run_two_at_a_time_and_a_cancel_stops_only_its_own() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let lake = tmp.path().join("lake");
-    let cluster = Cluster::start_full(
-        tmp.path(),
-        &lake.display().to_string(),
-        Vec::new(),
-        SchedulerSetup {
-            args: vec!["--max-concurrent-runs".into(), "2".into()],
-            ..Default::default()
-        },
-    );
+    let (cluster, lake) = cluster_with(tmp.path(), &["--max-concurrent-runs", "2"]);
     // Long enough to be caught running; not so long that the tasks it leaves running after the
     // cancel (pull-mode executors finish a task they hold) starve the other runs for minutes.
     let long = self_join_job(tmp.path(), "cancel-me", 8);
@@ -158,20 +164,14 @@ fn is_stopped(pid: u32) -> bool {
 async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let lake = tmp.path().join("lake");
-    let cluster = Cluster::start_full(
+    let (cluster, lake) = cluster_with(
         tmp.path(),
-        &lake.display().to_string(),
-        Vec::new(),
-        SchedulerSetup {
-            args: vec![
-                "--local-query-max-bytes".into(),
-                "64KiB".into(),
-                "--query-timeout-seconds".into(),
-                "5".into(),
-            ],
-            ..Default::default()
-        },
+        &[
+            "--local-query-max-bytes",
+            "64KiB",
+            "--query-timeout-seconds",
+            "5",
+        ],
     );
     let spotify = repo().join("examples/spotify/job.yaml");
     cluster
@@ -194,10 +194,12 @@ async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() 
     let paused: Vec<crate::faults::Paused> = (0..2)
         .map(|i| crate::faults::Paused::new(cluster.executor_pid(i)))
         .collect();
-    assert!(
-        (0..2).all(|i| is_stopped(cluster.executor_pid(i))),
-        "both executors are stopped"
-    );
+    // SIGSTOP is delivered asynchronously: wait until both show it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(0..2).all(|i| is_stopped(cluster.executor_pid(i))) {
+        assert!(Instant::now() < deadline, "both executors are stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let sql = "SELECT album_type, pairs, diff FROM test.small ORDER BY album_type";
     let out = cluster
         .cli(&["query", sql, "--format", "csv"])
@@ -259,19 +261,11 @@ async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() 
 async fn queries_under_commits_answer_from_one_version() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let lake = tmp.path().join("lake");
     let staging = tmp.path().join("staging");
     std::fs::create_dir_all(&staging).expect("mkdir");
-    let cluster = std::sync::Arc::new(Cluster::start_full(
-        tmp.path(),
-        &lake.display().to_string(),
-        Vec::new(),
-        SchedulerSetup {
-            // The test's folder is a staging root already (trust::add_staging_roots).
-            args: vec!["--local-query-max-bytes".into(), "0".into()],
-            ..Default::default()
-        },
-    ));
+    // The test's folder is a staging root already (trust::add_staging_roots).
+    let (cluster, _lake) = cluster_with(tmp.path(), &["--local-query-max-bytes", "0"]);
+    let cluster = std::sync::Arc::new(cluster);
     let job = tmp.path().join("versions.yaml.job");
     std::fs::write(
         &job,

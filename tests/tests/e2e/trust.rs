@@ -535,7 +535,13 @@ async fn a_source_swapped_for_a_link_after_submit_is_refused_when_the_run_starts
         lake.to_str().expect("utf-8"),
         Vec::new(),
         SchedulerSetup {
-            args: vec!["--config".into(), config.display().to_string()],
+            // One run at a time: the second run waits in the queue while its file is swapped.
+            args: vec![
+                "--config".into(),
+                config.display().to_string(),
+                "--max-concurrent-runs".into(),
+                "1".into(),
+            ],
             ..SchedulerSetup::default()
         },
     );
