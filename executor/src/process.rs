@@ -58,6 +58,10 @@ const FLIGHT_QUIET: Duration = Duration::from_secs(3);
 /// How often a draining executor asks the scheduler about the jobs it holds data of.
 const JOB_STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long a draining executor waits for a poll to report its finished tasks before it
+/// suspects the poll loop holds a task it was given (longer than Ballista's 5 s heartbeat poll).
+const REPORT_WAIT: Duration = Duration::from_secs(7);
+
 /// How long the executor waits for the scheduler to acknowledge that it stopped.
 const STOP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -343,6 +347,11 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
 /// Claims every task slot as it frees (so the poll loop asks for no new task), then waits
 /// for a poll that reports the last finished task (unless the scheduler is unreachable).
 /// Fails if the grace period ends first.
+///
+/// A poll already on its way when the slots are claimed may come back with a task: Ballista's
+/// poll loop then waits for a slot to run it and polls no more. So when no poll is answered
+/// within [`REPORT_WAIT`] (longer than the loop's 5 s heartbeat poll), the slots are given back
+/// for that task to run, and claimed again once it has finished.
 async fn drain(
     free_slots: &Arc<Semaphore>,
     vcores: usize,
@@ -353,29 +362,44 @@ async fn drain(
 ) -> Result<(), ProcessError> {
     let deadline = tokio::time::Instant::now() + grace;
     let all = u32::try_from(vcores).unwrap_or(u32::MAX);
-    let held = tokio::time::timeout_at(deadline, free_slots.clone().acquire_many_owned(all)).await;
-    let Ok(Ok(slots)) = held else {
-        return Err(ProcessError::GraceExpired(executor.active_task_count()));
-    };
-    // Kept until the process ends: no slot may be offered to the scheduler again.
-    slots.forget();
-    let last = polls.started();
-    tracing::info!("all tasks finished; reporting them to the scheduler");
     // With the scheduler unreachable nothing can be reported: leave instead of waiting.
-    let unreachable = async {
+    let unreachable = || async {
         while registered.is_ready() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    tokio::select! {
-        answered = tokio::time::timeout_at(deadline, polls.answered_after(last)) => {
-            answered.map_err(|_| ProcessError::GraceExpired(0))?;
-        }
-        () = unreachable => {
-            tracing::warn!("the scheduler is unreachable: finished tasks may go unreported");
+    loop {
+        let held =
+            tokio::time::timeout_at(deadline, free_slots.clone().acquire_many_owned(all)).await;
+        let Ok(Ok(slots)) = held else {
+            return Err(ProcessError::GraceExpired(executor.active_task_count()));
+        };
+        let last = polls.started();
+        tracing::info!("all tasks finished; reporting them to the scheduler");
+        let wait_until = deadline.min(tokio::time::Instant::now() + REPORT_WAIT);
+        tokio::select! {
+            answered = tokio::time::timeout_at(wait_until, polls.answered_after(last)) => {
+                if answered.is_ok() {
+                    // Kept until the process ends: no slot is offered to the scheduler again.
+                    slots.forget();
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ProcessError::GraceExpired(executor.active_task_count()));
+                }
+                tracing::info!(
+                    "no poll answered since the slots were claimed: the poll loop may hold a task it was given meanwhile; letting it run"
+                );
+                drop(slots);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            () = unreachable() => {
+                tracing::warn!("the scheduler is unreachable: finished tasks may go unreported");
+                slots.forget();
+                return Ok(());
+            }
         }
     }
-    Ok(())
 }
 
 /// A per-task memory pool: each task gets its slots' share of `bytes` (a fair spill pool, see
