@@ -386,6 +386,11 @@ def run(args):
         want = sorted((a, n) for a, n in oracle.rows(
             "SELECT album_type, count(*) FROM tracks GROUP BY 1", []))
         check(shown == want, f"the workbench shows {shown}, DuckDB {want}")
+        # The history is drawn after the result, from the server's list of kept results.
+        try:
+            page.wait_for_selector("#history li", timeout=10_000)
+        except Exception:  # Playwright's TimeoutError: reported as the check below
+            pass
         check(page.locator("#history li").count() >= 1, "the query is not in the history")
         print("ok   SQL workbench: rows equal DuckDB, history kept")
 
