@@ -43,6 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import requests
 
+from benchdata import ensure_data  # noqa: E402  (bench/ is the script's folder)
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 DATA = os.path.join(BENCH, "data")
@@ -62,27 +64,6 @@ NO_SINGLES = """  - filter:
 
 class BenchError(Exception):
     """Something the benchmark needs failed; the message says what."""
-
-
-def ensure_data(scale, seed):
-    """bench/data/x<scale>, generated unless cached for this seed (bench/run's layout)."""
-    folder = os.path.join(DATA, f"x{scale}")
-    stamp = os.path.join(folder, ".complete")
-    want = f"seed={seed}\n"
-    if os.path.exists(stamp):
-        with open(stamp) as f:
-            if f.read() == want:
-                return folder
-    tmp = folder + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    print(f"generating x{scale} (seed {seed}) ...", flush=True)
-    subprocess.run([sys.executable, os.path.join(BENCH, "gen_spotify.py"), tmp,
-                    "--scale", str(scale), "--seed", str(seed)], check=True)
-    with open(os.path.join(tmp, ".complete"), "w") as f:
-        f.write(want)
-    os.rename(tmp, folder)
-    return folder
 
 
 def write_jobs(data, folder):

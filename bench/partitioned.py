@@ -41,6 +41,8 @@ JOB = os.path.join(ROOT, "examples", "spotify", "job.yaml")
 sys.path.insert(0, os.path.join(BENCH, "peers"))
 from common import ALBUMS, ARTISTS, TRACKS  # noqa: E402
 
+from benchdata import ensure_data  # noqa: E402  (bench/ is the script's folder)
+
 TYPES = {"string": "VARCHAR", "int64": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN"}
 
 
@@ -65,26 +67,6 @@ def duckdb_script(data, out):
         ) TO '{out}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (album_type))
     """
     return f"import duckdb\nduckdb.connect().execute({sql!r})\n"
-
-
-def ensure_data(scale, seed):
-    """bench/data/x<scale>, generated (and stamped) as bench/run does unless cached for this seed."""
-    folder = os.path.join(BENCH, "data", f"x{scale}")
-    stamp = os.path.join(folder, ".complete")
-    want = f"seed={seed}\n"
-    if os.path.exists(stamp):
-        with open(stamp) as f:
-            if f.read() == want:
-                return folder
-    tmp = folder + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([sys.executable, os.path.join(BENCH, "gen_spotify.py"), tmp, "--scale", str(scale),
-                    "--seed", str(seed)], check=True)
-    with open(os.path.join(tmp, ".complete"), "w") as f:
-        f.write(want)
-    os.rename(tmp, folder)
-    return folder
 
 
 def sluice_job(data, folder):

@@ -44,6 +44,8 @@ PYTHON = sys.executable
 sys.path.insert(0, os.path.join(BENCH, "peers"))
 from common import OUTPUT_COLUMNS  # noqa: E402
 
+from benchdata import ensure_data  # noqa: E402  (bench/ is the script's folder)
+
 # `--memory-limit` of the Sluice processes (sluice run, the executors), or None for their default.
 MEMORY_LIMIT = None
 
@@ -314,27 +316,6 @@ def run_system(system, what, data, run_dir, bins, timeout):
 
 
 # ---------------------------------------------------------------------------- data
-
-
-def ensure_data(scale, seed):
-    """The folder with the CSVs at `scale`, generating them unless cached for this seed."""
-    folder = os.path.join(DATA, f"x{scale}")
-    stamp = os.path.join(folder, ".complete")
-    want = f"seed={seed}\n"
-    if os.path.exists(stamp):
-        with open(stamp) as f:
-            if f.read() == want:
-                return folder
-    tmp = folder + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    print(f"generating x{scale} (seed {seed}) ...", flush=True)
-    subprocess.run([PYTHON, os.path.join(BENCH, "gen_spotify.py"), tmp, "--scale", str(scale),
-                    "--seed", str(seed)], check=True)
-    with open(os.path.join(tmp, ".complete"), "w") as f:
-        f.write(want)
-    os.rename(tmp, folder)
-    return folder
 
 
 def data_info(folder):
