@@ -1,10 +1,11 @@
 //! The embedded catalog: one JSON object per table under `<lake>/_sluice_catalog/`.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::{Catalog, CatalogError, TableEntry};
 
@@ -16,6 +17,31 @@ pub struct EmbeddedCatalog {
     store: Arc<dyn ObjectStore>,
     root: Path,
     display_root: String,
+    /// Entries read by [`Catalog::list_tables`], by path, with the stamp their object had
+    /// when listed: a listing re-reads only the objects whose stamp changed.
+    listed: Mutex<HashMap<Path, (Stamp, TableEntry)>>,
+}
+
+/// What tells one stored version of an entry's object from another, as a listing reports
+/// it: a commit replaces the object (a new file locally, a new PUT on S3), which changes
+/// its ETag (locally derived from inode, size and modification time) or its time and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    e_tag: Option<String>,
+    version: Option<String>,
+    last_modified: chrono::DateTime<chrono::Utc>,
+    size: u64,
+}
+
+impl Stamp {
+    fn of(meta: &ObjectMeta) -> Self {
+        Self {
+            e_tag: meta.e_tag.clone(),
+            version: meta.version.clone(),
+            last_modified: meta.last_modified,
+            size: meta.size,
+        }
+    }
 }
 
 impl EmbeddedCatalog {
@@ -27,6 +53,7 @@ impl EmbeddedCatalog {
             store,
             root,
             display_root: display_root.to_string(),
+            listed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -81,13 +108,31 @@ impl Catalog for EmbeddedCatalog {
             .await
             .map_err(|e| self.err(&self.root, e))?;
         let mut out = Vec::new();
+        let mut seen = HashSet::new();
         for m in metas {
-            if m.location.extension() == Some("json")
-                && let Some(entry) = self.read(&m.location).await?
-            {
-                out.push(entry);
+            if m.location.extension() != Some("json") {
+                continue;
             }
+            let stamp = Stamp::of(&m);
+            let cached = lock(&self.listed)
+                .get(&m.location)
+                .filter(|(s, _)| *s == stamp)
+                .map(|(_, entry)| entry.clone());
+            let entry = match cached {
+                Some(entry) => Some(entry),
+                None => {
+                    let entry = self.read(&m.location).await?;
+                    if let Some(entry) = &entry {
+                        lock(&self.listed).insert(m.location.clone(), (stamp, entry.clone()));
+                    }
+                    entry
+                }
+            };
+            seen.insert(m.location);
+            out.extend(entry);
         }
+        // Dropped tables leave the cache too.
+        lock(&self.listed).retain(|path, _| seen.contains(path));
         out.sort_by(|a, b| (&a.database, &a.name).cmp(&(&b.database, &b.name)));
         Ok(out)
     }
@@ -109,6 +154,12 @@ impl Catalog for EmbeddedCatalog {
             .map_err(|e| self.err(&path, e))?;
         Ok(entry)
     }
+}
+
+/// The cache's lock, even if a thread panicked holding it (the map stays consistent: each
+/// insert or retain is one call).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -141,5 +192,36 @@ mod tests {
         let got = catalog.get_table("db", "t").await.unwrap().unwrap();
         assert_eq!(got.location, "b/");
         assert_eq!(catalog.list_tables().await.unwrap().len(), 1);
+    }
+
+    /// A listing reuses the entries it read before only while their objects are unchanged:
+    /// every commit (two within the same instant, on a local folder too) is seen by the
+    /// next listing, and a deleted entry leaves it.
+    #[tokio::test]
+    async fn listings_see_every_commit_and_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        for store in [local, Arc::new(InMemory::new()) as Arc<dyn ObjectStore>] {
+            let catalog = EmbeddedCatalog::new(Arc::clone(&store), "lake", "test:///lake/");
+            for n in 0..20 {
+                catalog
+                    .commit_table(entry(&format!("v{n}/")))
+                    .await
+                    .unwrap();
+                let listed = catalog.list_tables().await.unwrap();
+                assert_eq!(listed.len(), 1);
+                assert_eq!(listed[0].location, format!("v{n}/"));
+                assert_eq!(listed[0].version, n + 1);
+            }
+            let mut other = entry("x/");
+            other.name = "u".into();
+            catalog.commit_table(other).await.unwrap();
+            assert_eq!(catalog.list_tables().await.unwrap().len(), 2);
+            store.delete(&catalog.table_path("db", "u")).await.unwrap();
+            let listed = catalog.list_tables().await.unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(lock(&catalog.listed).len(), 1);
+        }
     }
 }
