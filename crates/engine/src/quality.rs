@@ -165,8 +165,26 @@ async fn session(
 /// Runs the plan's aggregate and its other queries; a query that fails records its error
 /// for the rules that need it.
 async fn measure(ctx: &SessionContext, plan: &Plan) -> Measured {
-    let mut m = Measured::default();
-    let mut run = |keys: Vec<String>, result: Result<Vec<Option<f64>>, String>| match result {
+    let keys = plan.aggregate_keys();
+    let result = first_row(ctx, &plan.aggregate_sql(), keys.len(), false).await;
+    let mut m = record(Measured::default(), keys, result);
+    for q in &plan.queries {
+        let result = match plan.answer_from_aggregate(q, &m) {
+            Some(values) => Ok(values),
+            None => first_row(ctx, &q.sql, q.keys.len(), q.custom).await,
+        };
+        m = record(m, q.keys.clone(), result);
+    }
+    m
+}
+
+/// `m` with a query's values (or its error) recorded under `keys`.
+fn record(
+    mut m: Measured,
+    keys: Vec<String>,
+    result: Result<Vec<Option<f64>>, String>,
+) -> Measured {
+    match result {
         Ok(values) => {
             for (k, v) in keys.into_iter().zip(values) {
                 m.values.insert(k, v);
@@ -177,13 +195,6 @@ async fn measure(ctx: &SessionContext, plan: &Plan) -> Measured {
                 m.errors.insert(k, e.clone());
             }
         }
-    };
-    let keys = plan.aggregate_keys();
-    let result = first_row(ctx, &plan.aggregate_sql(), keys.len(), false).await;
-    run(keys, result);
-    for q in &plan.queries {
-        let result = first_row(ctx, &q.sql, q.keys.len(), q.custom).await;
-        run(q.keys.clone(), result);
     }
     m
 }

@@ -30,6 +30,20 @@ pub struct Query {
     pub keys: Vec<String>,
     /// A user's `CustomSql`: its result must be exactly one row with one number.
     pub custom: bool,
+    /// Aggregate keys that can answer the query without running it (see
+    /// [`Plan::answer_from_aggregate`]).
+    pub shortcut: Option<Shortcut>,
+}
+
+/// A single column's count of values occurring exactly once is its count of non-null values
+/// when every non-null value is distinct: the aggregate pass measures both counts, so the
+/// grouping query (a second scan and a shuffle) runs only when some value repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shortcut {
+    /// Key of `COUNT(DISTINCT col)` in the aggregate.
+    pub distinct: String,
+    /// Key of `COUNT(col)` in the aggregate.
+    pub non_null: String,
 }
 
 /// A check a rule makes on one measured value.
@@ -148,6 +162,10 @@ impl Plan {
     }
 
     fn query(&mut self, sql: String, custom: bool) -> String {
+        self.query_with(sql, custom, None)
+    }
+
+    fn query_with(&mut self, sql: String, custom: bool, shortcut: Option<Shortcut>) -> String {
         if let Some(q) = self.queries.iter().find(|q| q.sql == sql) {
             return q.keys[0].clone();
         }
@@ -156,8 +174,22 @@ impl Plan {
             sql,
             keys: vec![key.clone()],
             custom,
+            shortcut,
         });
         key
+    }
+
+    /// The values of `query` when the aggregate's `measured` values already give them (a
+    /// [`Shortcut`] whose counts are equal), so it need not run.
+    pub fn answer_from_aggregate(
+        &self,
+        query: &Query,
+        measured: &Measured,
+    ) -> Option<Vec<Option<f64>>> {
+        let shortcut = query.shortcut.as_ref()?;
+        let value = |k: &String| measured.values.get(k).copied().flatten();
+        let (distinct, non_null) = (value(&shortcut.distinct)?, value(&shortcut.non_null)?);
+        (distinct == non_null).then(|| vec![Some(non_null)])
     }
 
     fn compile_top(&mut self, r: &TopRule, columns: &[String]) {
@@ -383,7 +415,12 @@ impl Plan {
             not_null.join(" AND "),
             cols.join(", ")
         );
-        let unique = self.query(sql, false);
+        // One column: the aggregate pass may already tell (see [`Shortcut`]).
+        let shortcut = (columns.len() == 1).then(|| Shortcut {
+            distinct: self.aggregate(&format!("CAST(COUNT(DISTINCT {}) AS DOUBLE)", cols[0])),
+            non_null: self.aggregate(&format!("CAST(COUNT({}) AS DOUBLE)", cols[0])),
+        });
+        let unique = self.query_with(sql, false, shortcut);
         let ratio = format!("{unique}/rows");
         leaf.ratios.push((ratio.clone(), unique));
         ratio

@@ -151,10 +151,62 @@ fn one_aggregate_pass_for_column_metrics() {
     let plan = Plan::new(&set, &cols(&["a", "b"]));
     // Completeness "a" is measured once for both rules.
     let sql = plan.aggregate_sql();
-    assert_eq!(sql.matches("COUNT(\"a\")").count(), 1, "{sql}");
+    assert_eq!(
+        sql.matches("COALESCE(CAST(COUNT(\"a\")").count(),
+        1,
+        "{sql}"
+    );
+    // DistinctValuesCount and IsUnique's shortcut share one distinct count.
+    assert_eq!(sql.matches("COUNT(DISTINCT \"a\")").count(), 1, "{sql}");
     assert!(sql.contains("STDDEV_POP"), "{sql}");
     // Only the uniqueness needs its own query.
     assert_eq!(plan.queries.len(), 1);
+}
+
+/// A one-column uniqueness query is answered by the aggregate's counts when every non-null
+/// value is distinct, and runs when a value repeats (or a count is missing); a several-column
+/// one always runs.
+#[test]
+fn uniqueness_runs_only_when_a_value_repeats() {
+    let set = parse("Rules = [ IsUnique \"a\", IsPrimaryKey \"a\" \"b\" ]").unwrap();
+    let plan = Plan::new(&set, &cols(&["a", "b"]));
+    assert_eq!(plan.queries.len(), 2);
+    let single = &plan.queries[0];
+    let shortcut = single.shortcut.clone().expect("one column has a shortcut");
+    assert!(plan.queries[1].shortcut.is_none());
+    let measured = |distinct: Option<f64>, non_null: Option<f64>| {
+        let mut m = Measured::default();
+        m.values.insert(plan.aggregate_keys()[0].clone(), Some(5.0));
+        m.values.insert(shortcut.distinct.clone(), distinct);
+        m.values.insert(shortcut.non_null.clone(), non_null);
+        m
+    };
+    // Four non-null values, all distinct, among five rows: 4 unique.
+    let m = measured(Some(4.0), Some(4.0));
+    assert_eq!(
+        plan.answer_from_aggregate(single, &m),
+        Some(vec![Some(4.0)])
+    );
+    let mut judged = m.clone();
+    judged.values.insert(single.keys[0].clone(), Some(4.0));
+    assert_eq!(plan.judge(&judged)[0].metrics["Column.a.Uniqueness"], 0.8);
+    // A repeated value: the grouping query must count.
+    assert_eq!(
+        plan.answer_from_aggregate(single, &measured(Some(3.0), Some(4.0))),
+        None
+    );
+    assert_eq!(
+        plan.answer_from_aggregate(single, &measured(None, Some(4.0))),
+        None
+    );
+    assert_eq!(plan.answer_from_aggregate(&plan.queries[1], &m), None);
+    // The aggregate computes both counts.
+    let sql = plan.aggregate_sql();
+    assert!(
+        sql.contains("CAST(COUNT(DISTINCT \"a\") AS DOUBLE)"),
+        "{sql}"
+    );
+    assert!(sql.contains("CAST(COUNT(\"a\") AS DOUBLE)"), "{sql}");
 }
 
 #[test]
