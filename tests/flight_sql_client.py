@@ -173,6 +173,11 @@ def check_pyarrow_flight(args, lake):
     info = client.get_flight_info(descriptor, options)
     table = client.do_get(info.endpoints[0].ticket, options).read_all()
     assert table.column("n")[0].as_py() == lake.num_rows
+    # The plan GetFlightInfo made is taken by the first DoGet; the same ticket again is
+    # planned afresh from the SQL it carries, with the same answer.
+    again = client.do_get(info.endpoints[0].ticket, options).read_all()
+    assert again.column("n")[0].as_py() == lake.num_rows, again
+    ok("pyarrow_flight_ticket_reused")
     forged = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer forged-token")])
     try:
         client.get_flight_info(descriptor, forged)

@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod metadata;
+mod planned;
 mod planning;
 mod prepared;
 pub mod service;

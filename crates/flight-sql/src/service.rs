@@ -33,6 +33,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{AuthenticatedUser, Authenticator};
 use crate::metadata::{SQL_INFO, XDBC_TYPES, foreign_keys_schema, primary_keys_schema};
+use crate::planned::{PlannedStatements, decode_ticket, encode_ticket};
 use crate::planning::{catalog_tables, param_values, parameter_schema, plan};
 use crate::prepared::PreparedStatements;
 use crate::streaming::{DoGetStream, arrow_status, flight_info, one_batch, schema_bytes};
@@ -67,6 +68,9 @@ pub struct FlightSqlOptions {
     pub query_timeout: Duration,
     /// Prepared statements kept open at most (the oldest are closed beyond it).
     pub max_prepared_statements: usize,
+    /// Statements planned by `GetFlightInfo` kept at most for their `DoGet` (0: plan
+    /// again at `DoGet`).
+    pub max_planned_statements: usize,
 }
 
 impl Default for FlightSqlOptions {
@@ -74,6 +78,7 @@ impl Default for FlightSqlOptions {
         Self {
             query_timeout: Duration::from_secs(300),
             max_prepared_statements: 10_000,
+            max_planned_statements: 1_024,
         }
     }
 }
@@ -84,7 +89,11 @@ pub struct SluiceFlightSql {
     auth: Option<Arc<Authenticator>>,
     options: FlightSqlOptions,
     prepared: PreparedStatements,
+    planned: PlannedStatements,
 }
+
+/// How long a plan made for `GetFlightInfo` waits for its `DoGet`.
+const PLANNED_TTL: Duration = Duration::from_secs(60);
 
 impl SluiceFlightSql {
     /// A service over `sessions`; with `auth`, `Handshake` checks basic credentials and hands
@@ -95,11 +104,13 @@ impl SluiceFlightSql {
         options: FlightSqlOptions,
     ) -> Self {
         let prepared = PreparedStatements::new(options.max_prepared_statements);
+        let planned = PlannedStatements::new(options.max_planned_statements, PLANNED_TTL);
         Self {
             sessions,
             auth,
             options,
             prepared,
+            planned,
         }
     }
 
@@ -129,6 +140,11 @@ fn user_of<T>(request: &Request<T>) -> String {
         .extensions()
         .get::<AuthenticatedUser>()
         .map_or_else(|| "anonymous".to_string(), |u| u.name.clone())
+}
+
+/// A fresh query id: its cluster jobs are named after it, and cancelled by it.
+fn new_query_id() -> String {
+    format!("query-{}", uuid::Uuid::now_v7())
 }
 
 fn read_only<T>() -> Result<T, Status> {
@@ -188,11 +204,15 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let df = self.plan(&query.query, None, "plan").await?;
-        tracing::info!(user = %user_of(&request), sql = %query.query, "flight sql statement");
+        // Planned once, here, in the session the DoGet will run it in (see `planned`).
+        let query_id = new_query_id();
+        let df = self.plan(&query.query, None, &query_id).await?;
+        let user = user_of(&request);
+        tracing::info!(user = %user, %query_id, sql = %query.query, "flight sql statement");
         let schema = df.schema().as_arrow().clone();
+        let handle = self.planned.keep(df, query_id, user);
         let ticket = TicketStatementQuery {
-            statement_handle: query.query.into_bytes().into(),
+            statement_handle: encode_ticket(handle, &query.query).into(),
         };
         flight_info(
             &schema,
@@ -217,11 +237,20 @@ impl FlightSqlService for SluiceFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+        let ticket = decode_ticket(&ticket.statement_handle);
+        let user = user_of(&request);
+        if let Some((df, query_id)) = ticket
+            .handle
+            .and_then(|handle| self.planned.take(&handle, &user))
+        {
+            tracing::debug!(user = %user, %query_id, "flight sql query, as planned");
+            return Ok(Response::new(self.stream(df, query_id).await?));
+        }
+        let sql = std::str::from_utf8(ticket.sql)
             .map_err(|_| Status::invalid_argument("the statement ticket is not text"))?;
-        let query_id = format!("query-{}", uuid::Uuid::now_v7());
-        tracing::info!(user = %user_of(&request), %query_id, sql = %sql, "flight sql query");
-        let df = self.plan(&sql, None, &query_id).await?;
+        let query_id = new_query_id();
+        tracing::info!(user = %user, %query_id, sql = %sql, "flight sql query");
+        let df = self.plan(sql, None, &query_id).await?;
         Ok(Response::new(self.stream(df, query_id).await?))
     }
 
@@ -231,7 +260,7 @@ impl FlightSqlService for SluiceFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let (sql, params) = self.prepared.get(&query.prepared_statement_handle)?;
-        let query_id = format!("query-{}", uuid::Uuid::now_v7());
+        let query_id = new_query_id();
         tracing::info!(user = %user_of(&request), %query_id, sql = %sql, "flight sql prepared query");
         let df = self.plan(&sql, params.as_ref(), &query_id).await?;
         Ok(Response::new(self.stream(df, query_id).await?))

@@ -134,6 +134,7 @@ async fn flight_sql_serves_the_lake_to_adbc_and_pyarrow_after_login() {
         "adbc_sql_errors",
         "adbc_wrong_password_refused",
         "pyarrow_flight_refuses_without_login",
+        "pyarrow_flight_ticket_reused",
         "pyarrow_flight_bearer_token",
     ] {
         assert!(
