@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Benchmark the Spotify pipeline on Sluice and its peers; see bench/README.md.
+"""Benchmark the Spotify pipeline on Sluice and its peers, fairly; see bench/README.md.
 
-    run.py [--scales 1,10,100] [--reps 3] [--systems duckdb,polars,...] [--seed 2023]
-           [--memory-limit 2GiB]
+    run.py [--scales 1,10,100,1000] [--reps 3] [--systems duckdb,polars,...] [--seed 2023]
+           [--memory-limit 2GiB] [--name NAME]
 
-x1000 (20M album rows, about 4 GB of CSV) is issue 17's memory target:
-    bench/run --scales 1000 --reps 1 --systems duckdb,sluice-embedded --memory-limit 2GiB
-
-For each scale: generate the CSVs once (cached in bench/data/x<N>/), then for each system one
-warm-up and N timed runs, each in fresh processes. Records the median wall time, the peak
-RSS (summed over all the system's processes) and the output row count, which must be the same
-for every system. Prints a table and writes bench/results/<date>.md and .png.
+For each scale: generate the CSVs once (cached in bench/data/x<N>/), write DuckDB's output
+once as the reference (untimed), then run the systems in interleaved rounds: one warm-up
+round, then --reps timed rounds, each round running every system once in fresh processes
+(the order rotates by one system per round). Every run's output is checked against the
+reference row for row (bench/compare.py, outside the timed part); any difference fails the
+benchmark. Records min / median / max wall time and peak RSS (summed over all the system's
+processes); prints a table and the noise (DuckDB against itself) and writes
+bench/results/<NAME>.md, .json and .png (NAME defaults to the date).
 Sluice binaries come from $SLUICE_BIN_DIR, else `cargo build --release --bins` builds them
 (in ${CARGO_TARGET_DIR:-target}/release) when a Sluice system is benchmarked.
 """
@@ -40,19 +41,34 @@ WORK = os.path.join(BENCH, ".work")
 RESULTS = os.path.join(BENCH, "results")
 JOB = os.path.join(ROOT, "examples", "spotify", "job.yaml")
 PYTHON = sys.executable
+# Sail's own virtualenv: its Spark Connect client (pyspark-client) and the full pyspark of
+# the PySpark peer install the same `pyspark` package, so they cannot share .venv.
+SAIL_VENV = os.path.join(BENCH, ".venv-sail")
+SAIL_REQUIREMENTS = os.path.join(BENCH, "requirements-sail.txt")
 
 sys.path.insert(0, os.path.join(BENCH, "peers"))
 from common import OUTPUT_COLUMNS  # noqa: E402
 
 from benchdata import ensure_data  # noqa: E402  (bench/ is the script's folder)
+from compare import DIFFERENT, parquet_files  # noqa: E402
 
 # `--memory-limit` of the Sluice processes (sluice run, the executors), or None for their default.
 MEMORY_LIMIT = None
 
-SYSTEMS = ["duckdb", "polars", "pyspark", "datafusion", "sluice-embedded", "sluice-cluster"]
-LABELS = {"duckdb": "DuckDB", "polars": "Polars", "pyspark": "PySpark local[2]",
-          "datafusion": "DataFusion-python", "sluice-embedded": "Sluice embedded",
-          "sluice-cluster": "Sluice cluster (1+2)"}
+SYSTEMS = ["duckdb", "duckdb-again", "polars", "pyspark", "datafusion", "sail",
+           "sluice-embedded", "sluice-cluster"]
+LABELS = {"duckdb": "DuckDB", "duckdb-again": "DuckDB again (noise)", "polars": "Polars",
+          "pyspark": "PySpark local[2]", "datafusion": "DataFusion-python", "sail": "Sail",
+          "sluice-embedded": "Sluice embedded", "sluice-cluster": "Sluice cluster (1+2)"}
+# The peer script each non-Sluice system runs; duckdb-again is DuckDB once more, the noise.
+SCRIPTS = {"duckdb": "duckdb_job.py", "duckdb-again": "duckdb_job.py", "polars": "polars_job.py",
+           "pyspark": "pyspark_job.py", "datafusion": "datafusion_job.py", "sail": "sail_job.py"}
+# Systems the default --systems leaves out from this scale on, and why.
+OPTIONAL_FROM = {
+    "pyspark": (1000, "its JVM runs take minutes each"),
+    "datafusion": (1000, "without CSV statistics it builds its hash tables on the 20M-row "
+                         "albums side"),
+}
 SAMPLE_EVERY = 0.05  # seconds between RSS samples
 
 
@@ -157,16 +173,6 @@ def measure(what, cmd, log, timeout, env=None, also_sample=()):
     return wall, max(peak, usage.ru_maxrss * 1024)
 
 
-def parquet_files(folder):
-    """Parquet files under `folder`, skipping hidden and _ files (Spark's .crc, _SUCCESS)."""
-    found = []
-    for dirpath, dirnames, files in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
-        found += [os.path.join(dirpath, f) for f in files
-                  if f.endswith(".parquet") and not f.startswith((".", "_"))]
-    return sorted(found)
-
-
 def check_output(what, folder):
     """Row count of the Parquet in `folder`; fails unless it has the 20 columns, all snappy."""
     files = parquet_files(folder)
@@ -185,6 +191,24 @@ def check_output(what, folder):
             raise BenchError(f"{what}: {path} is compressed with {sorted(codecs)}, not snappy")
         rows += meta.num_rows
     return rows
+
+
+def check_rows(what, reference, folder, log):
+    """Fails unless the Parquet in `folder` has DuckDB's columns, types and rows (`EXCEPT ALL`
+    both ways with the Parquet in `reference`), by bench/compare.py in a fresh process."""
+    cmd = [PYTHON, os.path.join(BENCH, "compare.py"), reference, folder,
+           "--temp", os.path.join(WORK, "compare-spill")]
+    with open(log, "wb") as out:
+        status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+    if status:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            lines = f.read().rstrip().splitlines()
+        lines = lines or ["(no report)"]
+        shown = "".join("\n    " + line for line in lines[1:16])
+        more = f"\n    ... ({len(lines) - 16} more lines in {log})" if len(lines) > 16 else ""
+        verdict = ("its output differs from DuckDB's" if status == DIFFERENT
+                   else f"comparing its output with DuckDB's failed (exit status {status})")
+        raise BenchError(f"{what}: {verdict}: {lines[0]}{shown}{more}")
 
 
 # ---------------------------------------------------------------------------- systems
@@ -265,14 +289,15 @@ def job_start_ms(log):
 
 
 def run_system(system, what, data, run_dir, bins, timeout):
-    """One run of `system` on `data` in the fresh folder `run_dir`; returns (wall, rss, rows,
-    job start ms or None)."""
+    """One run of `system` on `data` in the fresh folder `run_dir`; returns (wall, rss, the
+    folder its Parquet output is in, job start ms or None)."""
     out = os.path.join(run_dir, "out")
     log = os.path.join(run_dir, "run")
     if not system.startswith("sluice"):
-        script = os.path.join(BENCH, "peers", system + "_job.py")
-        wall, rss = measure(what, [PYTHON, script, data, out], log, timeout)
-        return wall, rss, check_output(what, out), None
+        script = os.path.join(BENCH, "peers", SCRIPTS[system])
+        python = os.path.join(SAIL_VENV, "bin", "python") if system == "sail" else PYTHON
+        wall, rss = measure(what, [python, script, data, out], log, timeout)
+        return wall, rss, out, None
 
     job = write_job(data, run_dir)
     if system == "sluice-embedded":
@@ -280,14 +305,21 @@ def run_system(system, what, data, run_dir, bins, timeout):
         if MEMORY_LIMIT:
             cmd += ["--memory-limit", MEMORY_LIMIT]
         wall, rss = measure(what, cmd, log, timeout)
-        return wall, rss, check_output(what, newest_run(what, out)), job_start_ms(log)
+        return wall, rss, newest_run(what, out), job_start_ms(log)
 
     env = dict(os.environ, SLUICE_LOG="info")
-    port, *executor_ports = free_ports(5)
+    # Every listener on a free port (the health ports too: their defaults are fixed ports, so
+    # two executors would collide).
+    port, http_port, *executor_ports = free_ports(8)
+    # Job sources may read only under the config's staging roots: the generated data.
+    config = os.path.join(run_dir, "scheduler.yaml")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(f"staging_roots: [{json.dumps(os.path.abspath(data))}]\n")
     daemons = []
     try:
         scheduler = Daemon(f"{what}: sluice-scheduler",
-                           [os.path.join(bins, "sluice-scheduler"), "--bind", f"127.0.0.1:{port}",
+                           [os.path.join(bins, "sluice-scheduler"), "--config", config,
+                            "--bind", f"127.0.0.1:{port}", "--http-bind", f"127.0.0.1:{http_port}",
                             "--lake", out, "--data-dir", os.path.join(run_dir, "scheduler-data")],
                            os.path.join(run_dir, "scheduler.log"), env)
         daemons.append(scheduler)
@@ -297,7 +329,8 @@ def run_system(system, what, data, run_dir, bins, timeout):
             daemons.append(Daemon(
                 f"{what}: sluice-executor {i + 1}",
                 [os.path.join(bins, "sluice-executor"), "--scheduler-port", str(port),
-                 "--port", str(executor_ports[2 * i]), "--grpc-port", str(executor_ports[2 * i + 1]),
+                 "--port", str(executor_ports[3 * i]), "--grpc-port", str(executor_ports[3 * i + 1]),
+                 "--http-bind", f"127.0.0.1:{executor_ports[3 * i + 2]}",
                  "--vcores", "1", "--work-dir", os.path.join(run_dir, f"executor{i + 1}")]
                 + (["--memory-limit", MEMORY_LIMIT] if MEMORY_LIMIT else []),
                 os.path.join(run_dir, f"executor{i + 1}.log"), env))
@@ -312,7 +345,7 @@ def run_system(system, what, data, run_dir, bins, timeout):
     finally:
         for d in daemons:
             d.stop()
-    return wall, rss, check_output(what, newest_run(what, out)), job_start_ms(log)
+    return wall, rss, newest_run(what, out), job_start_ms(log)
 
 
 # ---------------------------------------------------------------------------- data
@@ -360,6 +393,12 @@ def machine_info(bins, systems):
                 info.append((LABELS[system], importlib.metadata.version(package)))
             except importlib.metadata.PackageNotFoundError:
                 info.append((LABELS[system], "not installed"))
+    if "sail" in systems:
+        versions = command_output([
+            os.path.join(SAIL_VENV, "bin", "python"), "-c",
+            "import importlib.metadata as m; "
+            "print(f\"pysail {m.version('pysail')}, pyspark-client {m.version('pyspark-client')}\")"])
+        info.append(("Sail", f"{versions} (in {os.path.relpath(SAIL_VENV, ROOT)})"))
     if "pyspark" in systems:
         info.append(("Java", command_output(["java", "-version"])))
     info.append(("pyarrow (reads outputs)", importlib.metadata.version("pyarrow")))
@@ -376,109 +415,205 @@ def machine_info(bins, systems):
     return info
 
 
+def settings(systems):
+    """What each system is given beyond the pipeline, as (system label, text) pairs."""
+    out = []
+    if "duckdb" in systems or "duckdb-again" in systems:
+        out.append(("DuckDB", "defaults (all cores, memory limit 80% of RAM): DuckDB tunes "
+                              "itself; column types given"))
+    if "polars" in systems:
+        out.append(("Polars", "defaults (a thread per core), lazy scan_csv and sink_parquet; "
+                              "column types given"))
+    if "pyspark" in systems:
+        out.append(("PySpark local[2]", "driver memory "
+                    f"{os.environ.get('BENCH_SPARK_DRIVER_MEMORY', '4g')}, UI off; column types given"))
+    if "datafusion" in systems:
+        from datafusion_job import SESSION_OPTIONS
+        opts = ", ".join(f"`{k.removeprefix('datafusion.')}={v}`" for k, v in SESSION_OPTIONS.items())
+        out.append(("DataFusion-python", f"Sluice's session options: {opts}; column types given"))
+    if "sail" in systems:
+        out.append(("Sail", "defaults; its Spark Connect server runs in the job's process, "
+                            "the same DataFrame code as PySpark; column types given"))
+    if any(s.startswith("sluice") for s in systems):
+        out.append(("Sluice", "`examples/spotify/job.yaml` (types inferred as the job says); "
+                              f"--memory-limit {MEMORY_LIMIT or 'default (70% of the process memory)'}"))
+    return out
+
+
+def stats(values, div=1.0):
+    """(min, median, max) of `values` divided by `div`."""
+    return min(values) / div, statistics.median(values) / div, max(values) / div
+
+
+def ratio(results, scale, system, key):
+    """The median of `key` of `system` divided by DuckDB's at `scale`, or None."""
+    r, base = results.get((scale, system)), results.get((scale, "duckdb"))
+    if not r or not base or r.get("error") or base.get("error") or not r[key] or not base[key]:
+        return None
+    return statistics.median(r[key]) / statistics.median(base[key])
+
+
 def summarise(results, systems, scales):
-    """Table rows: one per (scale, system) with medians and ratios vs DuckDB."""
+    """Table rows: one per (scale, system) with min / median / max and ratios vs DuckDB."""
     rows = []
     for scale in scales:
-        base = results.get((scale, "duckdb"))
         for system in systems:
             r = results.get((scale, system))
             if r is None:
                 continue
-            if r.get("error"):
-                rows.append([f"x{scale}", LABELS[system], "FAILED", "", "", "", "", "", ""])
+            if r.get("error") or not r["walls"]:
+                rows.append([f"x{scale}", LABELS[system], "FAILED", "", "", "", "", ""])
                 continue
-            wall = statistics.median(r["walls"])
-            rss = statistics.median(r["rss"]) / 2**20
-            ratio_t = ratio_m = ""
-            if base and not base.get("error"):
-                ratio_t = f"{wall / statistics.median(base['walls']):.2f}"
-                ratio_m = f"{rss / (statistics.median(base['rss']) / 2**20):.2f}"
+            t, m = stats(r["walls"]), stats(r["rss"], 2**20)
+            rt, rm = ratio(results, scale, system, "walls"), ratio(results, scale, system, "rss")
             start = f"{statistics.median(r['starts']):.0f}" if r["starts"] else ""
-            rows.append([f"x{scale}", LABELS[system], f"{wall:.2f}", ratio_t,
-                         f"{min(r['walls']):.2f}-{max(r['walls']):.2f}", f"{rss:,.0f}", ratio_m,
+            rows.append([f"x{scale}", LABELS[system], " / ".join(f"{x:.2f}" for x in t),
+                         f"{rt:.2f}" if rt is not None else "",
+                         " / ".join(f"{x:,.0f}" for x in m), f"{rm:.2f}" if rm is not None else "",
                          f"{r['rows']:,}", start])
     return rows
 
 
-HEADER = ["scale", "system", "time s (median)", "time ×DuckDB", "time range s",
-          "peak RSS MiB (median)", "RSS ×DuckDB", "rows", "job start ms"]
+HEADER = ["scale", "system", "time s (min / median / max)", "time ×DuckDB",
+          "peak RSS MiB (min / median / max)", "RSS ×DuckDB", "rows", "job start ms"]
 
 
-def text_table(rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
-    fmt = lambda r: "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)  # noqa: E731
-                              for i, (x, w) in enumerate(zip(r, widths)))
-    return "\n".join([fmt(HEADER), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+def noise_rows(results, systems, scales):
+    """Per scale: DuckDB-again ÷ DuckDB (the machine's noise) beside each Sluice ÷ DuckDB."""
+    compared = [s for s in systems if s == "duckdb-again" or s.startswith("sluice")]
+    rows = []
+    for scale in scales:
+        cells = []
+        for system in compared:
+            rt, rm = ratio(results, scale, system, "walls"), ratio(results, scale, system, "rss")
+            cells += [f"{rt:.2f}" if rt is not None else "", f"{rm:.2f}" if rm is not None else ""]
+        if any(cells):
+            rows.append([f"x{scale}"] + cells)
+    header = ["scale"] + [f"{LABELS[s].replace(' (noise)', '')} ÷ DuckDB {k}"
+                          for s in compared for k in ("time", "RSS")]
+    return header, rows
 
 
-def markdown_table(rows):
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(HEADER) - 2)) + "|"]
+def text_table(header, rows):
+    """A plain-text table: the first two columns left-aligned, the others right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+
+    def fmt(row):
+        return "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)
+                         for i, (x, w) in enumerate(zip(row, widths)))
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def markdown_table(header, rows, text_columns=2):
+    """A Markdown table: the first `text_columns` columns left-aligned, numbers right-aligned."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * text_columns + ["---:"] * (len(header) - text_columns)) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+COLORS = {"duckdb": "#1f77b4", "duckdb-again": "#9ecae1", "polars": "#2ca02c",
+          "pyspark": "#ff7f0e", "datafusion": "#9467bd", "sail": "#8c564b",
+          "sluice-embedded": "#d62728", "sluice-cluster": "#e377c2"}
+
+
 def chart(results, systems, scales, path, note=""):
-    """Bar charts of median time and peak RSS per system, one column per scale."""
+    """Scaling curves: median time and peak RSS against scale (log-log), one line per
+    system, the bars spanning the fastest and slowest (smallest and largest) timed run."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(scales), figsize=(4.5 * len(scales) + 1, 7), squeeze=False)
-    for col, scale in enumerate(scales):
-        done = [s for s in systems if (scale, s) in results and not results[(scale, s)].get("error")]
-        names = [LABELS[s] for s in done]
-        for row, (key, unit, div) in enumerate([("walls", "seconds (median)", 1),
-                                                ("rss", "peak RSS MiB (median)", 2**20)]):
-            ax = axes[row][col]
-            values = [statistics.median(results[(scale, s)][key]) / div for s in done]
-            bars = ax.bar(range(len(done)), values,
-                          color=["#d62728" if s.startswith("sluice") else "#1f77b4" for s in done])
-            ax.bar_label(bars, fmt="%.1f" if key == "walls" else "%.0f", fontsize=8)
-            ax.set_xticks(range(len(done)), names, rotation=35, ha="right", fontsize=8)
-            ax.set_ylabel(unit)
-            if row == 0:
-                ax.set_title(f"x{scale}")
-    fig.suptitle("Spotify pipeline: CSV -> 2 joins -> snappy Parquet (lower is better)" + note)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, (key, unit, div) in zip(axes, [("walls", "wall time s", 1),
+                                           ("rss", "peak RSS MiB", 2**20)]):
+        guide = None  # time: a slope-1 line through the largest scale's point of a Sluice system
+        for system in systems:
+            points = [(scale, stats(results[(scale, system)][key], div)) for scale in scales
+                      if (scale, system) in results and not results[(scale, system)].get("error")
+                      and results[(scale, system)][key]]
+            if not points:
+                continue
+            if key == "walls" and system.startswith("sluice") and guide is None and len(points) > 1:
+                guide = (points[0][0], points[-1][0], points[-1][1][1])
+            xs = [p[0] for p in points]
+            lo, mid, hi = ([p[1][i] for p in points] for i in range(3))
+            ax.errorbar(xs, mid, yerr=[[m - a for a, m in zip(lo, mid)],
+                                       [b - m for b, m in zip(hi, mid)]],
+                        marker="o", capsize=3, label=LABELS[system], color=COLORS.get(system),
+                        linestyle="--" if system == "duckdb-again" else "-",
+                        linewidth=2.2 if system.startswith("sluice") else 1.4)
+        if guide:
+            first, last, value = guide
+            ax.plot([first, last], [value * first / last, value], color="grey", linestyle=":",
+                    linewidth=1, label="linear in the input (slope 1)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(scales, [f"x{s}" for s in scales])
+        ax.minorticks_off()
+        ax.set_xlabel("scale (x1 = 20,000 album rows, 4 MB of CSV)")
+        ax.set_ylabel(unit + " (median; bars: min to max)")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Spotify pipeline: CSV -> 2 joins -> snappy Parquet, against scale "
+                 "(lower is better)" + note)
     fig.tight_layout()
     fig.savefig(path + ".tmp", dpi=110, format="png")
     plt.close(fig)
     os.replace(path + ".tmp", path)
 
 
-def write_results(rows, results, systems, scales, data, bins, reps, argv):
+def write_results(name, results, systems, scales, data, bins, reps, argv, skipped):
+    """bench/results/NAME.md (tables, settings, data, machine), .json (every run) and .png."""
     os.makedirs(RESULTS, exist_ok=True)
-    day = datetime.date.today().isoformat()
-    md, png = os.path.join(RESULTS, day + ".md"), os.path.join(RESULTS, day + ".png")
+    md, js, png = (os.path.join(RESULTS, name + ext) for ext in (".md", ".json", ".png"))
     debug = any(s.startswith("sluice") for s in systems) and "release" not in bins
     chart(results, systems, scales, png, "\nSluice: NOT a release build" if debug else "")
-    lines = [f"# Spotify pipeline benchmark, {day}", "",
-             f"`bench/run {' '.join(argv)}`: {reps} timed run(s) per system and scale after one "
-             "warm-up, each in fresh processes.", ""]
+    machine = machine_info(bins, systems)
+    noise_header, noise = noise_rows(results, systems, scales)
+    lines = [f"# Spotify pipeline benchmark, {datetime.date.today().isoformat()}", "",
+             f"`bench/run {' '.join(argv)}`: per scale, one warm-up round and {reps} timed "
+             "round(s); each round runs every system once, in fresh processes, the order "
+             "rotating by one system per round. Every run's output was checked against "
+             "DuckDB's, row for row.", ""]
     if debug:
         lines += [f"**Sluice binaries from {bins}, not a release build: its numbers are not "
                   "representative.**", ""]
-    lines += [markdown_table(rows), "",
-              f"![chart]({day}.png)", "",
+    lines += [markdown_table(HEADER, summarise(results, systems, scales)), ""]
+    lines += [f"- {line}" for line in skipped] + ([""] if skipped else [])
+    if noise:
+        lines += ["Noise: DuckDB run again as a system of its own in the same rounds; its ratio "
+                  "to DuckDB is what this machine's noise alone gives, beside Sluice's.", "",
+                  markdown_table(noise_header, noise, 1), ""]
+    lines += [f"![chart]({name}.png)", "",
               "Time: wall clock of the whole process (start-up, reading the CSVs, both joins, "
               "writing snappy Parquet). Peak RSS: the highest sampled sum of the resident memory "
               f"of all the system's processes (every {SAMPLE_EVERY * 1000:.0f} ms), or the exact "
               "peak of its largest process if higher. ×DuckDB: the median divided by DuckDB's. "
               "Job start (Sluice): from the job's submission to Ballista to its first task "
               "running, as Sluice's run report gives it (median).", "",
+              "Checked: every run's Parquet has the 20 columns, snappy-compressed, and the same "
+              "column types and rows as DuckDB's output (`EXCEPT ALL` both ways, by DuckDB, "
+              "outside the timed part).", "",
               "Sluice cluster: a scheduler and two executors (`--vcores 1` each) started fresh "
               "for every run, untimed; the time is `sluice submit` until the run has committed, "
               "the RSS sums scheduler, executors and client.", "",
-              f"Sluice's `--memory-limit`: {MEMORY_LIMIT or 'default (70% of the process memory)'} "
-              "(sluice run, and each executor).", "",
-              "## Data", "", "| scale | albums.csv | artists.csv | tracks.csv |", "|---|---:|---:|---:|"]
+              "## Settings", ""] + [f"- {k}: {v}" for k, v in settings(systems)]
+    lines += ["", "## Data", "", "| scale | albums.csv | artists.csv | tracks.csv |",
+              "|---|---:|---:|---:|"]
     for scale in scales:
         info = data_info(data[scale])
         lines.append(f"| x{scale} | " + " | ".join(f"{r:,} rows, {mb:,.1f} MB"
                                                    for r, mb in info.values()) + " |")
-    lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in machine_info(bins, systems)]
+    lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in machine]
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    return md, png
+    raw = {"argv": argv, "date": datetime.date.today().isoformat(), "reps": reps,
+           "machine": dict(machine), "runs": [
+               {"scale": scale, "system": system, **{k: v for k, v in r.items()}}
+               for (scale, system), r in results.items()]}
+    with open(js, "w", encoding="utf-8") as f:
+        json.dump(raw, f, indent=1)
+    return md, js, png
 
 
 # ---------------------------------------------------------------------------- main
@@ -496,16 +631,125 @@ def sluice_bins(needed):
     return os.path.abspath(os.path.join(ROOT, target, "release"))
 
 
+def ensure_sail_venv():
+    """bench/.venv-sail with bench/requirements-sail.txt installed (again when that changes)."""
+    python = os.path.join(SAIL_VENV, "bin", "python")
+    stamp = os.path.join(SAIL_VENV, "requirements-sail.txt")
+    with open(SAIL_REQUIREMENTS, encoding="utf-8") as f:
+        wanted = f.read()
+    if os.path.exists(stamp):
+        with open(stamp, encoding="utf-8") as f:
+            if f.read() == wanted and os.access(python, os.X_OK):
+                return
+    print(f"installing {os.path.relpath(SAIL_REQUIREMENTS, ROOT)} into "
+          f"{os.path.relpath(SAIL_VENV, ROOT)} ...", flush=True)
+    if not os.access(python, os.X_OK):
+        subprocess.run([shutil.which("python3") or "python3", "-m", "venv", SAIL_VENV], check=True)
+        with open(os.path.join(SAIL_VENV, ".gitignore"), "w") as f:
+            f.write("*\n")  # the folder ignores itself
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "-r", SAIL_REQUIREMENTS], check=True)
+    shutil.copyfile(SAIL_REQUIREMENTS, stamp)
+
+
+def systems_at(scale, systems, explicit, skipped):
+    """The systems to run at `scale`: all of `systems` if named on the command line, else
+    without those optional at this scale (each skip printed and added to `skipped`)."""
+    if explicit:
+        return list(systems)
+    keep = []
+    for system in systems:
+        since, why = OPTIONAL_FROM.get(system, (None, ""))
+        if since is not None and scale >= since:
+            line = (f"x{scale}: {LABELS[system]} left out (optional from x{since} on: {why}); "
+                    "name it in --systems to run it")
+            print(line, flush=True)
+            skipped.append(line)
+        else:
+            keep.append(system)
+    return keep
+
+
+def reference_run(scale, data, timeout):
+    """The folder of DuckDB's output at `scale`, written once, untimed: the reference."""
+    run_dir = os.path.join(WORK, f"x{scale}", "reference")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
+    out = os.path.join(run_dir, "out")
+    what = f"DuckDB reference output at x{scale}"
+    measure(what, [PYTHON, os.path.join(BENCH, "peers", SCRIPTS["duckdb"]), data, out],
+            os.path.join(run_dir, "run"), timeout)
+    rows = check_output(what, out)
+    print(f"{what}: {rows:,} rows (untimed)", flush=True)
+    return out
+
+
+def run_scale(scale, here, data, bins, reps, timeout, results, errors):
+    """The reference run and the interleaved rounds at `scale`; fills `results` and `errors`."""
+    for system in here:
+        results[(scale, system)] = {"walls": [], "rss": [], "rows": None, "starts": [],
+                                    "warmup": None}
+    try:
+        reference = reference_run(scale, data, timeout)
+    except BenchError as e:
+        print(f"FAILED {e}", file=sys.stderr, flush=True)
+        errors.append(str(e).splitlines()[0])
+        for system in here:
+            results[(scale, system)]["error"] = "no reference"
+        return
+    try:
+        for rnd in range(reps + 1):
+            label = "warm-up round" if rnd == 0 else f"round {rnd}/{reps}"
+            k = rnd % len(here)
+            for system in here[k:] + here[:k]:
+                r = results[(scale, system)]
+                if r.get("error"):
+                    continue
+                what = f"{LABELS[system]} at x{scale}, {label}"
+                run_dir = os.path.join(WORK, f"x{scale}", system, f"round{rnd}")
+                shutil.rmtree(run_dir, ignore_errors=True)
+                os.makedirs(run_dir)
+                try:
+                    wall, rss, out, start = run_system(system, what, data, run_dir, bins, timeout)
+                    rows = check_output(what, out)
+                    check_rows(what, reference, out, os.path.join(run_dir, "compare.log"))
+                except BenchError as e:
+                    print(f"FAILED {e}", file=sys.stderr, flush=True)
+                    errors.append(str(e).splitlines()[0])
+                    r["error"] = str(e)
+                    continue
+                finally:
+                    # Outputs are large at x1000: keep the logs, drop the Parquet.
+                    for sub in ("out", "scheduler-data", "executor1", "executor2"):
+                        shutil.rmtree(os.path.join(run_dir, sub), ignore_errors=True)
+                r["rows"] = rows
+                print(f"{what}: {wall:.2f} s, peak RSS {rss / 2**20:,.0f} MiB, {rows:,} rows, "
+                      "same as DuckDB's", flush=True)
+                if rnd == 0:
+                    r["warmup"] = [wall, rss]
+                else:
+                    r["walls"].append(wall)
+                    r["rss"].append(rss)
+                    if start is not None:
+                        r["starts"].append(start)
+    finally:
+        shutil.rmtree(os.path.dirname(reference), ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scales", default="1,10,100", help="comma-separated scales (default 1,10,100)")
-    ap.add_argument("--reps", type=int, default=3, help="timed runs per system and scale (default 3)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS),
-                    help=f"comma-separated subset of {','.join(SYSTEMS)} (default all)")
+    ap.add_argument("--scales", default="1,10,100,1000",
+                    help="comma-separated scales (default 1,10,100,1000)")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="timed rounds per scale, after one warm-up round (default 3)")
+    ap.add_argument("--systems", help=f"comma-separated subset of {','.join(SYSTEMS)} (default: "
+                    "all, without " + " and ".join(LABELS[s] for s in OPTIONAL_FROM) +
+                    " from x1000 on)")
     ap.add_argument("--seed", type=int, default=2023, help="generator seed (default 2023)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per run (default 3600)")
     ap.add_argument("--memory-limit", help="--memory-limit of sluice run and of each executor, "
                     "e.g. 2GiB (default: theirs, 70%% of the process's memory)")
+    ap.add_argument("--name", help="results file name in bench/results, without extension "
+                    "(default: today's date)")
     a = ap.parse_args()
     global MEMORY_LIMIT
     MEMORY_LIMIT = a.memory_limit
@@ -513,11 +757,15 @@ def main():
         scales = [int(s) for s in a.scales.split(",") if s.strip()]
     except ValueError:
         ap.error(f"--scales takes integers like 1,10,100, not {a.scales!r}")
-    systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    explicit = a.systems is not None
+    systems = [s.strip() for s in (a.systems or ",".join(SYSTEMS)).split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems or not scales or a.reps < 1 or min(scales) < 1:
         ap.error(f"unknown systems {unknown}; choose from {','.join(SYSTEMS)}" if unknown
                  else "need at least one system, one positive scale and --reps >= 1")
+    if a.name and (os.sep in a.name or a.name.startswith(".")):
+        ap.error("--name is a file name in bench/results, not a path")
+    systems = [s for s in SYSTEMS if s in systems]  # one order, whatever the command line's
 
     bins = sluice_bins(any(s.startswith("sluice") for s in systems))
     if any(s.startswith("sluice") for s in systems):
@@ -526,54 +774,32 @@ def main():
         if missing:
             sys.exit(f"error: {', '.join(missing)} not found in {bins}: build with "
                      "`cargo build --release --bins` or set SLUICE_BIN_DIR")
+    skipped = []
+    plan = {scale: systems_at(scale, systems, explicit, skipped) for scale in scales}
+    if any("sail" in here for here in plan.values()):
+        ensure_sail_venv()
 
     results, data, errors = {}, {}, []
     for scale in scales:
         data[scale] = ensure_data(scale, a.seed)
-        for system in systems:
-            r = results[(scale, system)] = {"walls": [], "rss": [], "rows": None, "starts": []}
-            for rep in range(a.reps + 1):
-                label = "warm-up" if rep == 0 else f"run {rep}/{a.reps}"
-                what = f"{LABELS[system]} at x{scale} ({label})"
-                run_dir = os.path.join(WORK, f"x{scale}", system, "warmup" if rep == 0 else f"run{rep}")
-                shutil.rmtree(run_dir, ignore_errors=True)
-                os.makedirs(run_dir)
-                try:
-                    wall, rss, rows, start = run_system(system, what, data[scale], run_dir, bins,
-                                                        a.timeout)
-                    if r["rows"] is not None and rows != r["rows"]:
-                        raise BenchError(f"{what}: wrote {rows:,} rows, the warm-up wrote {r['rows']:,}")
-                except BenchError as e:
-                    print(f"FAILED {e}", file=sys.stderr, flush=True)
-                    errors.append(str(e).splitlines()[0])
-                    r["error"] = True
-                    break
-                finally:
-                    # Outputs can be large at x100: keep the logs, drop the Parquet.
-                    for sub in ("out", "scheduler-data", "executor1", "executor2"):
-                        shutil.rmtree(os.path.join(run_dir, sub), ignore_errors=True)
-                r["rows"] = rows
-                print(f"{what}: {wall:.2f} s, peak RSS {rss / 2**20:,.0f} MiB, {rows:,} rows", flush=True)
-                if rep > 0:
-                    r["walls"].append(wall)
-                    r["rss"].append(rss)
-                    if start is not None:
-                        r["starts"].append(start)
-        counts = {LABELS[s]: results[(scale, s)]["rows"] for s in systems
-                  if not results[(scale, s)].get("error")}
-        if len(set(counts.values())) > 1:
-            errors.append(f"x{scale}: the systems wrote different row counts: "
-                          + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        run_scale(scale, plan[scale], data[scale], bins, a.reps, a.timeout, results, errors)
+        if errors:
+            break  # larger scales would only take longer to fail the same way
 
-    table = summarise(results, systems, scales)
-    print("\n" + text_table(table))
+    ran = [s for s in scales if any((s, x) in results for x in systems)]
+    print("\n" + text_table(HEADER, summarise(results, systems, ran)))
+    noise_header, noise = noise_rows(results, systems, ran)
+    if noise:
+        print("\nNoise (DuckDB against itself) beside Sluice, medians ÷ DuckDB's:\n"
+              + text_table(noise_header, noise))
     if errors:
         print("\nBENCHMARK FAILED (results not written; logs in bench/.work/):", file=sys.stderr)
         for e in errors:
             print("  - " + e, file=sys.stderr)
         sys.exit(1)
-    md, png = write_results(table, results, systems, scales, data, bins, a.reps, sys.argv[1:])
-    print(f"\nwrote {os.path.relpath(md)} and {os.path.relpath(png)}")
+    md, js, png = write_results(a.name or datetime.date.today().isoformat(), results, systems,
+                                scales, data, bins, a.reps, sys.argv[1:], skipped)
+    print(f"\nwrote {os.path.relpath(md)}, {os.path.relpath(js)} and {os.path.relpath(png)}")
 
 
 if __name__ == "__main__":
