@@ -209,6 +209,8 @@ def check_saved(page, base, lake, context):
     page.click("#saved-delete")
     page.wait_for_function("() => document.getElementById('save-status').textContent === 'deleted scratch'")
     check(not scratch.exists(), "deleting from the page left the file")
+    # The page redraws the list from the server's after the status line says deleted.
+    page.wait_for_selector("#saved option[value='scratch']", state="detached", timeout=10_000)
     options = page.eval_on_selector_all("#saved option", "os => os.map(o => o.value)")
     check("scratch" not in options and "tracks-per-album-type" in options, f"saved list: {options}")
     print("ok   saved queries: saved, listed after a reload, opened, deleted; cross-site refused")
