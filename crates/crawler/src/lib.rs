@@ -230,6 +230,44 @@ mod tests {
         assert_eq!(t.parameters["objectCount"], "2");
     }
 
+    /// Folder names as Sluice's writer (and Spark) leave them, escaped by the object
+    /// store's path rules: the catalog holds the values, each partition its own counts.
+    #[tokio::test]
+    async fn partition_folder_values_are_percent_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("t");
+        for (folder, rows) in [
+            ("kind=a%2Fb", &[1, 2][..]),
+            ("kind=100%25", &[3][..]),
+            ("kind=x=y", &[4][..]),
+            ("kind=plain", &[5, 6, 7][..]),
+        ] {
+            write_parquet(&root.join(folder).join("part-0.parquet"), &ids(rows));
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let report = crawl(store, &prefix(&root), "db", None).await.unwrap();
+        let t = &report.tables[0].entry;
+        let mut found: Vec<(String, Option<u64>, bool)> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let folder_kept = p.location.ends_with('/')
+                    && std::path::Path::new(p.location.trim_start_matches("file://")).is_dir();
+                (p.values.join("|"), p.rows, folder_kept)
+            })
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("100%".to_string(), Some(1), true),
+                ("a/b".to_string(), Some(2), true),
+                ("plain".to_string(), Some(3), true),
+                ("x=y".to_string(), Some(1), true),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn incompatible_types_name_both_files() {
         let dir = tempfile::tempdir().unwrap();

@@ -79,10 +79,7 @@ pub(crate) async fn build_table(
     let partitions = partitions
         .into_iter()
         .map(|(folders, (rows, objects, bytes))| PartitionEntry {
-            values: folders
-                .iter()
-                .map(|d| d.split_once('=').map(|(_, v)| v).unwrap_or(d).to_string())
-                .collect(),
+            values: folders.iter().map(|d| partition_value(d)).collect(),
             location: format!("{url}{}/", folders.join("/")),
             rows: Some(rows),
             objects: Some(objects),
@@ -117,6 +114,16 @@ pub(crate) async fn build_table(
         },
         files: files.len(),
     })
+}
+
+/// The value a partition folder `key=value` (or a bare folder) stands for. Folder names are
+/// escaped by the object store's path rules (`a/b` is `a%2Fb`, `100%` is `100%25`), as
+/// Sluice's and Spark's writers leave them; the catalog holds the values themselves.
+fn partition_value(folder: &str) -> String {
+    let value = folder.split_once('=').map_or(folder, |(_, v)| v);
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Merges per-file schemas in file order: new columns are appended, types widen where one

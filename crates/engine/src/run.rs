@@ -212,6 +212,8 @@ pub async fn run_job(
         ));
     }
     let staging_url = table.staging_url(&run_id);
+    // The run's tasks keep their files only while this marker exists.
+    table.open_staging(&run_id).await?;
 
     let executors_before = engine.scheduler().executor_ids().await;
     let written = Box::pin(

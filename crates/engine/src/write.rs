@@ -47,11 +47,14 @@ pub(crate) async fn write_version(
     }
     .to_string();
     // Every output partition's task writes its own files into the run's staging folder
-    // (one per `key=value` folder it meets; see sluice-writer).
+    // (one per `key=value` folder it meets; see sluice-writer). A task that closes its
+    // files after the run has ended (its staging folder cleared, live marker first)
+    // deletes them.
     let options = WriteOptions {
         folder_url: staging_url.to_string(),
         compression,
         partition_by: planned.partition_by.clone(),
+        live_marker: Some(sluice_lake::LIVE_MARKER.to_string()),
     };
     let plan = ParallelParquetWrite::new(planned.output.logical_plan().clone(), options)
         .map_err(WriteFailure::DataFusion)?

@@ -8,8 +8,11 @@
 //! only then points the catalog at it. A task attempt that was superseded (its executor
 //! paused or cut off, its job cancelled) can only ever write into the staging folder, which
 //! no reader lists and which later commits delete: no late write can enter a committed
-//! version. Old versions are removed once the catalog has moved on, keeping the previous one
-//! for readers still in flight.
+//! version. The staging folder holds a live marker while the run lasts; whoever clears the
+//! folder (a commit, a failure, a cancel) removes the marker first, and a task that closes
+//! its files after that deletes them itself, so nothing of an ended run stays behind. Old
+//! versions are removed once the catalog has moved on, keeping the previous one for readers
+//! still in flight.
 
 mod bookmark;
 mod root;
@@ -30,6 +33,9 @@ pub const SUCCESS_MARKER: &str = "_SUCCESS";
 pub const RUN_PREFIX: &str = "run-";
 /// Folder under a table root holding the runs' staging folders.
 pub const STAGING_FOLDER: &str = "_attempts";
+/// The file a run's staging folder holds while its tasks may keep files there (see
+/// [`TableLocation::open_staging`]).
+pub const LIVE_MARKER: &str = "_LIVE";
 /// Files moved into a version at once.
 const MOVE_CONCURRENCY: usize = 16;
 
@@ -272,8 +278,26 @@ impl TableLocation {
         })
     }
 
+    /// Marks a run's staging folder live with [`LIVE_MARKER`]: its write tasks keep their
+    /// files only while the marker exists, and delete what they close after it is gone.
+    pub async fn open_staging(&self, run_id: &str) -> Result<(), LakeError> {
+        let marker = self.staging_path(run_id).join(LIVE_MARKER);
+        self.store
+            .put(&marker, PutPayload::new())
+            .await
+            .map_err(|source| self.err(&marker, source))?;
+        Ok(())
+    }
+
     /// Deletes a run's staging folder, with whatever superseded task attempts left there.
+    /// Its [`LIVE_MARKER`] goes first: a task that closes a file after this listed the
+    /// folder finds the marker gone and deletes the file itself.
     pub async fn delete_staging(&self, run_id: &str) -> Result<(), LakeError> {
+        let marker = self.staging_path(run_id).join(LIVE_MARKER);
+        match self.store.delete(&marker).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => return Err(self.err(&marker, source)),
+        }
         self.delete_prefix(&self.staging_path(run_id)).await?;
         if self.store_url == "file:///" {
             // Local folders outlive their files; drop the parent once no run stages there.
@@ -464,6 +488,34 @@ mod tests {
         assert_eq!(table.versions().await.unwrap(), vec!["a", "b", "c"]);
         assert_eq!(table.retain_versions(&["b", "c"]).await.unwrap(), 1);
         assert_eq!(table.versions().await.unwrap(), vec!["b", "c"]);
+    }
+
+    /// A run's staging folder is live while its marker exists; clearing the folder takes
+    /// the marker with it, which is what tells late write tasks to delete their files.
+    #[tokio::test]
+    async fn a_staging_folder_is_live_until_it_is_cleared() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table =
+            TableLocation::new(store.clone(), "memory:///", "memory:///lake/db/t/").unwrap();
+        let marker = Path::from("lake/db/t/_attempts/run-r1/_LIVE");
+        assert!(store.head(&marker).await.is_err());
+        table.open_staging("r1").await.unwrap();
+        assert!(store.head(&marker).await.is_ok());
+        table
+            .put_staged("r1", "part-0.parquet", b"data".to_vec())
+            .await
+            .unwrap();
+        // Nothing of the marker reaches a version.
+        table.publish("r1", &[]).await.unwrap();
+        assert!(table.list_version("r1").await.unwrap().is_empty());
+        table.delete_staging("r1").await.unwrap();
+        assert!(matches!(
+            store.head(&marker).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
+        assert!(table.staged_runs().await.unwrap().is_empty());
+        // Clearing an already cleared folder is no error.
+        table.delete_staging("r1").await.unwrap();
     }
 
     #[tokio::test]

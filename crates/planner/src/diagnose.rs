@@ -284,9 +284,29 @@ fn finish(decoder: &mut Decoder) -> Result<(), ArrowError> {
 }
 
 /// The first bad row of a CSV file that arrives in `chunks` (as a store streams it; any
-/// split), read with `schema` and the source's options: `(line, message)`, lines counted
-/// from 1 with the header as line 1. The same reading as a failed run's, without I/O.
+/// split), read with `schema` and the source's options: `(line, message)`, the line being
+/// the one the bad record starts on, counted from 1 with the header as line 1 (a record
+/// whose quoted fields hold line breaks spans several lines; blank lines count too). The
+/// same reading as a failed run's, without I/O.
 pub fn locate_in_chunks(
+    chunks: &[&[u8]],
+    schema: &Arc<Schema>,
+    csv: &pb::CsvFormat,
+) -> Option<(Option<u64>, String)> {
+    let (record, message) = first_bad_record(chunks, schema, csv)?;
+    let line = record.map(|r| {
+        let mut lines = RecordLines::new(csv);
+        chunks
+            .iter()
+            .find_map(|chunk| lines.find(chunk, r))
+            .unwrap_or(r)
+    });
+    Some((line, message))
+}
+
+/// The first bad record of the file in `chunks`: `(record, message)`, records counted
+/// from 1 as Arrow counts them (the header is record 1).
+fn first_bad_record(
     chunks: &[&[u8]],
     schema: &Arc<Schema>,
     csv: &pb::CsvFormat,
@@ -302,7 +322,132 @@ pub fn locate_in_chunks(
     finish(&mut decoder).err().map(|e| explain(e, schema))
 }
 
+/// Finds the line on which a record of a CSV file starts, splitting the file into records
+/// as Arrow's reader (csv-core) does: quoted fields may hold delimiters and line breaks, a
+/// quote is escaped by doubling it or by the escape byte, `\r\n`, `\n` and `\r` end a
+/// record, and blank lines are skipped (they hold no record, but they are lines).
+struct RecordLines {
+    delimiter: u8,
+    quote: u8,
+    escape: Option<u8>,
+    state: Scan,
+    /// The line of the next byte, counted from 1.
+    line: u64,
+    /// Whether the last byte was a `\r` (a `\n` right after it ends the same line).
+    after_cr: bool,
+    /// Records started so far.
+    records: u64,
+}
+
+/// Where the scan of [`RecordLines`] is, as csv-core's states.
+#[derive(Clone, Copy)]
+enum Scan {
+    /// Between records (blank lines are skipped here).
+    StartRecord,
+    /// At the start of a field.
+    StartField,
+    /// Inside an unquoted field.
+    InField,
+    /// Inside a quoted field.
+    InQuoted,
+    /// Right after the escape byte inside a quoted field.
+    Escaped,
+    /// Right after a quote inside a quoted field: a doubled quote, or the field's end.
+    AfterQuote,
+}
+
+impl RecordLines {
+    fn new(csv: &pb::CsvFormat) -> Self {
+        let byte = crate::sources::option_byte;
+        Self {
+            delimiter: byte(&csv.delimiter, b','),
+            quote: byte(&csv.quote, b'"'),
+            escape: csv.escape.as_bytes().first().copied(),
+            state: Scan::StartRecord,
+            line: 1,
+            after_cr: false,
+            records: 0,
+        }
+    }
+
+    /// Reads the next bytes of the file; returns the line on which record `target`
+    /// (counted from 1) starts once it is reached.
+    fn find(&mut self, bytes: &[u8], target: u64) -> Option<u64> {
+        for &c in bytes {
+            let end = c == b'\r' || c == b'\n';
+            if matches!(self.state, Scan::StartRecord) && !end {
+                self.records += 1;
+                if self.records == target {
+                    return Some(self.line);
+                }
+                self.state = Scan::StartField;
+            }
+            let (quote, delimiter) = (c == self.quote, c == self.delimiter);
+            self.state = match self.state {
+                Scan::StartRecord => Scan::StartRecord,
+                Scan::StartField | Scan::AfterQuote if quote => Scan::InQuoted,
+                Scan::StartField | Scan::InField | Scan::AfterQuote if delimiter => {
+                    Scan::StartField
+                }
+                Scan::StartField | Scan::InField | Scan::AfterQuote if end => Scan::StartRecord,
+                Scan::StartField | Scan::InField | Scan::AfterQuote => Scan::InField,
+                Scan::InQuoted if quote => Scan::AfterQuote,
+                Scan::InQuoted if Some(c) == self.escape => Scan::Escaped,
+                Scan::InQuoted | Scan::Escaped => Scan::InQuoted,
+            };
+            match c {
+                b'\r' => {
+                    self.line += 1;
+                    self.after_cr = true;
+                }
+                b'\n' => {
+                    if !self.after_cr {
+                        self.line += 1;
+                    }
+                    self.after_cr = false;
+                }
+                _ => self.after_cr = false,
+            }
+        }
+        None
+    }
+}
+
+/// The line of `url` on which record `record` (counted from 1, as Arrow counts) starts,
+/// reading the file again from its start; `None` if it cannot be read or is shorter.
+async fn line_of_record(
+    ctx: &SessionContext,
+    url: &str,
+    record: u64,
+    csv: &pb::CsvFormat,
+) -> Option<u64> {
+    let mut stream = open(ctx, url).await.ok()?;
+    let mut lines = RecordLines::new(csv);
+    while let Some(Ok(bytes)) = stream.next().await {
+        if let Some(line) = lines.find(bytes.as_ref(), record) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+/// The first bad row of the file at `url`: `(line, message)`, as [`locate_in_chunks`].
 async fn check_file(
+    ctx: &SessionContext,
+    url: &str,
+    schema: &Arc<Schema>,
+    csv: &pb::CsvFormat,
+) -> Option<(Option<u64>, String)> {
+    let (record, message) = first_bad_record_of(ctx, url, schema, csv).await?;
+    let line = match record {
+        Some(r) => Some(line_of_record(ctx, url, r, csv).await.unwrap_or(r)),
+        None => None,
+    };
+    Some((line, message))
+}
+
+/// The first bad record of the file at `url`, as [`first_bad_record`].
+async fn first_bad_record_of(
     ctx: &SessionContext,
     url: &str,
     schema: &Arc<Schema>,
@@ -331,7 +476,8 @@ fn regex_for(value: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^{}$", regex::escape(value)))
 }
 
-/// Rewrites arrow's message in terms of file lines and column names.
+/// Rewrites arrow's message in terms of column names: `(record, message)`, the record
+/// counted from 1 with the header as record 1 (Arrow's "line").
 fn explain(e: ArrowError, schema: &Schema) -> (Option<u64>, String) {
     let text = match &e {
         ArrowError::CsvError(s) | ArrowError::ParseError(s) => s.clone(),

@@ -133,13 +133,12 @@ fn target(url: &Url) -> Option<Target> {
         return Some(Target::Local(normalise(&path)));
     }
     let bucket = url.host_str().filter(|h| !h.is_empty())?;
-    let key = url.path().trim_start_matches('/').to_string();
-    if key.split('/').any(|s| s == "..") {
-        return None;
-    }
+    // The key as a reader opens it (DataFusion's `ListingTableUrl` decodes the URL's path
+    // the same way): `%2e%2e`, `..`, `.` and empty segments are refused there, and here.
+    let key = object_store::path::Path::from_url_path(url.path()).ok()?;
     Some(Target::Remote {
         store: format!("{}://{bucket}/", url.scheme()),
-        key,
+        key: key.as_ref().to_string(),
     })
 }
 
@@ -190,4 +189,167 @@ fn resolve(path: &Path, must_exist: bool) -> PathBuf {
         }
     }
     path.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with `staging/` (a file, a sub-folder, links out of it and within it) and a
+    /// sibling `stagingX/` and `outside/`.
+    struct Tree {
+        base: PathBuf,
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.base);
+        }
+    }
+
+    impl Tree {
+        fn new() -> Self {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("sluice-roots-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let base = std::fs::canonicalize(&dir).expect("canonical");
+            for d in ["staging/in", "stagingX", "outside"] {
+                std::fs::create_dir_all(base.join(d)).expect("mkdir");
+            }
+            for f in ["staging/in/a.csv", "stagingX/a.csv", "outside/secret.csv"] {
+                std::fs::write(base.join(f), "x\n").expect("write");
+            }
+            let link = |to: &str, at: &str| {
+                std::os::unix::fs::symlink(base.join(to), base.join(at)).expect("symlink")
+            };
+            link("outside", "staging/out-dir");
+            link("outside/secret.csv", "staging/out-file.csv");
+            link("staging/in/a.csv", "staging/in-file.csv");
+            link("staging", "outside/back-in");
+            Self { base }
+        }
+
+        fn path(&self, rel: &str) -> String {
+            format!("{}/{rel}", self.base.display())
+        }
+
+        fn roots(&self) -> AllowedRoots {
+            AllowedRoots::new(&[self.path("staging")]).expect("roots")
+        }
+    }
+
+    #[test]
+    fn local_paths_inside_the_root_are_allowed() {
+        let t = Tree::new();
+        let roots = t.roots();
+        for inside in [
+            t.path("staging"),
+            t.path("staging/"),
+            t.path("staging/in/a.csv"),
+            t.path("staging/in/*.csv"),
+            t.path("staging/in/../in/a.csv"),
+            t.path("staging/./in/a.csv"),
+            // A link that stays inside, and a link from outside that leads in.
+            t.path("staging/in-file.csv"),
+            t.path("outside/back-in/in/a.csv"),
+            format!("file://{}", t.path("staging/in/a.csv")),
+        ] {
+            assert!(roots.contains(&inside, false), "{inside}");
+        }
+        // Existing files pass the listing check too.
+        assert!(roots.contains(&t.path("staging/in/a.csv"), true));
+        assert!(roots.contains(&t.path("outside/back-in/in/a.csv"), true));
+        // Not yet written: inside by its name, but not as a listed file.
+        assert!(roots.contains(&t.path("staging/in/new.csv"), false));
+        assert!(!roots.contains(&t.path("staging/in/new.csv"), true));
+    }
+
+    #[test]
+    fn local_paths_that_lead_out_of_the_root_are_refused() {
+        let t = Tree::new();
+        let roots = t.roots();
+        for outside in [
+            "/etc/passwd".to_string(),
+            "file:///etc/hostname".into(),
+            t.path("staging/../outside/secret.csv"),
+            t.path("staging/in/../../outside/secret.csv"),
+            format!("file://{}", t.path("staging/%2e%2e/outside/secret.csv")),
+            format!(
+                "file://{}",
+                t.path("staging/in/%2E%2E/%2E%2E/outside/secret.csv")
+            ),
+            // A sibling whose name starts with the root's.
+            t.path("stagingX/a.csv"),
+            t.path("stagingX"),
+            // Links inside the root that point out of it, to a folder or a file.
+            t.path("staging/out-dir/secret.csv"),
+            t.path("staging/out-file.csv"),
+            t.path("staging/out-dir/*.csv"),
+            // Not absolute: no base to resolve against.
+            "staging/in/a.csv".into(),
+            "../etc/passwd".into(),
+            // Other stores.
+            "s3://staging/in/a.csv".into(),
+        ] {
+            assert!(!roots.contains(&outside, false), "{outside}");
+            assert!(!roots.contains(&outside, true), "{outside}");
+        }
+    }
+
+    #[test]
+    fn remote_keys_match_whole_segments_of_the_prefix() {
+        let roots = AllowedRoots::new(&["s3://staging/in", "s3://whole-bucket/"]).expect("roots");
+        assert_eq!(roots.describe(), "s3://staging/in/, s3://whole-bucket/");
+        for inside in [
+            "s3://staging/in",
+            "s3://staging/in/",
+            "s3://staging/in/a.csv",
+            "s3://staging/in/deeper/b.csv",
+            "s3://staging/in/*.csv",
+            // Encoded as a reader decodes it.
+            "s3://staging/i%6E/a.csv",
+            "s3://staging/in/a%20b.csv",
+            // The URL parser drops `.` and resolves `..` that stay inside.
+            "s3://staging/in/./a.csv",
+            "s3://staging/in/x/../a.csv",
+            "s3://whole-bucket/anything/at/all.csv",
+        ] {
+            assert!(roots.contains(inside, false), "{inside}");
+            assert!(roots.contains(inside, true), "{inside}");
+        }
+        for outside in [
+            "s3://staging/",
+            "s3://staging/inX/a.csv",
+            "s3://staging/i/a.csv",
+            "s3://staging/other/in/a.csv",
+            "s3://other-bucket/in/a.csv",
+            "s3://stagingX/in/a.csv",
+            "gs://staging/in/a.csv",
+            "s3://staging/in/../secret/a.csv",
+            "s3://staging/in/%2e%2e/secret/a.csv",
+            "s3://staging/in/%2E%2E/secret/a.csv",
+            "s3://staging/in/x/../../secret/a.csv",
+            // One segment to the URL parser, `../secret` to a reader.
+            "s3://staging/in/..%2Fsecret/a.csv",
+            "s3://staging/in//a.csv",
+            "s3:///in/a.csv",
+            "/etc/passwd",
+            "file:///etc/passwd",
+        ] {
+            assert!(!roots.contains(outside, false), "{outside}");
+        }
+    }
+
+    #[test]
+    fn unusable_roots_are_errors_and_no_roots_admit_nothing() {
+        for bad in ["relative/folder", "s3:///no-bucket/", "not a url://x"] {
+            assert!(AllowedRoots::new(&[bad]).is_err(), "{bad}");
+        }
+        let none = AllowedRoots::new::<&str>(&[]).expect("empty");
+        assert!(none.is_empty());
+        assert!(!none.contains("/tmp", false));
+        assert!(!none.contains("s3://staging/in/a.csv", false));
+    }
 }

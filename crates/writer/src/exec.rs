@@ -201,21 +201,27 @@ async fn write_partition(
     if !files.is_empty() {
         slow_write_failpoint(partition, &options.folder_url).await;
     }
-    // An empty partition writes no file.
-    let mut urls = Vec::with_capacity(files.len());
-    let mut counts = Vec::with_capacity(files.len());
-    let mut sizes = Vec::with_capacity(files.len());
-    for (_, file) in files {
-        file.writer.close().await?;
-        let size = store
-            .head(&file.path)
-            .await
-            .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?
-            .size;
-        urls.push(format!("{}{}", folder.object_store().as_str(), file.path));
-        counts.push(file.rows);
-        sizes.push(size);
-    }
+    // An empty partition writes no file. The files are closed, and the run's end checked,
+    // on a task of their own: a task attempt that is dropped meanwhile (its job failed or
+    // was cancelled, a sibling partition failed) must still remove what its closing puts in
+    // place, and dropping the closing halfway would leave it there.
+    let folder_prefix = folder.prefix().clone();
+    let store_url = folder.object_store().as_str().to_string();
+    let closing = tokio::spawn(close_files(
+        store,
+        files.into_iter().map(|(_, f)| f).collect(),
+        folder_prefix,
+        options,
+    ));
+    let closed = closing
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("closing the written files: {e}")))??;
+    let urls: Vec<String> = closed
+        .iter()
+        .map(|(path, _, _)| format!("{store_url}{path}"))
+        .collect();
+    let counts: Vec<u64> = closed.iter().map(|(_, rows, _)| *rows).collect();
+    let sizes: Vec<u64> = closed.iter().map(|(_, _, size)| *size).collect();
     Ok(RecordBatch::try_new(
         written_schema(),
         vec![
@@ -224,6 +230,75 @@ async fn write_partition(
             Arc::new(UInt64Array::from(sizes)),
         ],
     )?)
+}
+
+/// Closes `files` (written into `folder`) and returns each one's path, rows and size.
+///
+/// With a live marker, the run's end is checked once the files are closed: whoever clears
+/// the folder removes the marker first, so a file closed before the check is found by the
+/// clearing, and one closed after it is deleted here (the task then fails: its run has
+/// ended). A file closed while the folder was being cleared may be gone before its size is
+/// read; that too means the run has ended.
+async fn close_files(
+    store: Arc<dyn object_store::ObjectStore>,
+    files: Vec<OpenFile>,
+    folder: Path,
+    options: WriteOptions,
+) -> Result<Vec<(Path, u64, u64)>> {
+    let mut closed = Vec::with_capacity(files.len());
+    let mut failed = None;
+    for file in files {
+        match file.writer.close().await {
+            Ok(_) => closed.push((file.path, file.rows)),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let ended = |what: String| {
+        let message = format!(
+            "the run writing into {} has ended; {what} (pid {})",
+            options.folder_url,
+            std::process::id()
+        );
+        eprintln!("sluice-writer: {message}");
+        DataFusionError::Execution(message)
+    };
+    if let Some(marker) = &options.live_marker
+        && !closed.is_empty()
+    {
+        let marker_path = folder.clone().join(marker.as_str());
+        if let Err(object_store::Error::NotFound { .. }) = store.head(&marker_path).await {
+            for (path, _) in &closed {
+                match store.delete(path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => eprintln!("sluice-writer: cannot delete the late file {path}: {e}"),
+                }
+            }
+            return Err(ended(format!(
+                "deleted the {} file(s) this task wrote late",
+                closed.len()
+            )));
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let mut out = Vec::with_capacity(closed.len());
+    for (path, rows) in closed {
+        let size = match store.head(&path).await {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) if options.live_marker.is_some() => {
+                return Err(ended(format!(
+                    "its folder was cleared while {path} was closed"
+                )));
+            }
+            Err(e) => return Err(DataFusionError::ObjectStore(Box::new(e))),
+        };
+        out.push((path, rows, size));
+    }
+    Ok(out)
 }
 
 /// Environment variable naming faults to inject, for tests (a comma-separated list):

@@ -17,6 +17,12 @@ pub struct WriteOptions {
     /// meets into a file of its own there, without the partition columns.
     #[serde(default)]
     pub partition_by: Vec<String>,
+    /// A file in the folder (its name) that exists while the write's run may still keep
+    /// files there. A task that finds it gone once its files are closed deletes them: the
+    /// run has ended (failed, cancelled or committed) and its folder was cleared, so they
+    /// would only be left behind. `None`: files are always kept.
+    #[serde(default)]
+    pub live_marker: Option<String>,
 }
 
 /// The rows a write returns: one per written file.

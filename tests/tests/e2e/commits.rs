@@ -1,6 +1,7 @@
-//! What a commit publishes: an empty result is a readable table, partition values are the
-//! values themselves with per-partition counts, and a cancelled run's late writes never reach
-//! a reader. Checked with DuckDB (`tests/oracle.py`) and pyarrow, not with Sluice.
+//! What a commit publishes: an empty result is a readable table, and partition values are
+//! the values themselves with per-partition counts. Checked with DuckDB (`tests/oracle.py`)
+//! and pyarrow, not with Sluice. (That a cancelled run's late writes never reach a reader,
+//! and what a cancel or crash during the commit leaves, is checked in `faults.rs`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,6 +95,62 @@ target:
     let q = |sql: &str| {
         sluice(&["query", sql, "--lake", &lake_arg, "--format", "csv"], &[]).expect_ok()
     };
+    assert_eq!(
+        q("SELECT count(*) AS n FROM spotify.nothing").stdout.trim(),
+        "n\n0"
+    );
+    assert_eq!(
+        q("SELECT count(*) AS n FROM spotify.tracks").stdout.trim(),
+        "n\n19621"
+    );
+
+    // Partitioned, an empty result is a table with no partitions that still reads as empty,
+    // for us and for pyarrow, and breaks no other query.
+    let job = write_job(
+        tmp.path(),
+        "nothing_by_type",
+        &format!(
+            r#"
+name: nothing_by_type
+staging: {}
+sources:
+  albums: {{ path: albums.csv }}
+transforms:
+  - filter: {{ name: none, input: albums, predicate: "album_popularity > 1000" }}
+target:
+  input: none
+  partition_by: [album_type]
+  table: {{ database: spotify, name: nothing_by_type }}
+"#,
+            staging.display()
+        ),
+    );
+    let run = sluice(
+        &["run", job.to_str().expect("utf-8"), "--lake", &lake_arg],
+        &[],
+    )
+    .expect_ok();
+    assert!(run.stdout.contains("wrote  0 rows"), "{}", run.stdout);
+    let entry = catalog_entry(&lake, "spotify", "nothing_by_type").expect("registered");
+    assert_eq!(entry["partition_keys"][0]["name"], "album_type", "{entry}");
+    assert_eq!(
+        entry["partitions"].as_array().map_or(0, Vec::len),
+        0,
+        "{entry}"
+    );
+    let dir = location(&lake, "spotify", "nothing_by_type");
+    let seen = python(&format!(
+        "import pyarrow.dataset as ds; print(ds.dataset('{}', format='parquet', \
+         partitioning='hive').count_rows())",
+        dir.display()
+    ));
+    assert_eq!(seen, "0");
+    assert_eq!(
+        q("SELECT count(*) AS n FROM spotify.nothing_by_type")
+            .stdout
+            .trim(),
+        "n\n0"
+    );
     assert_eq!(
         q("SELECT count(*) AS n FROM spotify.nothing").stdout.trim(),
         "n\n0"

@@ -1,6 +1,6 @@
 //! Logins and roles against a real `sluice-scheduler`: a flood of wrong passwords keeps the
 //! scheduler's memory bounded and backs off, while other users still log in; and each role
-//! may do what it was given and no more.
+//! may do what it was given and no more (submit, cancel, schedules, bookmark resets).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -300,4 +300,92 @@ async fn an_analyst_queries_but_cannot_submit_and_an_engineer_submits() {
         "{}",
         cancel.stderr
     );
+}
+
+/// An analyst may list schedules and read a job's bookmark, but not register or remove a
+/// schedule, nor reset a bookmark; an engineer may. Each refusal changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analyst_may_not_schedule_unschedule_or_reset_bookmarks() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(
+        tmp.path(),
+        &[
+            ("ana", "ana's password", "analyst"),
+            ("eve", "eve's password", "engineer"),
+        ],
+    );
+    let cluster = start(tmp.path(), &config);
+    let lake = tmp.path().join("lake");
+    let text = std::fs::read_to_string(repo().join("examples/spotify/job.yaml")).expect("read");
+    let job = tmp.path().join("spotify.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "{}\nschedule: {{ cron: \"0 6 1 1 *\" }}\n",
+            text.replace(
+                "staging: data",
+                &format!("staging: {}", spotify_data().display())
+            )
+        ),
+    )
+    .expect("write job");
+    let job = job.to_str().expect("utf-8");
+    let as_user = |user: &str, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--scheduler", &cluster.url]);
+        let password = format!("{user}'s password");
+        sluice(
+            &all,
+            &[
+                ("SLUICE_USER", user),
+                ("SLUICE_PASSWORD", password.as_str()),
+            ],
+        )
+    };
+    let refused = |run: Run, what: &str| {
+        // The role check's own words (`bookmark` prints the message without the code).
+        let run = run.expect_failure();
+        assert!(
+            run.stderr
+                .contains("user `ana` has role `analyst`, which may not submit jobs"),
+            "{what}: {}",
+            run.stderr
+        );
+    };
+    let schedules = |user: &str| as_user(user, &["schedules"]).expect_ok().stdout;
+
+    refused(as_user("ana", &["schedule", job]), "schedule");
+    assert!(
+        !schedules("ana").contains("spotify"),
+        "{}",
+        schedules("ana")
+    );
+    as_user("eve", &["schedule", job]).expect_ok();
+    assert!(schedules("ana").contains("spotify"), "{}", schedules("ana"));
+    refused(as_user("ana", &["unschedule", "spotify"]), "unschedule");
+    assert!(schedules("eve").contains("spotify"), "{}", schedules("eve"));
+    as_user("eve", &["unschedule", "spotify"]).expect_ok();
+    assert!(
+        !schedules("ana").contains("spotify"),
+        "{}",
+        schedules("ana")
+    );
+
+    // Bookmarks: the scheduler knows the job by its runs.
+    as_user("eve", &["submit", job]).expect_ok();
+    let table = lake.join("spotify/tracks");
+    let before = crate::faults::files_under(&table);
+    assert!(!before.is_empty());
+    as_user("ana", &["bookmark", "show", "spotify"]).expect_ok();
+    refused(
+        as_user("ana", &["bookmark", "reset", "spotify"]),
+        "bookmark reset",
+    );
+    assert_eq!(
+        crate::faults::files_under(&table),
+        before,
+        "the refused reset changed the table's folder"
+    );
+    as_user("eve", &["bookmark", "reset", "spotify"]).expect_ok();
 }

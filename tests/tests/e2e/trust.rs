@@ -1,5 +1,6 @@
 //! Issue #13: one unreadable table does not break queries over the others, `DESCRIBE`,
-//! concurrent submissions and cancels, and sources confined to the staging roots.
+//! concurrent submissions and cancels, and sources confined to the staging roots (folders
+//! and S3 prefixes).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -678,4 +679,87 @@ fn sql_steps_may_not_write_or_register_files() {
         );
     }
     assert!(!written.exists(), "COPY wrote {}", written.display());
+}
+
+/// `staging_roots` may list S3 prefixes: a source is read only under one of them, whole
+/// path segment by whole path segment (moto's S3 holds the objects). Everything else is
+/// refused at submit, before anything is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_sources_outside_the_staging_prefixes_are_refused() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
+    let moto = crate::moto::Moto::start();
+    moto.python(&format!(
+        "for b in ['staging', 'other']:\n    s3.create_bucket(Bucket=b)\n\
+         for key in ['in/albums.csv', 'inX/albums.csv', 'secret/albums.csv']:\n    \
+         s3.upload_file('{albums}', 'staging', key)\n\
+         s3.upload_file('{albums}', 'other', 'in/albums.csv')",
+        albums = spotify_data().join("albums.csv").display()
+    ));
+    let config = dir.join("scheduler.yaml");
+    std::fs::write(&config, "staging_roots:\n  - \"s3://staging/in\"\n").expect("config");
+    let lake = dir.join("lake");
+    let cluster = Cluster::start_full(
+        &dir,
+        lake.to_str().expect("utf-8"),
+        moto.env(),
+        SchedulerSetup {
+            args: vec!["--config".into(), config.display().to_string()],
+            ..SchedulerSetup::default()
+        },
+    );
+    let select = "SELECT track_id, album_type FROM src";
+    let refused = [
+        ("bucket-root", "s3://staging/", "secret/albums.csv"),
+        ("sibling-prefix", "s3://staging/inX/", "albums.csv"),
+        ("prefix-as-name", "s3://staging/", "inX/albums.csv"),
+        ("other-bucket", "s3://other/in/", "albums.csv"),
+        (
+            "absolute-url",
+            "s3://staging/in/",
+            "s3://staging/secret/albums.csv",
+        ),
+        ("dots", "s3://staging/in/", "../secret/albums.csv"),
+        (
+            "encoded-dots",
+            "s3://staging/in/",
+            "%2e%2e/secret/albums.csv",
+        ),
+        ("glob-over-prefixes", "s3://staging/", "*/albums.csv"),
+        ("local-file", "s3://staging/in/", "/etc/passwd"),
+        ("file-url", "s3://staging/in/", "file:///etc/hostname"),
+    ];
+    for (name, staging, path) in refused {
+        let job = job(&dir, name, staging, path, select);
+        let run = cluster
+            .cli(&["submit", job.to_str().expect("utf-8")])
+            .expect_failure();
+        assert!(
+            run.stderr.contains("sources.src.path")
+                && run.stderr.contains("outside the allowed staging roots")
+                && run.stderr.contains("s3://staging/in/"),
+            "{name}: {path} under {staging}:\n{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("root:x:0"), "{}", run.stderr);
+    }
+    let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
+    assert_eq!(listed.lines().count(), 1, "no run was queued:\n{listed}");
+    assert!(!lake.join("t").exists(), "nothing was written");
+
+    // Under the prefix, the same file is read.
+    let inside = job(&dir, "inside", "s3://staging/in/", "albums.csv", select);
+    let run = cluster
+        .cli(&["submit", inside.to_str().expect("utf-8")])
+        .expect_ok();
+    assert!(run.stdout.contains("state   SUCCEEDED"), "{}", run.stdout);
+    assert_eq!(
+        assert_sql_oracle(
+            &table_dir(&lake, "t", "inside"),
+            "SELECT track_id, album_type FROM albums",
+            &[("albums", &spotify_data().join("albums.csv"))],
+        ),
+        20_000
+    );
 }
