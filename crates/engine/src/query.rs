@@ -99,12 +99,35 @@ fn version_key(entry: &TableEntry) -> VersionKey {
 }
 
 /// Tables opened (and found readable) before, by version.
+///
+/// With a memory budget, a small table's version is also read into memory once (its data
+/// decoded into Arrow batches, see [`MEMORY_TABLE_MAX_BYTES`]), so a query over it decodes no
+/// Parquet: versions never change once committed, so the copy stays exact until the catalog
+/// names another version, when [`TableCache::retain`] drops it.
 #[derive(Debug, Default)]
 struct TableCache {
     providers: Mutex<HashMap<VersionKey, Arc<dyn TableProvider>>>,
+    /// Arrow bytes the in-memory copies may hold in all (0: none are made).
+    memory_budget: usize,
+    /// Arrow bytes of each version held in memory.
+    in_memory: Mutex<HashMap<VersionKey, usize>>,
 }
 
 impl TableCache {
+    /// A cache that keeps small tables in memory, `budget` Arrow bytes in all.
+    fn with_memory_budget(budget: usize) -> Self {
+        Self {
+            memory_budget: budget,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `bytes` more fit in the memory budget now.
+    fn fits_in_memory(&self, bytes: usize) -> bool {
+        let used: usize = crate::sync::lock(&self.in_memory).values().sum();
+        used.saturating_add(bytes) <= self.memory_budget
+    }
+
     fn get(&self, key: &VersionKey) -> Option<Arc<dyn TableProvider>> {
         let cache = crate::sync::lock(&self.providers);
         cache.get(key).cloned()
@@ -118,8 +141,8 @@ impl TableCache {
     /// Forgets every version not in `tables`.
     fn retain(&self, tables: &[TableEntry]) {
         let keep: std::collections::HashSet<VersionKey> = tables.iter().map(version_key).collect();
-        let mut cache = crate::sync::lock(&self.providers);
-        cache.retain(|k, _| keep.contains(k));
+        crate::sync::lock(&self.providers).retain(|k, _| keep.contains(k));
+        crate::sync::lock(&self.in_memory).retain(|k, _| keep.contains(k));
     }
 }
 
@@ -147,6 +170,7 @@ impl SchemaProvider for LakeSchema {
         }
         match open_table(&self.runtime, entry).await {
             Ok(provider) => {
+                let provider = self.in_memory(&key, entry, provider).await;
                 self.cache.put(key, Arc::clone(&provider));
                 Ok(Some(provider))
             }
@@ -178,6 +202,125 @@ impl SchemaProvider for LakeSchema {
         self.tables.contains_key(name)
     }
 }
+
+impl LakeSchema {
+    /// `provider`'s data as an in-memory table, when the version is small
+    /// ([`MEMORY_TABLE_MAX_BYTES`] by the catalog's `sizeKey`) and its batches fit the cache's
+    /// budget; else `provider` itself (also when reading it fails: the query then reads the
+    /// files and reports the error).
+    async fn in_memory(
+        &self,
+        key: &VersionKey,
+        entry: &TableEntry,
+        provider: Arc<dyn TableProvider>,
+    ) -> Arc<dyn TableProvider> {
+        let small = table_bytes(entry).is_some_and(|b| b <= MEMORY_TABLE_MAX_BYTES);
+        if !small || self.cache.memory_budget == 0 {
+            return provider;
+        }
+        match read_into_memory(&self.runtime, &provider).await {
+            Ok((table, bytes)) if self.cache.fits_in_memory(bytes) => {
+                crate::sync::lock(&self.cache.in_memory).insert(key.clone(), bytes);
+                tracing::debug!(table = %entry.name, bytes, "table version held in memory");
+                table
+            }
+            Ok(_) => provider,
+            Err(e) => {
+                tracing::debug!(table = %entry.name, error = %e, "table version not held in memory");
+                provider
+            }
+        }
+    }
+}
+
+/// Reads every batch of `provider` into an in-memory table (two partitions, so a query over
+/// it still uses both cores); returns it with its Arrow size in bytes.
+async fn read_into_memory(
+    runtime: &Arc<RuntimeEnv>,
+    provider: &Arc<dyn TableProvider>,
+) -> Result<(Arc<dyn TableProvider>, usize)> {
+    let state = SessionStateBuilder::new()
+        .with_runtime_env(Arc::clone(runtime))
+        .with_default_features()
+        .build();
+    let plan = provider.scan(&state, None, &[], None).await?;
+    let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+    let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let mut partitions = vec![Vec::new(), Vec::new()];
+    for (i, batch) in batches.into_iter().enumerate() {
+        partitions[i % 2].push(batch);
+    }
+    let memory = datafusion::datasource::MemTable::try_new(provider.schema(), partitions)?;
+    let table = InMemoryVersion {
+        files: Arc::clone(provider),
+        memory,
+    };
+    Ok((Arc::new(table), bytes))
+}
+
+/// A small table version held in memory, with the table over its files: queries in this
+/// process read the memory; a plan sent to the cluster reads the files (executors cannot be
+/// sent the batches), see [`DescribeLocally`].
+#[derive(Debug)]
+struct InMemoryVersion {
+    files: Arc<dyn TableProvider>,
+    memory: datafusion::datasource::MemTable,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for InMemoryVersion {
+    fn schema(&self) -> SchemaRef {
+        self.memory.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.memory.scan(state, projection, filters, limit).await
+    }
+}
+
+/// `plan` with every in-memory table version read from its files instead, for the cluster.
+fn from_files(plan: &LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    plan.clone()
+        .transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let files = datafusion::datasource::source_as_provider(&scan.source)
+                .ok()
+                .and_then(|p| {
+                    let any: &dyn std::any::Any = p.as_ref();
+                    any.downcast_ref::<InMemoryVersion>()
+                        .map(|m| Arc::clone(&m.files))
+                });
+            match files {
+                Some(files) => {
+                    let mut scan = scan.clone();
+                    scan.source = datafusion::datasource::provider_as_source(files);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                None => Ok(Transformed::no(node)),
+            }
+        })
+        .map(|t| t.data)
+}
+
+/// A table version whose files hold at most this many bytes (the catalog's `sizeKey`) is read
+/// into memory once, for the queries of [`LakeSessions`].
+pub const MEMORY_TABLE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Arrow bytes [`LakeSessions`] holds in memory for small table versions in all.
+pub const MEMORY_TABLES_BUDGET: usize = 256 * 1024 * 1024;
 
 /// A table of the catalog whose data cannot be read: it has its registered columns, and a
 /// query that scans it fails with the reason, naming the table.
@@ -251,7 +394,8 @@ pub const DEFAULT_LOCAL_QUERY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 ///
 /// The catalog is listed for every query, so a table a run has just committed is queryable at
 /// once; an opened table (its listing and, through the shared runtime, its Parquet metadata)
-/// is reused while its version stays the same. A query whose tables are small runs in this
+/// is reused while its version stays the same, and a small version is held in memory
+/// ([`MEMORY_TABLE_MAX_BYTES`], [`MEMORY_TABLES_BUDGET`] in all). A query whose tables are small runs in this
 /// process, without a cluster job; larger scans run on the cluster.
 pub struct LakeSessions {
     engine: Arc<crate::Engine>,
@@ -267,7 +411,7 @@ impl LakeSessions {
         Self {
             engine,
             catalogs,
-            cache: Arc::new(TableCache::default()),
+            cache: Arc::new(TableCache::with_memory_budget(MEMORY_TABLES_BUDGET)),
             local_max_bytes: DEFAULT_LOCAL_QUERY_MAX_BYTES,
         }
     }
@@ -333,6 +477,10 @@ impl Router {
                 let bytes = match datafusion::datasource::source_as_provider(&scan.source) {
                     Ok(provider) => {
                         let provider: &dyn std::any::Any = provider.as_ref();
+                        let provider = match provider.downcast_ref::<InMemoryVersion>() {
+                            Some(memory) => memory.files.as_ref() as &dyn std::any::Any,
+                            None => provider,
+                        };
                         match provider.downcast_ref::<ListingTable>() {
                             Some(listing) => listing.table_paths().first().and_then(|url| {
                                 self.sizes
@@ -409,7 +557,9 @@ impl QueryPlanner for DescribeLocally {
                 .create_physical_plan(plan, session)
                 .await;
         }
-        self.cluster.create_physical_plan(plan, session).await
+        self.cluster
+            .create_physical_plan(&from_files(plan)?, session)
+            .await
     }
 }
 

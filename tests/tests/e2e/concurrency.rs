@@ -250,6 +250,32 @@ async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() 
         "{}",
         counted.stdout
     );
+
+    // test.small is now held in the scheduler's memory (it was queried above); a query that
+    // also scans the large table goes to the cluster, which must be sent its files.
+    let joined = "SELECT count(*) AS n FROM spotify.tracks t \
+                  JOIN test.small s ON t.album_type = s.album_type WHERE s.pairs > 0";
+    let counted = cluster
+        .cli(&["query", joined, "--format", "csv"])
+        .expect_ok();
+    let csvs = spotify_csvs(&spotify_data());
+    let expected = oracle_query(
+        &format!(
+            "SELECT count(*) FROM spotify t JOIN ({}) s ON t.album_type = s.album_type \
+             WHERE s.pairs > 0",
+            crate::cluster::self_join_sql(60)
+        ),
+        &csvs
+            .iter()
+            .map(|(n, p)| (*n, p.as_path()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        Some(csv_count(&counted).to_string()),
+        expected[0][0].clone(),
+        "{}",
+        counted.stdout
+    );
 }
 
 /// Every answer comes from one committed version, never a mix: while runs replace a table in
