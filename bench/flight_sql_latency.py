@@ -101,6 +101,15 @@ def cpu_seconds(pids):
     return out
 
 
+def machine_cpu():
+    """(busy, total) CPU seconds of the whole machine so far (Linux /proc/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
 def tasks_delta(before, after):
     if before is None:
         return ""
@@ -159,15 +168,16 @@ def throughput(args, queries, pids):
             pool.submit(client_worker, args, queries, start_at, stop_at) for _ in range(args.clients)
         ]
         time.sleep(max(0.0, start_at - time.time()))
-        cpu_before = cpu_seconds(pids)
+        cpu_before, machine_before = cpu_seconds(pids), machine_cpu()
         time.sleep(max(0.0, stop_at - time.time()))
-        cpu_after = cpu_seconds(pids)
+        cpu_after, machine_after = cpu_seconds(pids), machine_cpu()
         for future in futures:
             lat, err = future.result()
             latencies.extend(lat)
             errors.extend(err)
     used = [b - a for a, b in zip(cpu_before, cpu_after)] if pids else None
-    return len(latencies) / args.seconds, errors, latencies, used
+    machine = tuple(b - a for a, b in zip(machine_before, machine_after))
+    return len(latencies) / args.seconds, errors, latencies, used, machine
 
 
 def main():
@@ -224,7 +234,7 @@ def main():
         before = executor_tasks(metrics_urls)
         if pids and not args.client_processes:
             pids.append(os.getpid())  # the client threads' process
-        rate, errors, latencies, used = throughput(args, [point, SMALL_AGGREGATE], pids)
+        rate, errors, latencies, used, machine = throughput(args, [point, SMALL_AGGREGATE], pids)
         where = tasks_delta(before, executor_tasks(metrics_urls))
         kind = "processes" if args.client_processes else "threads"
         print(
@@ -245,6 +255,16 @@ def main():
                 + ", ".join(f"{n} {u:.1f} s" for n, u in zip(["scheduler", "executor 1", "executor 2", "the clients"], used))
                 + f"; {len(latencies)} queries -> {used[0] / max(1, len(latencies)) * 1000:.1f} ms of "
                 "scheduler CPU per query"
+            )
+            if not args.client_processes:
+                # The last pid is this process's client threads, already listed above.
+                used = used[:-1]
+            others = machine[0] - sum(used)
+            print(
+                f"  the machine was {machine[0] / max(machine[1], 1e-9):.0%} busy: "
+                f"{machine[0]:.1f} of {machine[1]:.1f} CPU seconds; everything but the servers "
+                f"(the clients) used {others:.1f} s, {others / max(1, len(latencies)) * 1000:.1f} ms "
+                "per query"
             )
         for message in sorted(set(errors))[:5]:
             print(f"  error ({errors.count(message)}x): {message}")
