@@ -38,6 +38,34 @@ fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
     job
 }
 
+/// Runs (embedded, into `lake`) a job writing `spotify.<name>` from a filter that matches no
+/// album, partitioned by `partition_by` if given, and checks it reports 0 rows written.
+fn run_empty_job(dir: &Path, lake: &str, staging: &Path, name: &str, partition_by: Option<&str>) {
+    let partitioned = partition_by
+        .map(|c| format!("  partition_by: [{c}]\n"))
+        .unwrap_or_default();
+    let job = write_job(
+        dir,
+        name,
+        &format!(
+            r#"
+name: {name}
+staging: {}
+sources:
+  albums: {{ path: albums.csv }}
+transforms:
+  - filter: {{ name: none, input: albums, predicate: "album_popularity > 1000" }}
+target:
+  input: none
+{partitioned}  table: {{ database: spotify, name: {name} }}
+"#,
+            staging.display()
+        ),
+    );
+    let run = sluice(&["run", job.to_str().expect("utf-8"), "--lake", lake], &[]).expect_ok();
+    assert!(run.stdout.contains("wrote  0 rows"), "{}", run.stdout);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_result_is_a_table_and_breaks_no_query() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -57,30 +85,7 @@ async fn an_empty_result_is_a_table_and_breaks_no_query() {
         &[],
     )
     .expect_ok();
-    let job = write_job(
-        tmp.path(),
-        "nothing",
-        &format!(
-            r#"
-name: nothing
-staging: {}
-sources:
-  albums: {{ path: albums.csv }}
-transforms:
-  - filter: {{ name: none, input: albums, predicate: "album_popularity > 1000" }}
-target:
-  input: none
-  table: {{ database: spotify, name: nothing }}
-"#,
-            staging.display()
-        ),
-    );
-    let run = sluice(
-        &["run", job.to_str().expect("utf-8"), "--lake", &lake_arg],
-        &[],
-    )
-    .expect_ok();
-    assert!(run.stdout.contains("wrote  0 rows"), "{}", run.stdout);
+    run_empty_job(tmp.path(), &lake_arg, &staging, "nothing", None);
 
     // Readers that do not share our code see a table with the columns and no rows.
     let dir = location(&lake, "spotify", "nothing");
@@ -106,31 +111,13 @@ target:
 
     // Partitioned, an empty result is a table with no partitions that still reads as empty,
     // for us and for pyarrow, and breaks no other query.
-    let job = write_job(
+    run_empty_job(
         tmp.path(),
+        &lake_arg,
+        &staging,
         "nothing_by_type",
-        &format!(
-            r#"
-name: nothing_by_type
-staging: {}
-sources:
-  albums: {{ path: albums.csv }}
-transforms:
-  - filter: {{ name: none, input: albums, predicate: "album_popularity > 1000" }}
-target:
-  input: none
-  partition_by: [album_type]
-  table: {{ database: spotify, name: nothing_by_type }}
-"#,
-            staging.display()
-        ),
+        Some("album_type"),
     );
-    let run = sluice(
-        &["run", job.to_str().expect("utf-8"), "--lake", &lake_arg],
-        &[],
-    )
-    .expect_ok();
-    assert!(run.stdout.contains("wrote  0 rows"), "{}", run.stdout);
     let entry = catalog_entry(&lake, "spotify", "nothing_by_type").expect("registered");
     assert_eq!(entry["partition_keys"][0]["name"], "album_type", "{entry}");
     assert_eq!(

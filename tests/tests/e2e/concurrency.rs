@@ -236,35 +236,29 @@ async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() 
         refused.stderr
     );
     drop(paused);
-    let counted = cluster.cli(&["query", big, "--format", "csv"]).expect_ok();
-    let expected = oracle_query(
-        "SELECT count(*) FROM spotify",
-        &spotify_csvs(&spotify_data())
-            .iter()
-            .map(|(n, p)| (*n, p.as_path()))
-            .collect::<Vec<_>>(),
-    );
-    assert_eq!(
-        Some(csv_count(&counted).to_string()),
-        expected[0][0].clone(),
-        "{}",
-        counted.stdout
-    );
+    assert_count_as_duckdb(&cluster, big, "SELECT count(*) FROM spotify");
 
     // test.small is now held in the scheduler's memory (it was queried above); a query that
     // also scans the large table goes to the cluster, which must be sent its files.
-    let joined = "SELECT count(*) AS n FROM spotify.tracks t \
-                  JOIN test.small s ON t.album_type = s.album_type WHERE s.pairs > 0";
-    let counted = cluster
-        .cli(&["query", joined, "--format", "csv"])
-        .expect_ok();
-    let csvs = spotify_csvs(&spotify_data());
-    let expected = oracle_query(
+    assert_count_as_duckdb(
+        &cluster,
+        "SELECT count(*) AS n FROM spotify.tracks t \
+         JOIN test.small s ON t.album_type = s.album_type WHERE s.pairs > 0",
         &format!(
             "SELECT count(*) FROM spotify t JOIN ({}) s ON t.album_type = s.album_type \
              WHERE s.pairs > 0",
             crate::cluster::self_join_sql(60)
         ),
+    );
+}
+
+/// Runs the count query `sql` on the cluster and checks its count equals DuckDB's `oracle`
+/// over the sample's raw CSVs (albums, artists, tracks and the view `spotify`).
+fn assert_count_as_duckdb(cluster: &Cluster, sql: &str, oracle: &str) {
+    let counted = cluster.cli(&["query", sql, "--format", "csv"]).expect_ok();
+    let csvs = spotify_csvs(&spotify_data());
+    let expected = oracle_query(
+        oracle,
         &csvs
             .iter()
             .map(|(n, p)| (*n, p.as_path()))
@@ -273,7 +267,7 @@ async fn small_queries_answer_in_the_scheduler_while_every_executor_is_paused() 
     assert_eq!(
         Some(csv_count(&counted).to_string()),
         expected[0][0].clone(),
-        "{}",
+        "{sql}: {}",
         counted.stdout
     );
 }
