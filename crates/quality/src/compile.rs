@@ -137,13 +137,43 @@ impl Plan {
 
     /// The one aggregate query over [`TABLE`]: its columns are the keys of
     /// [`Plan::aggregate_keys`].
+    ///
+    /// Each `COUNT(DISTINCT col)` gets a one-row subquery of its own, cross-joined with the
+    /// others: DataFusion turns an aggregate whose only distinct is one column into a
+    /// grouping that runs in parallel, while an aggregate with several distinct columns
+    /// (or a distinct beside plain aggregates) keeps every value in one list-shaped state
+    /// merged on a single thread (about 2.6x slower for the example rules at x100).
     pub fn aggregate_sql(&self) -> String {
-        let cols: Vec<String> = self
+        let select = |aggregates: &[&(String, String)]| {
+            let cols: Vec<String> = aggregates
+                .iter()
+                .map(|(key, expr)| format!("{expr} AS {}", ident(key)))
+                .collect();
+            format!("SELECT {} FROM {}", cols.join(", "), ident(TABLE))
+        };
+        let (distinct, plain): (Vec<_>, Vec<_>) = self
             .aggregates
             .iter()
-            .map(|(key, expr)| format!("{expr} AS {}", ident(key)))
+            .partition(|(_, expr)| expr.contains("COUNT(DISTINCT "));
+        if distinct.is_empty() || (distinct.len() == 1 && plain.is_empty()) {
+            return select(&self.aggregates.iter().collect::<Vec<_>>());
+        }
+        let mut parts: Vec<String> = Vec::new();
+        if !plain.is_empty() {
+            parts.push(select(&plain));
+        }
+        parts.extend(distinct.iter().map(|d| select(&[*d])));
+        let from: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| format!("({sql}) AS {}", ident(&format!("s{i}"))))
             .collect();
-        format!("SELECT {} FROM {}", cols.join(", "), ident(TABLE))
+        let keys: Vec<String> = self.aggregates.iter().map(|(k, _)| ident(k)).collect();
+        format!(
+            "SELECT {} FROM {}",
+            keys.join(", "),
+            from.join(" CROSS JOIN ")
+        )
     }
 
     /// The metric keys of the aggregate query's columns, in order.

@@ -163,6 +163,41 @@ fn one_aggregate_pass_for_column_metrics() {
     assert_eq!(plan.queries.len(), 1);
 }
 
+/// Each distinct count is a one-row subquery of its own (so that DataFusion can run it as a
+/// parallel grouping); the outer select keeps the keys' order.
+#[test]
+fn distinct_counts_get_subqueries_of_their_own() {
+    let set = parse(
+        "Rules = [ RowCount > 1, DistinctValuesCount \"a\" > 1, DistinctValuesCount \"b\" > 1 ]",
+    )
+    .unwrap();
+    let plan = Plan::new(&set, &cols(&["a", "b"]));
+    let sql = plan.aggregate_sql();
+    assert_eq!(sql.matches(" CROSS JOIN ").count(), 2, "{sql}");
+    for col in ["a", "b"] {
+        let sub = format!("(SELECT CAST(COUNT(DISTINCT \"{col}\") AS DOUBLE) AS ");
+        assert_eq!(sql.matches(&sub).count(), 1, "{sql}");
+    }
+    let keys: Vec<String> = plan.aggregate_keys().iter().map(|k| ident(k)).collect();
+    assert!(
+        sql.starts_with(&format!("SELECT {} FROM (", keys.join(", "))),
+        "{sql}"
+    );
+    // One distinct count beside the plain aggregates is split off too (DataFusion keeps a
+    // list-shaped state for it otherwise); without one the aggregate stays plain.
+    let one = Plan::new(
+        &parse("Rules = [ DistinctValuesCount \"a\" > 1 ]").unwrap(),
+        &cols(&["a"]),
+    );
+    assert_eq!(one.aggregate_sql().matches(" CROSS JOIN ").count(), 1);
+    let none = Plan::new(&parse("Rules = [ RowCount > 1 ]").unwrap(), &cols(&["a"]));
+    assert!(
+        !none.aggregate_sql().contains("CROSS JOIN"),
+        "{}",
+        none.aggregate_sql()
+    );
+}
+
 /// A one-column uniqueness query is answered by the aggregate's counts when every non-null
 /// value is distinct, and runs when a value repeats (or a count is missing); a several-column
 /// one always runs.
