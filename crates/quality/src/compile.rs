@@ -154,7 +154,9 @@ impl Plan {
         let (distinct, plain): (Vec<_>, Vec<_>) = self
             .aggregates
             .iter()
-            .partition(|(_, expr)| expr.contains("COUNT(DISTINCT "));
+            // Distinct counts are the aggregates that start so (a literal inside another
+            // aggregate, such as a `ColumnValues` set, cannot).
+            .partition(|(_, expr)| expr.starts_with("CAST(COUNT(DISTINCT "));
         if distinct.is_empty() || (distinct.len() == 1 && plain.is_empty()) {
             return select(&self.aggregates.iter().collect::<Vec<_>>());
         }

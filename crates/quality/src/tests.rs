@@ -191,6 +191,16 @@ fn distinct_counts_get_subqueries_of_their_own() {
     );
     assert_eq!(one.aggregate_sql().matches(" CROSS JOIN ").count(), 1);
     let none = Plan::new(&parse("Rules = [ RowCount > 1 ]").unwrap(), &cols(&["a"]));
+    // A value set holding the words is a plain aggregate, not a distinct count.
+    let literal = Plan::new(
+        &parse("Rules = [ ColumnValues \"a\" in [\"CAST(COUNT(DISTINCT a\"] ]").unwrap(),
+        &cols(&["a"]),
+    );
+    assert!(
+        !literal.aggregate_sql().contains("CROSS JOIN"),
+        "{}",
+        literal.aggregate_sql()
+    );
     assert!(
         !none.aggregate_sql().contains("CROSS JOIN"),
         "{}",
