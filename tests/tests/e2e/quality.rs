@@ -191,6 +191,31 @@ fn every_rule_type_passes_on_data_that_meets_it() {
     assert!(catalog_entry(Path::new(&f.lake), "q", "items").is_some());
 }
 
+/// An empty input (the header alone): the aggregate pass, whose distinct counts are
+/// subqueries of their own, still measures one row of metrics, and they agree with DuckDB's
+/// over the same file.
+#[test]
+fn rules_with_distinct_counts_measure_an_empty_output() {
+    let f = fixture();
+    std::fs::write(&f.csv, "id,name,score,kind,ts\n").expect("write header-only csv");
+    let rules = [
+        "RowCount = 0",
+        "DistinctValuesCount \"kind\" = 0",
+        "DistinctValuesCount \"id\" = 0",
+        "ColumnExists \"ts\"",
+    ];
+    let job = job(&f, "empty", "fail", &rules);
+    let out = run(&f, &job).expect_ok();
+    let printed = printed_rules(&out.stdout);
+    assert_eq!(printed.len(), rules.len(), "{}", out.stdout);
+    for ((outcome, rule, _), expected) in printed.iter().zip(rules) {
+        assert_eq!(outcome, "PASSED", "{rule}\n{}", out.stdout);
+        assert_eq!(rule, expected);
+    }
+    assert!(check_metrics(&f, &printed) >= 2, "{}", out.stdout);
+    assert!(catalog_entry(Path::new(&f.lake), "q", "items").is_some());
+}
+
 #[test]
 fn every_rule_type_fails_on_data_that_does_not_meet_it_and_warn_publishes() {
     let f = fixture();
