@@ -220,6 +220,12 @@ impl Engine {
         &self.ctx
     }
 
+    /// Whether the cluster is this process alone (scheduler and executor in it): then work
+    /// that Ballista would only hand back to this process may run here directly.
+    pub fn is_embedded(&self) -> bool {
+        self._executor.is_some()
+    }
+
     /// The memory limit of this process's DataFusion operators.
     pub fn memory_limit(&self) -> MemoryLimit {
         self.memory_limit

@@ -19,6 +19,7 @@ pub mod cluster;
 mod commit;
 pub mod error;
 pub mod failpoint;
+mod hash64;
 pub mod introspection;
 pub mod progress;
 pub mod quality;

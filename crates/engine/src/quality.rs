@@ -1,8 +1,9 @@
 //! Data-quality rules (the job's `quality` block, in DQDL) evaluated over a run's staged
 //! output before it is published.
 //!
-//! The staged files become the table `primary` of a session on the engine's cluster (with
-//! the catalog's tables beside it when the catalogs are given, for `ReferentialIntegrity`);
+//! The staged files become the table `primary` of a session on the engine's cluster, or in
+//! this process when the engine is embedded (with the catalog's tables beside it when the
+//! catalogs are given, for `ReferentialIntegrity`);
 //! sluice-quality compiles the rules into one aggregate query plus a query for each
 //! uniqueness, `CustomSql` and `ReferentialIntegrity`, and judges every rule from the
 //! measured values.
@@ -17,11 +18,13 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use sluice_catalog::Catalogs;
 use sluice_planner::PlannedJob;
 use sluice_proto as pb;
-use sluice_quality::{Measured, Outcome, Plan, Status};
+use sluice_quality::{Measured, Options, Outcome, Plan, Status};
+use sluice_writer::SluiceQueryPlanner;
 
 use crate::cluster::Engine;
 use crate::run::RunError;
@@ -45,6 +48,7 @@ pub(crate) async fn evaluate(
     if q.rules.trim().is_empty() {
         return Ok(Vec::new());
     }
+    let started = std::time::Instant::now();
     let outcomes = match sluice_quality::parse(&q.rules) {
         // The job file's loader refuses such rules; a spec sent another way may still hold them.
         Err(e) => vec![Outcome {
@@ -61,7 +65,11 @@ pub(crate) async fn evaluate(
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            let plan = Plan::new(&ruleset, &columns);
+            // The in-process session has `sluice_hash64` (executors' sessions do not).
+            let options = Options {
+                hash64: engine.is_embedded(),
+            };
+            let plan = Plan::with_options(&ruleset, &columns, options);
             // Only a reference check reads other tables: listing the catalog is skipped otherwise.
             let needs_catalog = q.rules.contains("ReferentialIntegrity");
             match session(
@@ -87,6 +95,12 @@ pub(crate) async fn evaluate(
         }
     };
     let results: Vec<pb::QualityResult> = outcomes.into_iter().map(to_proto).collect();
+    tracing::info!(
+        rules = results.len(),
+        in_process = engine.is_embedded(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "quality rules evaluated"
+    );
     for r in &results {
         tracing::info!(rule = %r.rule, outcome = r.outcome, reason = %r.failure_reason, "quality rule");
     }
@@ -113,9 +127,12 @@ fn to_proto(o: Outcome) -> pb::QualityResult {
     }
 }
 
-/// A session on the engine's cluster where `primary` is the staged output (partition
-/// columns read from the folder names, as strings) and, with `catalogs`, every table of the
-/// default catalog is `database.table`.
+/// A session where `primary` is the staged output (partition columns read from the folder
+/// names, as strings) and, with `catalogs`, every table of the default catalog is
+/// `database.table`. On a cluster its queries are Ballista jobs; on the embedded engine,
+/// whose one executor is this process, they run here directly (without the stages, shuffle
+/// files and task round trips a Ballista job adds around the same work), with
+/// `sluice_hash64` for the uniqueness shortcut.
 async fn session(
     engine: &Engine,
     catalogs: Option<&Catalogs>,
@@ -123,7 +140,15 @@ async fn session(
     staging_url: &str,
 ) -> datafusion::error::Result<SessionContext> {
     let query_id = format!("quality-{}", uuid::Uuid::now_v7());
-    let ctx = engine.query_context(crate::query::SQL_CATALOG, &query_id);
+    let mut ctx = engine.query_context(crate::query::SQL_CATALOG, &query_id);
+    if engine.is_embedded() {
+        ctx = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(ctx.state())
+                .with_query_planner(Arc::new(SluiceQueryPlanner))
+                .build(),
+        );
+        ctx.register_udf(crate::hash64::hash64());
+    }
     if let Some(catalogs) = catalogs {
         let external = |e: sluice_catalog::CatalogError| {
             datafusion::error::DataFusionError::External(Box::new(e))

@@ -38,9 +38,13 @@ pub struct Query {
 /// A single column's count of values occurring exactly once is its count of non-null values
 /// when every non-null value is distinct: the aggregate pass measures both counts, so the
 /// grouping query (a second scan and a shuffle) runs only when some value repeats.
+///
+/// With [`Options::hash64`] the distinct count is of the values' 64-bit hashes: never more
+/// than the values' own distinct count, so equal to the non-null count only when every value
+/// is distinct (a collision only sends the rule to its grouping query).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shortcut {
-    /// Key of `COUNT(DISTINCT col)` in the aggregate.
+    /// Key of `COUNT(DISTINCT col)` (or of its hashes) in the aggregate.
     pub distinct: String,
     /// Key of `COUNT(col)` in the aggregate.
     pub non_null: String,
@@ -69,6 +73,19 @@ struct Leaf {
     ratios: Vec<(String, String)>,
 }
 
+/// The name of the SQL function [`Options::hash64`] calls: one argument of any type, its
+/// 64-bit hash as `UInt64` (NULL for NULL), the same for equal values.
+pub const HASH64: &str = "sluice_hash64";
+
+/// What the session that runs a plan offers beyond DataFusion's own SQL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// The session has [`HASH64`]: a uniqueness shortcut counts distinct hashes (a grouping
+    /// of integers) instead of distinct values (a grouping of, say, strings), several times
+    /// cheaper for long keys.
+    pub hash64: bool,
+}
+
 /// The compiled ruleset.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -78,6 +95,7 @@ pub struct Plan {
     /// Queries besides the aggregate.
     pub queries: Vec<Query>,
     fixed: BTreeMap<String, f64>,
+    options: Options,
 }
 
 /// The outcome of a rule.
@@ -118,12 +136,18 @@ const ROW_COUNT: &str = "COUNT(*)";
 impl Plan {
     /// Compiles `ruleset` for a table with `columns` (its column names, in order).
     pub fn new(ruleset: &Ruleset, columns: &[String]) -> Self {
+        Self::with_options(ruleset, columns, Options::default())
+    }
+
+    /// Compiles `ruleset` for a table with `columns`, for a session offering `options`.
+    pub fn with_options(ruleset: &Ruleset, columns: &[String], options: Options) -> Self {
         let mut plan = Plan {
             rules: ruleset.rules.clone(),
             leaves: Vec::new(),
             aggregates: Vec::new(),
             queries: Vec::new(),
             fixed: BTreeMap::new(),
+            options,
         };
         // The row count is always measured: uniqueness divides by it, and it is the
         // cheapest sign the evaluation ran.
@@ -132,7 +156,52 @@ impl Plan {
         for r in &rules {
             plan.compile_top(r, columns);
         }
+        plan.share_exact_distinct_counts();
         plan
+    }
+
+    /// A uniqueness shortcut that counts hashes uses the column's exact distinct count
+    /// instead when the plan measures that anyway (`DistinctValuesCount`), and the hash
+    /// count is dropped when nothing else uses it. Runs once, after every rule is compiled
+    /// (keys are never handed out after a removal).
+    fn share_exact_distinct_counts(&mut self) {
+        let mut replaced = Vec::new();
+        for q in &mut self.queries {
+            let Some(shortcut) = q.shortcut.as_mut() else {
+                continue;
+            };
+            let Some((_, expr)) = self
+                .aggregates
+                .iter()
+                .find(|(k, _)| *k == shortcut.distinct)
+            else {
+                continue;
+            };
+            let Some(column) = expr
+                .strip_prefix(&format!("CAST(COUNT(DISTINCT {HASH64}("))
+                .and_then(|rest| rest.strip_suffix(")) AS DOUBLE)"))
+            else {
+                continue;
+            };
+            let exact = format!("CAST(COUNT(DISTINCT {column}) AS DOUBLE)");
+            if let Some((key, _)) = self.aggregates.iter().find(|(_, e)| *e == exact) {
+                replaced.push(std::mem::replace(&mut shortcut.distinct, key.clone()));
+            }
+        }
+        for key in replaced {
+            let used = self.queries.iter().any(|q| {
+                q.shortcut
+                    .as_ref()
+                    .is_some_and(|s| s.distinct == key || s.non_null == key)
+            }) || self.leaves.iter().any(|l| {
+                l.checks.iter().any(|c| c.key == key)
+                    || l.reported.iter().any(|(_, k)| *k == key)
+                    || l.ratios.iter().any(|(_, k)| *k == key)
+            });
+            if !used {
+                self.aggregates.retain(|(k, _)| *k != key);
+            }
+        }
     }
 
     /// The one aggregate query over [`TABLE`]: its columns are the keys of
@@ -144,12 +213,37 @@ impl Plan {
     /// (or a distinct beside plain aggregates) keeps every value in one list-shaped state
     /// merged on a single thread (about 2.6x slower for the example rules at x100).
     pub fn aggregate_sql(&self) -> String {
+        let parts = self.aggregate_parts();
+        if parts.len() == 1 {
+            return parts.into_iter().map(|(_, sql)| sql).collect();
+        }
+        let from: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, sql))| format!("({sql}) AS {}", ident(&format!("s{i}"))))
+            .collect();
+        let keys: Vec<String> = self.aggregates.iter().map(|(k, _)| ident(k)).collect();
+        format!(
+            "SELECT {} FROM {}",
+            keys.join(", "),
+            from.join(" CROSS JOIN ")
+        )
+    }
+
+    /// The one-row queries [`Plan::aggregate_sql`] joins, each with the metric keys of its
+    /// columns: the plain aggregates in one, each distinct count in one of its own. (Running
+    /// them apart and at the same time was measured no faster than the join.)
+    pub(crate) fn aggregate_parts(&self) -> Vec<(Vec<String>, String)> {
         let select = |aggregates: &[&(String, String)]| {
             let cols: Vec<String> = aggregates
                 .iter()
                 .map(|(key, expr)| format!("{expr} AS {}", ident(key)))
                 .collect();
-            format!("SELECT {} FROM {}", cols.join(", "), ident(TABLE))
+            let keys = aggregates.iter().map(|(key, _)| key.clone()).collect();
+            (
+                keys,
+                format!("SELECT {} FROM {}", cols.join(", "), ident(TABLE)),
+            )
         };
         let (distinct, plain): (Vec<_>, Vec<_>) = self
             .aggregates
@@ -158,24 +252,14 @@ impl Plan {
             // aggregate, such as a `ColumnValues` set, cannot).
             .partition(|(_, expr)| expr.starts_with("CAST(COUNT(DISTINCT "));
         if distinct.is_empty() || (distinct.len() == 1 && plain.is_empty()) {
-            return select(&self.aggregates.iter().collect::<Vec<_>>());
+            return vec![select(&self.aggregates.iter().collect::<Vec<_>>())];
         }
-        let mut parts: Vec<String> = Vec::new();
+        let mut parts = Vec::new();
         if !plain.is_empty() {
             parts.push(select(&plain));
         }
         parts.extend(distinct.iter().map(|d| select(&[*d])));
-        let from: Vec<String> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, sql)| format!("({sql}) AS {}", ident(&format!("s{i}"))))
-            .collect();
-        let keys: Vec<String> = self.aggregates.iter().map(|(k, _)| ident(k)).collect();
-        format!(
-            "SELECT {} FROM {}",
-            keys.join(", "),
-            from.join(" CROSS JOIN ")
-        )
+        parts
     }
 
     /// The metric keys of the aggregate query's columns, in order.
@@ -448,8 +532,13 @@ impl Plan {
             cols.join(", ")
         );
         // One column: the aggregate pass may already tell (see [`Shortcut`]).
+        let distinct = if self.options.hash64 {
+            format!("CAST(COUNT(DISTINCT {HASH64}({})) AS DOUBLE)", cols[0])
+        } else {
+            format!("CAST(COUNT(DISTINCT {}) AS DOUBLE)", cols[0])
+        };
         let shortcut = (columns.len() == 1).then(|| Shortcut {
-            distinct: self.aggregate(&format!("CAST(COUNT(DISTINCT {}) AS DOUBLE)", cols[0])),
+            distinct: self.aggregate(&distinct),
             non_null: self.aggregate(&format!("CAST(COUNT({}) AS DOUBLE)", cols[0])),
         });
         let unique = self.query_with(sql, false, shortcut);

@@ -12,7 +12,8 @@ mod parse;
 
 pub use ast::{Condition, Rule, RuleType, Ruleset, TopRule, Value};
 pub use compile::{
-    Measured, Outcome, Plan, Query, Status, TABLE, holds, ident, literal, predicate,
+    HASH64, Measured, Options, Outcome, Plan, Query, Shortcut, Status, TABLE, holds, ident,
+    literal, predicate,
 };
 pub use parse::{ParseError, parse};
 

@@ -183,6 +183,20 @@ fn distinct_counts_get_subqueries_of_their_own() {
         sql.starts_with(&format!("SELECT {} FROM (", keys.join(", "))),
         "{sql}"
     );
+    // The same subqueries as parts that run apart, holding every key once.
+    let parts = plan.aggregate_parts();
+    assert_eq!(parts.len(), 3);
+    for (_, part) in &parts {
+        assert!(
+            sql.contains(&format!("({part}) AS ")),
+            "{part} not in {sql}"
+        );
+    }
+    let mut part_keys: Vec<String> = parts.into_iter().flat_map(|(k, _)| k).collect();
+    part_keys.sort();
+    let mut all = plan.aggregate_keys();
+    all.sort();
+    assert_eq!(part_keys, all);
     // One distinct count beside the plain aggregates is split off too (DataFusion keeps a
     // list-shaped state for it otherwise); without one the aggregate stays plain.
     let one = Plan::new(
@@ -324,4 +338,55 @@ fn thresholds_and_between() {
         },
     );
     assert_eq!(p, "(\"x\" IN (1) OR \"x\" IS NULL)");
+}
+
+/// With [`Options::hash64`], a one-column uniqueness shortcut counts distinct hashes in a
+/// subquery of its own; when the plan measures the column's exact distinct count anyway
+/// (`DistinctValuesCount`, before or after the uniqueness rule) the shortcut uses that and no
+/// hash is counted. Without the option the count is exact.
+#[test]
+fn uniqueness_shortcut_counts_hashes_when_the_session_can() {
+    let hashed = Options { hash64: true };
+    let plan = Plan::with_options(
+        &parse("Rules = [ IsUnique \"a\", RowCount > 1 ]").unwrap(),
+        &cols(&["a"]),
+        hashed,
+    );
+    let sql = plan.aggregate_sql();
+    let hash_count = format!("(SELECT CAST(COUNT(DISTINCT {HASH64}(\"a\")) AS DOUBLE) AS ");
+    assert_eq!(sql.matches(&hash_count).count(), 1, "{sql}");
+    assert!(!sql.contains("COUNT(DISTINCT \"a\")"), "{sql}");
+    let shortcut = plan.queries[0].shortcut.clone().expect("a shortcut");
+    assert!(plan.aggregate_keys().contains(&shortcut.distinct));
+    assert!(plan.aggregate_keys().contains(&shortcut.non_null));
+
+    for rules in [
+        "Rules = [ IsUnique \"a\", DistinctValuesCount \"a\" > 1 ]",
+        "Rules = [ DistinctValuesCount \"a\" > 1, IsUnique \"a\" ]",
+    ] {
+        let plan = Plan::with_options(&parse(rules).unwrap(), &cols(&["a"]), hashed);
+        let sql = plan.aggregate_sql();
+        assert!(!sql.contains(HASH64), "{rules}: {sql}");
+        assert_eq!(sql.matches("COUNT(DISTINCT \"a\")").count(), 1, "{sql}");
+        let shortcut = plan.queries[0].shortcut.clone().expect("a shortcut");
+        assert!(
+            plan.aggregate_keys().contains(&shortcut.distinct),
+            "{rules}"
+        );
+        // The judged metric is still the exact distinct count.
+        let mut m = Measured::default();
+        for k in plan.aggregate_keys() {
+            m.values.insert(k, Some(4.0));
+        }
+        m.values.insert(plan.queries[0].keys[0].clone(), Some(4.0));
+        let out = plan.judge(&m);
+        assert!(
+            out.iter()
+                .any(|o| o.metrics.get("Column.a.DistinctValuesCount") == Some(&4.0)),
+            "{out:?}"
+        );
+    }
+
+    let exact = Plan::new(&parse("Rules = [ IsUnique \"a\" ]").unwrap(), &cols(&["a"]));
+    assert!(!exact.aggregate_sql().contains(HASH64));
 }
