@@ -15,6 +15,14 @@ use clap::Parser;
 use sluice_scheduler::args::{Args, Command, hash_password};
 use sluice_scheduler::process::{SchedulerProcess, shutdown_signal};
 
+/// mimalloc instead of glibc's malloc: every SQL query builds a session and plans, many small
+/// allocations freed across threads. Under 32 Flight SQL clients it cut the scheduler's CPU
+/// per query from 3.8-3.9 ms to 3.1-3.3 ms; its peak RSS went from 139 MB to 228-238 MB, or
+/// 164-171 MB with `MIMALLOC_ARENA_EAGER_COMMIT=0` (arenas committed as used), which the
+/// deploy images set.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let args = Args::parse();
     match args.command {
