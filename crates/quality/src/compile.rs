@@ -2,7 +2,7 @@
 //! metrics together; uniqueness, `CustomSql` and `ReferentialIntegrity` get their own
 //! queries. [`Plan::judge`] then decides each rule from the measured values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast::*;
 
@@ -96,6 +96,10 @@ pub struct Plan {
     pub queries: Vec<Query>,
     fixed: BTreeMap<String, f64>,
     options: Options,
+    /// Columns with a `DistinctValuesCount` rule: the plan measures their exact distinct
+    /// count anyway, so a uniqueness shortcut on one of them shares it instead of counting
+    /// hashes.
+    exact_distinct: BTreeSet<String>,
 }
 
 /// The outcome of a rule.
@@ -133,6 +137,19 @@ pub struct Measured {
 
 const ROW_COUNT: &str = "COUNT(*)";
 
+/// Adds the column of every `DistinctValuesCount` rule in `rules` (inside `and`/`or` too).
+fn distinct_count_columns(rules: &[TopRule], out: &mut BTreeSet<String>) {
+    for r in rules {
+        match r {
+            TopRule::Rule(rule) if rule.kind == RuleType::DistinctValuesCount => {
+                out.extend(rule.params.first().cloned());
+            }
+            TopRule::Rule(_) => {}
+            TopRule::And(parts, _) | TopRule::Or(parts, _) => distinct_count_columns(parts, out),
+        }
+    }
+}
+
 impl Plan {
     /// Compiles `ruleset` for a table with `columns` (its column names, in order).
     pub fn new(ruleset: &Ruleset, columns: &[String]) -> Self {
@@ -148,7 +165,9 @@ impl Plan {
             queries: Vec::new(),
             fixed: BTreeMap::new(),
             options,
+            exact_distinct: BTreeSet::new(),
         };
+        distinct_count_columns(&ruleset.rules, &mut plan.exact_distinct);
         // The row count is always measured: uniqueness divides by it, and it is the
         // cheapest sign the evaluation ran.
         plan.aggregate(&format!("CAST({ROW_COUNT} AS DOUBLE)"));
@@ -156,52 +175,7 @@ impl Plan {
         for r in &rules {
             plan.compile_top(r, columns);
         }
-        plan.share_exact_distinct_counts();
         plan
-    }
-
-    /// A uniqueness shortcut that counts hashes uses the column's exact distinct count
-    /// instead when the plan measures that anyway (`DistinctValuesCount`), and the hash
-    /// count is dropped when nothing else uses it. Runs once, after every rule is compiled
-    /// (keys are never handed out after a removal).
-    fn share_exact_distinct_counts(&mut self) {
-        let mut replaced = Vec::new();
-        for q in &mut self.queries {
-            let Some(shortcut) = q.shortcut.as_mut() else {
-                continue;
-            };
-            let Some((_, expr)) = self
-                .aggregates
-                .iter()
-                .find(|(k, _)| *k == shortcut.distinct)
-            else {
-                continue;
-            };
-            let Some(column) = expr
-                .strip_prefix(&format!("CAST(COUNT(DISTINCT {HASH64}("))
-                .and_then(|rest| rest.strip_suffix(")) AS DOUBLE)"))
-            else {
-                continue;
-            };
-            let exact = format!("CAST(COUNT(DISTINCT {column}) AS DOUBLE)");
-            if let Some((key, _)) = self.aggregates.iter().find(|(_, e)| *e == exact) {
-                replaced.push(std::mem::replace(&mut shortcut.distinct, key.clone()));
-            }
-        }
-        for key in replaced {
-            let used = self.queries.iter().any(|q| {
-                q.shortcut
-                    .as_ref()
-                    .is_some_and(|s| s.distinct == key || s.non_null == key)
-            }) || self.leaves.iter().any(|l| {
-                l.checks.iter().any(|c| c.key == key)
-                    || l.reported.iter().any(|(_, k)| *k == key)
-                    || l.ratios.iter().any(|(_, k)| *k == key)
-            });
-            if !used {
-                self.aggregates.retain(|(k, _)| *k != key);
-            }
-        }
     }
 
     /// The one aggregate query over [`TABLE`]: its columns are the keys of
@@ -532,7 +506,7 @@ impl Plan {
             cols.join(", ")
         );
         // One column: the aggregate pass may already tell (see [`Shortcut`]).
-        let distinct = if self.options.hash64 {
+        let distinct = if self.options.hash64 && !self.exact_distinct.contains(&columns[0]) {
             format!("CAST(COUNT(DISTINCT {HASH64}({})) AS DOUBLE)", cols[0])
         } else {
             format!("CAST(COUNT(DISTINCT {}) AS DOUBLE)", cols[0])

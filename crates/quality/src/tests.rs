@@ -363,6 +363,7 @@ fn uniqueness_shortcut_counts_hashes_when_the_session_can() {
     for rules in [
         "Rules = [ IsUnique \"a\", DistinctValuesCount \"a\" > 1 ]",
         "Rules = [ DistinctValuesCount \"a\" > 1, IsUnique \"a\" ]",
+        "Rules = [ IsUnique \"a\", (RowCount > 1) or (DistinctValuesCount \"a\" > 1) ]",
     ] {
         let plan = Plan::with_options(&parse(rules).unwrap(), &cols(&["a"]), hashed);
         let sql = plan.aggregate_sql();
