@@ -32,6 +32,8 @@ SESSION_OPTIONS = {
     # Parquet: statistics per column chunk, not per page; snappy, as the job asks.
     "datafusion.execution.parquet.statistics_enabled": "chunk",
     "datafusion.execution.parquet.compression": "snappy",
+    # Row groups of 122,880 rows (PARQUET_ROW_GROUP_ROWS, DuckDB's size).
+    "datafusion.execution.parquet.max_row_group_size": str(122_880),
 }
 
 

@@ -56,6 +56,17 @@ pub(crate) fn run_shape(stages: usize, tasks: usize, first_task_ms: Option<u64>)
     )
 }
 
+/// ` (in this process: 2 partitions; joins: 2 broadcast, 0 partitioned)` for a run the
+/// embedded engine ran in its own process.
+pub(crate) fn in_process_shape(shape: &sluice_engine::InProcessShape) -> String {
+    format!(
+        " (in this process: {}; joins: {} broadcast, {} partitioned)",
+        plural(shape.partitions, "partition"),
+        shape.broadcast_joins,
+        shape.partitioned_joins
+    )
+}
+
 /// `n word`, with an `s` unless `n` is 1.
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
@@ -127,11 +138,11 @@ pub(crate) fn print_report(job: &LoadedJob, r: &RunReport) {
         );
     }
     let first_task_ms = r.first_task.map(|d| d.as_millis() as u64);
-    outln!(
-        "  time   {:.2} s{}",
-        r.elapsed.as_secs_f64(),
-        run_shape(r.stages, r.tasks, first_task_ms)
-    );
+    let shape = match &r.in_process {
+        Some(shape) => in_process_shape(shape),
+        None => run_shape(r.stages, r.tasks, first_task_ms),
+    };
+    outln!("  time   {:.2} s{shape}", r.elapsed.as_secs_f64());
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

@@ -4,7 +4,9 @@
 //! [`Engine::embedded`] starts Ballista's scheduler and one executor inside this process,
 //! on loopback ports chosen by the OS (Ballista's standalone mode, built from its public
 //! pieces so that Sluice keeps a handle on the scheduler's state for progress and metrics).
-//! Planning and execution go through the same [`SessionContext`] API as a remote cluster.
+//! Planning goes through the same [`SessionContext`] API as a remote cluster; a job run on
+//! the embedded engine then executes its plan in this process without Ballista's stages
+//! (`crate::in_process`), while SQL queries still go through the in-process executor.
 
 use std::sync::Arc;
 

@@ -349,7 +349,7 @@ fn stage_snapshots(job_id: &str, stages: &HashMap<usize, ExecutionStage>) -> Vec
 /// metrics (Ballista collects metrics in pre-order too), and sums their output rows.
 fn collect_scans(plan: &dyn ExecutionPlan, metrics: &[MetricsSet], out: &mut ScanRows) {
     let mut scans = Vec::new();
-    scan_files(plan, &mut scans);
+    file_scans(plan, &mut scans);
     let scan_metrics: Vec<&MetricsSet> = metrics
         .iter()
         .filter(|m| m.iter().any(|x| x.value().name() == "time_elapsed_opening"))
@@ -357,14 +357,31 @@ fn collect_scans(plan: &dyn ExecutionPlan, metrics: &[MetricsSet], out: &mut Sca
     if scans.len() != scan_metrics.len() {
         return;
     }
-    for (files, m) in scans.into_iter().zip(scan_metrics) {
+    for ((files, _), m) in scans.into_iter().zip(scan_metrics) {
         let rows = m.output_rows().unwrap_or(0) as u64;
         out.scans.push((files, rows));
     }
 }
 
-/// The files of every file scan in `plan`, in pre-order.
-fn scan_files(plan: &dyn ExecutionPlan, out: &mut Vec<Vec<String>>) {
+/// Rows produced by every file scan of `plan`, a plan this process has run (its operators
+/// hold their metrics), with the scan's files.
+pub(crate) fn executed_scan_rows(plan: &dyn ExecutionPlan) -> Vec<(Vec<String>, u64)> {
+    let mut scans = Vec::new();
+    file_scans(plan, &mut scans);
+    scans
+        .into_iter()
+        .map(|(files, node)| {
+            let rows = node.metrics().and_then(|m| m.output_rows()).unwrap_or(0);
+            (files, rows as u64)
+        })
+        .collect()
+}
+
+/// Every file scan in `plan`, in pre-order: its files and the scan itself.
+fn file_scans<'a>(
+    plan: &'a dyn ExecutionPlan,
+    out: &mut Vec<(Vec<String>, &'a dyn ExecutionPlan)>,
+) {
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
     if let Some(exec) = plan.downcast_ref::<DataSourceExec>()
@@ -376,9 +393,9 @@ fn scan_files(plan: &dyn ExecutionPlan, out: &mut Vec<Vec<String>>) {
             .flat_map(|g| g.files().iter())
             .map(|f| f.object_meta.location.to_string())
             .collect();
-        out.push(files);
+        out.push((files, plan));
     }
     for child in plan.children() {
-        scan_files(child.as_ref(), out);
+        file_scans(child.as_ref(), out);
     }
 }

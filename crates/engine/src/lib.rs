@@ -11,6 +11,7 @@
 //! - [`size_estimates`]: an optimizer rule sizing scans without statistics;
 //! - [`run`]: one job run, end to end ([`run_job`]);
 //! - `write`, `commit`: writing a run's files and committing them as a version;
+//! - `in_process`: running a job's plan in this process when it is the whole cluster;
 //! - [`progress`]: progress events and stage spans of a run;
 //! - [`query`]: SQL over the catalog's tables;
 //! - [`failpoint`]: failures injected for tests.
@@ -20,6 +21,7 @@ mod commit;
 pub mod error;
 pub mod failpoint;
 mod hash64;
+mod in_process;
 pub mod introspection;
 pub mod progress;
 pub mod quality;
@@ -34,11 +36,14 @@ mod write;
 pub use cluster::{BallistaService, Engine, EngineOptions};
 pub use error::EngineError;
 pub use failpoint::{FAILPOINT_ENV, failpoint};
+pub use in_process::InProcessShape;
 pub use introspection::{ScanRows, SchedulerView, StageSnapshot, StageState};
 pub use progress::{JobProgress, ProgressState, RunEvent, StageProgress};
 pub use query::LakeSessions;
 pub use run::{
     RunError, RunReport, SourceReport, job_bookmark, reset_job_bookmark, run_job, target_catalog,
 };
-pub use session::{HASH_JOIN_BUFFERING_BYTES, QUERY_JOB_PREFIX, session_config};
+pub use session::{
+    HASH_JOIN_BUFFERING_BYTES, PARQUET_ROW_GROUP_ROWS, QUERY_JOB_PREFIX, session_config,
+};
 pub use sync::lock;

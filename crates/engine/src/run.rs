@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::cluster::Engine;
 use crate::commit::{Commit, Committed, commit, discard_version, schema_policy, table_columns};
 use crate::failpoint::FAILPOINT_ENV;
+use crate::in_process::InProcessShape;
 use crate::introspection::ScanRows;
 use crate::progress::RunEvent;
 use crate::write::{WriteFailure, write_version};
@@ -122,6 +123,9 @@ pub struct RunReport {
     pub tasks: usize,
     /// Job start: from submitting the job to Ballista to its first task running.
     pub first_task: Option<Duration>,
+    /// How the plan ran when it ran in this process instead of on Ballista (the embedded
+    /// engine; `stages`, `tasks` and `first_task` are then empty).
+    pub in_process: Option<InProcessShape>,
     /// Each data-quality rule's outcome (empty without a `quality` block).
     pub quality: Vec<pb::QualityResult>,
     /// The catalog table the outcomes were appended to (`sluice_quality.results`), when
@@ -346,8 +350,19 @@ pub async fn run_job(
         &quality,
     )
     .await;
-    let new_jobs = engine.scheduler().run_jobs(&run_id).await;
-    let scans = engine.scheduler().scan_rows(&new_jobs).await;
+    let (scans, in_process) = match written.in_process {
+        Some(run) => (
+            ScanRows {
+                scans: run.scans,
+                ..ScanRows::default()
+            },
+            Some(run.shape),
+        ),
+        None => {
+            let new_jobs = engine.scheduler().run_jobs(&run_id).await;
+            (engine.scheduler().scan_rows(&new_jobs).await, None)
+        }
+    };
     let sources = source_reports(&planned, &scans);
     Ok(RunReport {
         run_id,
@@ -363,6 +378,7 @@ pub async fn run_job(
         stages: scans.stages,
         tasks: scans.tasks,
         first_task: scans.first_task_ms.map(Duration::from_millis),
+        in_process,
         quality,
         quality_table,
         note: None,
@@ -567,6 +583,7 @@ fn nothing_committed(
         stages: 0,
         tasks: 0,
         first_task: None,
+        in_process: None,
         quality: Vec::new(),
         quality_table: None,
         note: Some(note),

@@ -35,6 +35,10 @@ use crate::size_estimates::EstimateScanSizes;
 /// partition and join (see [`session_config`]).
 pub const HASH_JOIN_BUFFERING_BYTES: usize = 32 * 1024 * 1024;
 
+/// Rows per Parquet row group the writers flush at (DuckDB's row group size; see
+/// [`session_config`]).
+pub const PARQUET_ROW_GROUP_ROWS: usize = 122_880;
+
 /// Prefix of the Ballista job names of SQL queries, which job runs do not count as theirs.
 pub const QUERY_JOB_PREFIX: &str = "sluice-query-";
 
@@ -70,6 +74,11 @@ pub fn session_config(partitions: usize) -> Result<SessionConfig, EngineError> {
     // statistics (the column index) cost about 9% of the CPU of the x100 benchmark job;
     // DATAFUSION_EXECUTION_PARQUET_STATISTICS_ENABLED=page brings them back.
     config.options_mut().execution.parquet.statistics_enabled = Some("chunk".to_string());
+    // Row groups of 122,880 rows, as DuckDB writes them, instead of about a million: the
+    // writer holds a row group's encoded pages in memory until it is complete (one per
+    // output partition at a time), about 100 MiB per partition at x100 with a million rows.
+    // DATAFUSION_EXECUTION_PARQUET_MAX_ROW_GROUP_SIZE sets another size.
+    config.options_mut().execution.parquet.max_row_group_size = PARQUET_ROW_GROUP_ROWS;
     // A hash join reads nothing from its probe side until one thread has built its hash
     // table (0.35 s for the two million tracks of the x100 benchmark), and the stage's
     // other task slots wait with it. DataFusion's hash join buffering (a BufferExec on the

@@ -1,17 +1,24 @@
 //! Writing a run's output: every output partition's task writes its own Parquet files into
 //! the run's staging folder and reports them; the run is cancelled when it outlives its
-//! timeout.
+//! timeout. On the embedded engine the plan runs in this process
+//! ([`crate::in_process`]); otherwise as Ballista jobs on the cluster.
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use sluice_lake::DataFile;
 use sluice_planner::PlannedJob;
 use sluice_proto as pb;
-use sluice_writer::{ParallelParquetWrite, WriteOptions};
+use sluice_writer::{ParallelParquetWrite, SluiceQueryPlanner, WriteOptions};
 
 use crate::cluster::Engine;
-use crate::progress::{JobProgress, RunEvent, StageSpans};
+use crate::in_process::{Execution, InProcessRun, InProcessShape, Progress};
+use crate::introspection::executed_scan_rows;
+use crate::progress::{JobProgress, ProgressState, RunEvent, StageProgress, StageSpans};
 
 /// Why a write failed.
 pub(crate) enum WriteFailure {
@@ -27,6 +34,9 @@ pub(crate) struct Written {
     pub(crate) rows: u64,
     /// Files written, relative to the staging folder.
     pub(crate) files: Vec<DataFile>,
+    /// For a run in this process: its shape and the rows of every file scan (with the
+    /// scan's files). `None`: Ballista's scheduler knows them.
+    pub(crate) in_process: Option<InProcessRun>,
 }
 
 /// Writes `planned`'s output into `staging_url`, reporting progress and stage spans as it
@@ -59,21 +69,27 @@ pub(crate) async fn write_version(
     let plan = ParallelParquetWrite::new(planned.output.logical_plan().clone(), options)
         .map_err(WriteFailure::DataFusion)?
         .into_plan();
+    let deadline =
+        (timeout_seconds > 0).then(|| Instant::now() + Duration::from_secs(timeout_seconds));
+    if engine.is_embedded() {
+        return Box::pin(write_in_process(
+            engine,
+            plan,
+            staging_url,
+            deadline,
+            timeout_seconds,
+            progress,
+        ))
+        .await;
+    }
     let df = DataFrame::new(run_session_state(engine, run_id), plan);
     let prefix = staging_url.to_string();
     let write = async move {
         let batches = df.collect().await?;
-        let files = reported_files(&batches, &prefix)?;
-        let rows = files.iter().map(|(_, rows)| rows).sum();
-        Ok::<_, datafusion::error::DataFusionError>(Written {
-            rows,
-            files: files.into_iter().map(|(f, _)| f).collect(),
-        })
+        written(&batches, &prefix, None)
     };
     tokio::pin!(write);
     let mut stages = StageSpans::default();
-    let deadline =
-        (timeout_seconds > 0).then(|| Instant::now() + Duration::from_secs(timeout_seconds));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -94,6 +110,88 @@ pub(crate) async fn write_version(
             }
         }
     }
+}
+
+/// Runs the write `plan` in this process (the embedded engine), one task per output
+/// partition, reporting progress as partitions finish; stops it when it outlives
+/// `deadline`.
+async fn write_in_process(
+    engine: &Engine,
+    plan: LogicalPlan,
+    staging_url: &str,
+    deadline: Option<Instant>,
+    timeout_seconds: u64,
+    progress: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<Written, WriteFailure> {
+    let state = SessionStateBuilder::new_from_existing(engine.ctx().state())
+        .with_query_planner(Arc::new(SluiceQueryPlanner))
+        .build();
+    let physical = state
+        .create_physical_plan(&plan)
+        .await
+        .map_err(WriteFailure::DataFusion)?;
+    let mut execution =
+        Execution::start(&physical, state.task_ctx()).map_err(WriteFailure::DataFusion)?;
+    let report = |done: usize, of: usize| {
+        let state = if done == of {
+            ProgressState::Done
+        } else {
+            ProgressState::Running
+        };
+        RunEvent::Running(JobProgress {
+            stages: 1,
+            stages_done: usize::from(done == of),
+            tasks: of,
+            tasks_done: done,
+            stage_list: vec![StageProgress {
+                stage_id: 1,
+                state,
+                tasks: of,
+                tasks_done: done,
+            }],
+        })
+    };
+    progress(report(0, execution.partitions()));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            next = execution.next() => match next.map_err(WriteFailure::DataFusion)? {
+                Progress::Finished { done, of } => progress(report(done, of)),
+                Progress::Done(batches) => {
+                    let shape = InProcessShape::of(physical.as_ref());
+                    let scans = executed_scan_rows(physical.as_ref());
+                    tracing::debug!(
+                        "executed plan:\n{}",
+                        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true)
+                    );
+                    return written(&batches, staging_url, Some(InProcessRun { shape, scans }))
+                        .map_err(WriteFailure::DataFusion);
+                }
+            },
+            _ = tick.tick() => {
+                if deadline.is_some_and(|d| Instant::now() > d) {
+                    // Dropping the execution stops its tasks.
+                    return Err(WriteFailure::Timeout(timeout_seconds));
+                }
+                progress(report(execution.done(), execution.partitions()));
+            }
+        }
+    }
+}
+
+/// What the write tasks' `batches` report, as a [`Written`].
+fn written(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+    staging_url: &str,
+    in_process: Option<InProcessRun>,
+) -> datafusion::error::Result<Written> {
+    let files = reported_files(batches, staging_url)?;
+    let rows = files.iter().map(|(_, rows)| rows).sum();
+    Ok(Written {
+        rows,
+        files: files.into_iter().map(|(f, _)| f).collect(),
+        in_process,
+    })
 }
 
 /// The engine's session state with its Ballista jobs named after the run

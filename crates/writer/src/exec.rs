@@ -180,7 +180,7 @@ async fn write_partition(
                     let writer = AsyncArrowWriter::try_new(
                         BufWriter::new(store.clone(), path.clone()),
                         split.data_schema.clone(),
-                        Some(props.clone()),
+                        Some(crate::dictionary::with_plain_columns(&props, &rows)?),
                     )?;
                     files.push((
                         folders,

@@ -13,6 +13,7 @@
 //! plans the logical node on the scheduler.
 
 mod codec;
+mod dictionary;
 mod exec;
 mod node;
 mod options;

@@ -553,7 +553,7 @@ impl JobManager {
             );
         }
         let me = self.clone();
-        let handle = tokio::spawn(async move { me.execute(run).await });
+        let handle = tokio::spawn(async move { Box::pin(me.execute(run)).await });
         if let Some(l) = lock(&self.live).get_mut(&id) {
             if l.stopping {
                 // Cancelled before the task existed.

@@ -454,6 +454,13 @@ async fn cluster_runs_jobs_like_the_embedded_mode_and_refuses_bad_ones() {
         "{}",
         submitted.stdout
     );
+    // Ballista broadcasts the small join sides: three stages (artists, tracks, then albums
+    // joined and written), albums never shuffled.
+    assert!(
+        submitted.stdout.contains("(3 stages, ") && submitted.stdout.contains(" ms after submit)"),
+        "reports stages and job start: {}",
+        submitted.stdout
+    );
 
     assert_same_as_embedded(&cluster, &job, "spotify", "tracks").await;
     // ...and both equal DuckDB's join of the raw CSVs, whole rows.

@@ -134,28 +134,46 @@ async fn spotify_job_matches_an_independent_join() {
     );
 }
 
-/// The small sides of the Spotify joins are broadcast: three stages (artists, tracks, then
-/// albums joined and written), albums never shuffled. Session options come from the
-/// environment (`BALLISTA_*`, `DATAFUSION_*`), and a bad value names its variable.
+/// The embedded engine runs the plan in its own process, with the small sides of the
+/// Spotify joins broadcast (read once, shared by every partition; albums never
+/// repartitioned). Session options come from the environment (`BALLISTA_*`,
+/// `DATAFUSION_*`), and a bad value names its variable.
 #[tokio::test(flavor = "multi_thread")]
 async fn small_join_sides_are_broadcast_and_settings_come_from_the_environment() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let job = support::repo().join("examples/spotify/job.yaml");
     let broadcast = run_job(&job, &tmp.path().join("broadcast"), &[]).expect_ok();
     assert!(
-        broadcast.stdout.contains("(3 stages, ") && broadcast.stdout.contains(" ms after submit)"),
-        "reports stages and job start: {}",
+        broadcast.stdout.contains("(in this process: ")
+            && broadcast
+                .stdout
+                .contains("; joins: 2 broadcast, 0 partitioned)"),
+        "reports how the plan ran: {}",
         broadcast.stdout
     );
 
-    // Broadcasts off: both joins shuffle both sides; more stages, the same rows.
-    let off = [("BALLISTA_OPTIMIZER_BROADCAST_JOIN_THRESHOLD_BYTES", "0")];
+    // Broadcasts off: both joins repartition both sides; the same rows.
+    let off = [
+        (
+            "DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD",
+            "0",
+        ),
+        (
+            "DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD_ROWS",
+            "0",
+        ),
+    ];
     let shuffled = run_job(&job, &tmp.path().join("shuffled"), &off).expect_ok();
     assert!(
-        shuffled.stdout.contains("(5 stages, ") && shuffled.stdout.contains("wrote  19,621 rows"),
+        shuffled
+            .stdout
+            .contains("; joins: 0 broadcast, 2 partitioned)")
+            && shuffled.stdout.contains("wrote  19,621 rows"),
         "{}",
         shuffled.stdout
     );
+    let shuffled_dir = table_dir(&tmp.path().join("shuffled"), "spotify", "tracks");
+    assert_eq!(assert_spotify_oracle(&spotify_data(), &shuffled_dir), 19621);
 
     let bad = [("DATAFUSION_EXECUTION_BATCH_SIZE", "many")];
     let failed = run_job(&job, &tmp.path().join("bad"), &bad).expect_failure();
@@ -427,4 +445,82 @@ target:
         !types.iter().any(|(n, _)| n == "album_type"),
         "partition key is not a data column"
     );
+}
+
+/// The Parquet files' layout: row groups of at most 122,880 rows (DuckDB's size; a writer
+/// holds one row group in memory), and no dictionary for a column whose values barely repeat
+/// (the writer would build one and give up on it in every row group) while a repetitive
+/// column keeps its dictionary. The rows are DuckDB's over the same CSV.
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_row_groups_are_bounded_and_unique_columns_skip_the_dictionary() {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let rows = 300_000u64;
+    let mut csv = String::from("id,kind,n,note\n");
+    for i in 0..rows {
+        let kind = ["album", "single", "compilation"][(i % 3) as usize];
+        // `note`: mostly empty, a value now and then (too few values to judge: default).
+        let note = if i % 1000 == 0 { "x" } else { "" };
+        csv.push_str(&format!("track-{i:08},{kind},{},{note}\n", i * 7));
+    }
+    std::fs::write(data.join("t.csv"), &csv).expect("write csv");
+    let job = tmp.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "name: layout\nstaging: data\nsources:\n  t: { path: t.csv }\ntarget:\n  input: t\n  table: { database: test, name: layout }\n",
+    )
+    .expect("write job");
+    let lake = tmp.path().join("lake");
+    let run = run_job(&job, &lake, &[]).expect_ok();
+    assert!(run.stdout.contains("wrote  300,000 rows"), "{}", run.stdout);
+
+    let dir = table_dir(&lake, "test", "layout");
+    let mut seen_rows = 0;
+    let mut groups = 0;
+    for entry in std::fs::read_dir(&dir).expect("table folder") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).expect("open"))
+            .expect("a Parquet file");
+        for group in reader.metadata().row_groups() {
+            groups += 1;
+            seen_rows += group.num_rows() as u64;
+            assert!(
+                group.num_rows() <= 122_880,
+                "{path:?}: {} rows in a row group",
+                group.num_rows()
+            );
+            let dictionary = |name: &str| {
+                let column = group
+                    .columns()
+                    .iter()
+                    .find(|c| c.column_path().string() == name)
+                    .unwrap_or_else(|| panic!("no column {name}"));
+                column.dictionary_page_offset().is_some()
+            };
+            assert!(!dictionary("id"), "{path:?}: unique strings written plain");
+            assert!(!dictionary("n"), "{path:?}: unique integers written plain");
+            assert!(
+                dictionary("kind"),
+                "{path:?}: three values keep their dictionary"
+            );
+            assert!(
+                dictionary("note"),
+                "{path:?}: too few values to judge: the default"
+            );
+        }
+    }
+    assert_eq!(seen_rows, rows);
+    assert!(
+        groups >= 3,
+        "300,000 rows make at least three row groups, not {groups}"
+    );
+    let csvs = [("t", data.join("t.csv"))];
+    let csvs: Vec<(&str, &Path)> = csvs.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    assert_eq!(assert_sql_oracle(&dir, "SELECT * FROM t", &csvs), rows);
 }
