@@ -19,9 +19,9 @@ SESSION_OPTIONS = {
     "datafusion.execution.target_partitions": str(len(os.sched_getaffinity(0))),
     # Hash joins, not sort-merge joins (DataFusion's default too; Ballista's is false).
     "datafusion.optimizer.prefer_hash_join": "true",
-    # Probe-side read-ahead while the build side is built: 32 MiB per partition and join
+    # Probe-side read-ahead while the build side is built: 8 MiB per partition and join
     # (HASH_JOIN_BUFFERING_BYTES).
-    "datafusion.execution.hash_join_buffering_capacity": str(32 * 1024 * 1024),
+    "datafusion.execution.hash_join_buffering_capacity": str(8 * 1024 * 1024),
     # Broadcast joins: Ballista broadcasts a join side estimated under 128 MiB or 1M rows
     # (its defaults, which Sluice keeps); DataFusion's equivalent is a CollectLeft join under
     # these thresholds. DataFusion applies them only to sides with statistics, and CSV scans
