@@ -3,9 +3,8 @@
 //! timeout. On the embedded engine the plan runs in this process
 //! ([`crate::in_process`]); otherwise as Ballista jobs on the cluster.
 
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;

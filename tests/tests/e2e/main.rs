@@ -524,3 +524,57 @@ async fn parquet_row_groups_are_bounded_and_unique_columns_skip_the_dictionary()
     let csvs: Vec<(&str, &Path)> = csvs.iter().map(|(n, p)| (*n, p.as_path())).collect();
     assert_eq!(assert_sql_oracle(&dir, "SELECT * FROM t", &csvs), rows);
 }
+
+/// A `sluice run` that outlives its `timeout_seconds` stops the plan running in its process
+/// while its write tasks hold files open (the `slow_write` failpoint holds each task after
+/// its rows are written, before its files are closed), fails with the timeout, and leaves
+/// nothing: no catalog entry, no file under the table's folder. The tasks are proven to have
+/// held their files when the run ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedded_run_past_its_timeout_stops_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let job = copy_example(tmp.path());
+    let text = std::fs::read_to_string(&job).expect("read job");
+    std::fs::write(
+        &job,
+        text.replace("staging: data", "staging: data\ntimeout_seconds: 1"),
+    )
+    .expect("write job");
+    let lake = tmp.path().join("lake");
+    let failed = run_job(&job, &lake, &[("SLUICE_FAILPOINT", "slow_write")]).expect_failure();
+    assert!(
+        failed.stderr.contains("failpoint slow_write: pid"),
+        "a write task held its files when the timeout struck: {}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("ran longer than its timeout of 1 s"),
+        "{}",
+        failed.stderr
+    );
+    assert!(catalog_entry(&lake, "spotify", "tracks").is_none());
+    let table = lake.join("spotify").join("tracks");
+    let left = walk(&table);
+    assert!(
+        left.is_empty(),
+        "files left under {}: {left:?}",
+        table.display()
+    );
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
