@@ -554,27 +554,10 @@ async fn an_embedded_run_past_its_timeout_stops_and_leaves_nothing() {
     );
     assert!(catalog_entry(&lake, "spotify", "tracks").is_none());
     let table = lake.join("spotify").join("tracks");
-    let left = walk(&table);
+    let left = faults::files_under(&table);
     assert!(
         left.is_empty(),
         "files left under {}: {left:?}",
         table.display()
     );
-}
-
-/// Every file under `dir` (none when it does not exist).
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
