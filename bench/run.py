@@ -47,7 +47,7 @@ SAIL_VENV = os.path.join(BENCH, ".venv-sail")
 SAIL_REQUIREMENTS = os.path.join(BENCH, "requirements-sail.txt")
 
 sys.path.insert(0, os.path.join(BENCH, "peers"))
-from common import OUTPUT_COLUMNS  # noqa: E402
+from common import ALBUMS, ARTISTS, OUTPUT_COLUMNS, TRACKS  # noqa: E402
 
 from benchdata import ensure_data  # noqa: E402  (bench/ is the script's folder)
 from compare import DIFFERENT, parquet_files  # noqa: E402
@@ -226,13 +226,32 @@ def free_ports(n):
             s.close()
 
 
+# The job's SQL type for each type of bench/peers/common.py.
+SQL_TYPES = {"string": "string", "int64": "bigint", "double": "double", "bool": "boolean"}
+
+
+def declare_columns(text):
+    """The Spotify job `text` with every source's column types declared, as every peer is
+    given them (bench/peers/common.py): Sluice then samples no rows to infer them."""
+    # The job's own partial declaration (tracks.explicit) gives way to the full one.
+    text, n = re.subn(r"(?m)^    columns:\n(      .*\n)+", "", text)
+    for name, columns in (("albums", ALBUMS), ("artists", ARTISTS), ("tracks", TRACKS)):
+        declared = ", ".join(f"{c}: {SQL_TYPES[t]}" for c, t in columns)
+        text, found = re.subn(rf"(?m)^(    path: {name}\.csv.*\n)", rf"\1    columns: {{ {declared} }}\n", text)
+        if found != 1:
+            raise BenchError(f"{JOB} has no '    path: {name}.csv' line to declare its columns after")
+    return text
+
+
 def write_job(data, folder):
-    """A copy of the Spotify job reading its staging CSVs from `data`; returns its path."""
+    """A copy of the Spotify job reading its staging CSVs from `data`, every column's type
+    declared; returns its path."""
     with open(JOB, encoding="utf-8") as f:
         text = f.read()
     text, n = re.subn(r"(?m)^staging:.*$", "staging: " + json.dumps(os.path.abspath(data)), text)
     if n != 1:
         raise BenchError(f"{JOB} has no top-level 'staging:' line to point at the data")
+    text = declare_columns(text)
     path = os.path.join(folder, "job.yaml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -435,7 +454,8 @@ def settings(systems):
         out.append(("Sail", "defaults; its Spark Connect server runs in the job's process, "
                             "the same DataFrame code as PySpark; column types given"))
     if any(s.startswith("sluice") for s in systems):
-        out.append(("Sluice", "`examples/spotify/job.yaml` (types inferred as the job says); "
+        out.append(("Sluice", "`examples/spotify/job.yaml` with every column's type declared "
+                              "(as every peer is given them: nothing is sampled); "
                               f"--memory-limit {MEMORY_LIMIT or 'default (70% of the process memory)'}"))
     return out
 

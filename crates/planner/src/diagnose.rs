@@ -145,11 +145,11 @@ pub async fn locate_inference_error(
     csv: &pb::CsvFormat,
 ) -> Option<InputError> {
     for url in urls {
-        let found = match first_record_width(ctx, url, csv).await {
+        let found = match first_record(ctx, url, csv).await {
             Err(e) => Some((None, e.to_string())),
             Ok(None) => None,
-            Ok(Some(width)) => {
-                let fields: Vec<Field> = (1..=width)
+            Ok(Some(names)) => {
+                let fields: Vec<Field> = (1..=names.len())
                     .map(|i| Field::new(format!("column_{i}"), DataType::Utf8, true))
                     .collect();
                 check_file(ctx, url, &Arc::new(Schema::new(fields)), csv).await
@@ -167,9 +167,9 @@ pub async fn locate_inference_error(
     None
 }
 
-/// Why a file could not be read again to locate an error in it.
+/// Why a file's first record could not be read.
 #[derive(Debug, thiserror::Error)]
-enum ReadError {
+pub(crate) enum ReadError {
     /// The URL names no file the session's object stores can open.
     #[error(transparent)]
     Open(#[from] DataFusionError),
@@ -181,13 +181,13 @@ enum ReadError {
     FirstRecord(String),
 }
 
-/// How many fields the first record of the file has (its header, if it has one); `None`
-/// for an empty file.
-async fn first_record_width(
+/// The fields of the first record of the file as column names (its header, if it has one;
+/// `column_1`, `column_2`, ... if not); `None` for an empty file.
+pub(crate) async fn first_record(
     ctx: &SessionContext,
     url: &str,
     csv: &pb::CsvFormat,
-) -> Result<Option<usize>, ReadError> {
+) -> Result<Option<Vec<String>>, ReadError> {
     /// Enough for any header line; a first record longer than this is cut.
     const HEAD: usize = 1 << 20;
     let mut stream = open(ctx, url).await?;
@@ -218,7 +218,9 @@ async fn first_record_width(
     let (schema, _) = format
         .infer_schema(std::io::Cursor::new(&head[..end]), Some(1))
         .map_err(|e| ReadError::FirstRecord(explain(e, &Schema::empty()).1))?;
-    Ok(Some(schema.fields().len()))
+    Ok(Some(
+        schema.fields().iter().map(|f| f.name().clone()).collect(),
+    ))
 }
 
 /// The file's bytes, as a stream of chunks.

@@ -297,6 +297,12 @@ async fn read_csv(
     let read_err = |e: datafusion::error::DataFusionError| {
         PlanError::at(format!("{path}.path"), crate::clean_message(&e))
     };
+    if let Some(schema) = declared_schema(ctx, &urls, csv).await {
+        return ctx
+            .read_csv(urls, csv_options(csv).schema(&schema))
+            .await
+            .map_err(read_err);
+    }
     let inferred = match ctx.read_csv(urls.clone(), csv_options(csv)).await {
         Ok(df) => df,
         Err(e) => return Err(crate::diagnose::inference_error(ctx, path, &urls, csv, &e).await),
@@ -336,6 +342,44 @@ async fn read_csv(
     ctx.read_csv(urls, csv_options(csv).schema(&schema))
         .await
         .map_err(read_err)
+}
+
+/// The schema of a CSV source whose job declares the type of every column: the header's
+/// columns in order, with their declared types. Nothing is sampled then, as with a schema
+/// given to DuckDB or Spark. `None` (infer, then apply the declared types) when the files
+/// have no header, their headers differ or cannot be read, or a header column is not
+/// declared; inference then reports what is wrong in its own words.
+async fn declared_schema(
+    ctx: &SessionContext,
+    urls: &[String],
+    csv: &pb::CsvFormat,
+) -> Option<Schema> {
+    if !csv.has_header || csv.columns.is_empty() {
+        return None;
+    }
+    let mut header: Option<Vec<String>> = None;
+    for url in urls {
+        let names = crate::diagnose::first_record(ctx, url, csv).await.ok()??;
+        match &header {
+            Some(first) if *first != names => return None,
+            Some(_) => {}
+            None => header = Some(names),
+        }
+    }
+    let header = header?;
+    let distinct: std::collections::HashSet<&String> = header.iter().collect();
+    if distinct.len() != header.len() || header.len() != csv.columns.len() {
+        return None;
+    }
+    let fields = header
+        .iter()
+        .map(|name| {
+            let declared = csv.columns.iter().find(|c| &c.name == name)?;
+            let ty = crate::types::parse(&declared.sql_type).ok()?;
+            Some(Field::new(name, ty, true))
+        })
+        .collect::<Option<Vec<Field>>>()?;
+    Some(Schema::new(fields))
 }
 
 fn regex_escape(s: &str) -> String {

@@ -145,6 +145,73 @@ fn a_bad_row_found_while_inferring_the_schema_is_named_by_its_file_and_line() {
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
 }
 
+/// A CSV source whose job declares every column's type is read with those types in the
+/// header's order and not sampled: zero-padded codes stay text although they look like
+/// integers, and a bad row is still named by its file and line (found while reading now).
+#[test]
+fn a_source_declaring_every_column_is_read_with_those_types() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let csv = tmp.path().join("codes.csv");
+    let mut text = String::from("code,amount,flag\n");
+    for i in 1..=700 {
+        text.push_str(&format!("{i:04},{}.5,{}\n", i * 2, i % 2 == 0));
+    }
+    std::fs::write(&csv, &text).expect("csv");
+    let job = tmp.path().join("job.yaml");
+    // Declared in another order than the header's.
+    std::fs::write(
+        &job,
+        "name: codes\nsources:\n  codes:\n    path: codes.csv\n    columns: { flag: boolean, code: string, amount: double }\ntarget:\n  input: codes\n  table: { database: t, name: codes }\n",
+    )
+    .expect("job");
+    let lake = tmp.path().join("lake");
+    let run = sluice(&["run", path_arg(&job), "--lake", path_arg(&lake)], &[]).expect_ok();
+    assert!(run.stdout.contains("wrote  700 rows"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("code string, amount double, flag boolean"),
+        "{}",
+        run.stdout
+    );
+    let q = sluice(
+        &[
+            "query",
+            "SELECT code, amount, flag FROM t.codes WHERE code IN ('0007', '0700') ORDER BY code",
+            "--lake",
+            path_arg(&lake),
+            "--format",
+            "csv",
+        ],
+        &[],
+    )
+    .expect_ok();
+    let rows: Vec<&str> = q.stdout.lines().collect();
+    assert_eq!(
+        rows,
+        ["code,amount,flag", "0007,14.5,false", "0700,1400.5,true"],
+        "{}",
+        q.stdout
+    );
+
+    // Line 501 of the file (data row 500) lacks its last field.
+    std::fs::write(
+        &csv,
+        text.replacen("0500,1000.5,true\n", "0500,1000.5\n", 1),
+    )
+    .expect("csv");
+    let bad = sluice(&["run", path_arg(&job), "--lake", path_arg(&lake)], &[]).expect_failure();
+    assert!(
+        bad.stderr.contains(&format!("{}:501:", csv.display())),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        versions(&lake, "t", "codes").len(),
+        1,
+        "the failed run registered nothing"
+    );
+}
+
 #[test]
 fn a_header_only_csv_is_an_empty_input() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -20,6 +20,7 @@ mod joins;
 mod logins;
 mod memory;
 mod moto;
+mod parquet_dictionary_patch;
 mod playground;
 mod process;
 mod quality;
