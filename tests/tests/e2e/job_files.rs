@@ -18,6 +18,16 @@ fn edit_job(job: &Path, from: &str, to: &str) {
     std::fs::write(job, text.replacen(from, to, 1)).expect("write job");
 }
 
+/// Writes `dir/job.yaml`: the source `name` (its YAML `source`) written as table `t.name`.
+fn one_source_job(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
+    let job = dir.join("job.yaml");
+    let text = format!(
+        "name: {name}\nsources:\n  {name}: {source}\ntarget:\n  input: {name}\n  table: {{ database: t, name: {name} }}\n"
+    );
+    std::fs::write(&job, text).expect("job");
+    job
+}
+
 /// The 1-based line of the job file that contains `needle`.
 fn line_of(job: &Path, needle: &str) -> usize {
     let text = std::fs::read_to_string(job).expect("read job");
@@ -123,12 +133,7 @@ fn a_bad_row_found_while_inferring_the_schema_is_named_by_its_file_and_line() {
         }
     }
     std::fs::write(&csv, text).expect("csv");
-    let job = tmp.path().join("job.yaml");
-    std::fs::write(
-        &job,
-        "name: scores\nsources:\n  scores: { path: scores.csv }\ntarget:\n  input: scores\n  table: { database: t, name: scores }\n",
-    )
-    .expect("job");
+    let job = one_source_job(tmp.path(), "scores", "{ path: scores.csv }");
     let lake = tmp.path().join("lake");
     let expected = format!(
         "{}:501: wrong number of fields: expected 3 fields, found 2",
@@ -157,13 +162,12 @@ fn a_source_declaring_every_column_is_read_with_those_types() {
         text.push_str(&format!("{i:04},{}.5,{}\n", i * 2, i % 2 == 0));
     }
     std::fs::write(&csv, &text).expect("csv");
-    let job = tmp.path().join("job.yaml");
     // Declared in another order than the header's.
-    std::fs::write(
-        &job,
-        "name: codes\nsources:\n  codes:\n    path: codes.csv\n    columns: { flag: boolean, code: string, amount: double }\ntarget:\n  input: codes\n  table: { database: t, name: codes }\n",
-    )
-    .expect("job");
+    let job = one_source_job(
+        tmp.path(),
+        "codes",
+        "{ path: codes.csv, columns: { flag: boolean, code: string, amount: double } }",
+    );
     let lake = tmp.path().join("lake");
     let run = sluice(&["run", path_arg(&job), "--lake", path_arg(&lake)], &[]).expect_ok();
     assert!(run.stdout.contains("wrote  700 rows"), "{}", run.stdout);
