@@ -3,7 +3,7 @@
 //! a join filter, on random data shaped to reach each of the patch's three paths (every probe
 //! row matched once, some unmatched, some matched more than once), over several batches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
@@ -40,9 +40,25 @@ fn cell(a: &dyn Array, i: usize) -> String {
     }
 }
 
-/// The join by nested loops: a multiset of output rows (as text), counted.
+/// The join by nested loops over the rows of equal keys (an index of each side by key stands
+/// in for the inner loop): a multiset of output rows (as text), counted.
 fn expected(kind: &str, l: &[Row], r: &[Row], filtered: bool) -> BTreeMap<Vec<String>, usize> {
     let on = |a: &Row, b: &Row| a.0.is_some() && a.0 == b.0 && (!filtered || a.1 < b.1);
+    // Row positions by key: a row can only meet rows of its own (non-null) key.
+    let index = |rows: &[Row]| {
+        let mut by_key: HashMap<i64, Vec<usize>> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(k) = row.0 {
+                by_key.entry(k).or_default().push(i);
+            }
+        }
+        by_key
+    };
+    let (l_by_key, r_by_key) = (index(l), index(r));
+    let none = Vec::new();
+    let same_key = |by_key: &'_ HashMap<i64, Vec<usize>>, row: &Row| -> Vec<usize> {
+        row.0.and_then(|k| by_key.get(&k)).unwrap_or(&none).clone()
+    };
     let show = |x: Option<&Row>| match x {
         Some((k, v)) => vec![k.map_or("NULL".into(), |k| k.to_string()), v.to_string()],
         None => vec!["NULL".into(), "NULL".into()],
@@ -54,7 +70,8 @@ fn expected(kind: &str, l: &[Row], r: &[Row], filtered: bool) -> BTreeMap<Vec<St
             let mut right_matched = vec![false; r.len()];
             for a in l {
                 let mut any = false;
-                for (j, b) in r.iter().enumerate() {
+                for j in same_key(&r_by_key, a) {
+                    let b = &r[j];
                     if on(a, b) {
                         any = true;
                         right_matched[j] = true;
@@ -75,7 +92,7 @@ fn expected(kind: &str, l: &[Row], r: &[Row], filtered: bool) -> BTreeMap<Vec<St
         }
         "LEFT SEMI JOIN" | "LEFT ANTI JOIN" => {
             for a in l {
-                let any = r.iter().any(|b| on(a, b));
+                let any = same_key(&r_by_key, a).into_iter().any(|j| on(a, &r[j]));
                 if any == (kind == "LEFT SEMI JOIN") {
                     add(show(Some(a)));
                 }
@@ -83,7 +100,7 @@ fn expected(kind: &str, l: &[Row], r: &[Row], filtered: bool) -> BTreeMap<Vec<St
         }
         "RIGHT SEMI JOIN" | "RIGHT ANTI JOIN" => {
             for b in r {
-                let any = l.iter().any(|a| on(a, b));
+                let any = same_key(&l_by_key, b).into_iter().any(|i| on(&l[i], b));
                 if any == (kind == "RIGHT SEMI JOIN") {
                     add(show(Some(b)));
                 }
@@ -94,6 +111,8 @@ fn expected(kind: &str, l: &[Row], r: &[Row], filtered: bool) -> BTreeMap<Vec<St
     out
 }
 
+/// The join run by DataFusion in batches of `batch` rows; with `collect_left`, as one hash
+/// table built from the whole build side (asserted in the plan), however large.
 async fn actual(
     kind: &str,
     l: &[Row],
@@ -101,10 +120,26 @@ async fn actual(
     filtered: bool,
     batch: usize,
 ) -> BTreeMap<Vec<String>, usize> {
+    run_join(kind, l, r, filtered, batch, false).await
+}
+
+async fn run_join(
+    kind: &str,
+    l: &[Row],
+    r: &[Row],
+    filtered: bool,
+    batch: usize,
+    collect_left: bool,
+) -> BTreeMap<Vec<String>, usize> {
     let mut config = SessionConfig::new()
         .with_target_partitions(2)
         .with_batch_size(batch.max(1));
     config.options_mut().optimizer.prefer_hash_join = true;
+    if collect_left {
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_single_partition_threshold = usize::MAX;
+        optimizer.hash_join_single_partition_threshold_rows = usize::MAX;
+    }
     let ctx = SessionContext::new_with_config(config);
     ctx.register_table("l", Arc::new(table(l, batch)))
         .expect("l");
@@ -132,6 +167,10 @@ async fn actual(
     assert!(
         plan.contains("HashJoinExec"),
         "{sql} is not a hash join:\n{plan}"
+    );
+    assert!(
+        !collect_left || plan.contains("mode=CollectLeft"),
+        "{sql} does not build one hash table:\n{plan}"
     );
     let mut out = BTreeMap::new();
     for b in df.collect().await.expect("run") {
@@ -196,6 +235,41 @@ async fn lookups_take_the_patched_paths_and_stay_exact() {
                     "{kind} filtered={filtered}"
                 );
             }
+        }
+    }
+}
+
+/// Build sides of 65,536 rows or more fill the hash table while a second thread merges their
+/// batches (the patch's `PARALLEL_BUILD_MIN_ROWS`): 80,000 rows on each side, in batches of
+/// 1,000, with duplicate and NULL keys, one hash table for the whole build side, every join
+/// type with and without a filter.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_build_side_builds_on_two_threads_and_stays_exact() {
+    // A fixed pseudo-random sequence (xorshift): keys from 0..60,000, one in 50 NULL.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut side = |n: usize| -> Vec<Row> {
+        (0..n)
+            .map(|_| {
+                let r = next();
+                let key = (r % 50 != 0).then(|| ((r >> 8) % 60_000) as i64);
+                (key, ((r >> 40) % 100) as i64 - 50)
+            })
+            .collect()
+    };
+    let (l, r) = (side(80_000), side(80_000));
+    for kind in KINDS {
+        for filtered in [false, true] {
+            assert_eq!(
+                run_join(kind, &l, &r, filtered, 1_000, true).await,
+                expected(kind, &l, &r, filtered),
+                "{kind} filtered={filtered}"
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ mod logins;
 mod memory;
 mod moto;
 mod parquet_dictionary_patch;
+mod parquet_statistics_patch;
 mod playground;
 mod process;
 mod quality;

@@ -2198,6 +2198,11 @@ fn should_collect_min_max_for_perfect_hash(
     Ok(ArrayMap::is_supported_type(&data_type))
 }
 
+/// Build sides of at least this many rows fill their hash map and merge their batches on
+/// two threads at once (Sluice patch, see `collect_left_input`); below it a thread costs
+/// more than it saves.
+const PARALLEL_BUILD_MIN_ROWS: usize = 65_536;
+
 /// Collects all batches from the left (build) side stream and creates a hash map for joining.
 ///
 /// This function is responsible for:
@@ -2338,33 +2343,57 @@ async fn collect_left_input(
                 Box::new(JoinHashMapU32::with_capacity(num_rows))
             };
 
-            let mut hashes_buffer = Vec::new();
-            let mut offset = 0;
-
             let batches_iter = batches.iter().rev();
 
             // Updating hashmap starting from the last batch
-            for batch in batches_iter.clone() {
-                hashes_buffer.clear();
-                hashes_buffer.resize(batch.num_rows(), 0);
-                update_hash(
-                    &on_left,
-                    batch,
-                    &mut *hashmap,
-                    offset,
-                    &random_state,
-                    &mut hashes_buffer,
-                    0,
-                    true,
-                    null_equality,
-                )?;
-                offset += batch.num_rows();
-            }
+            let fill_map = |hashmap: &mut dyn JoinHashMapType| -> Result<()> {
+                let mut hashes_buffer = Vec::new();
+                let mut offset = 0;
+                for batch in batches_iter.clone() {
+                    hashes_buffer.clear();
+                    hashes_buffer.resize(batch.num_rows(), 0);
+                    update_hash(
+                        &on_left,
+                        batch,
+                        hashmap,
+                        offset,
+                        &random_state,
+                        &mut hashes_buffer,
+                        0,
+                        true,
+                        null_equality,
+                    )?;
+                    offset += batch.num_rows();
+                }
+                Ok(())
+            };
 
             // Merge all batches into a single batch, so we can directly index into the arrays
-            let batch = concat_batches(&schema, batches_iter.clone())?;
+            let merge = || -> Result<_> {
+                let batch = concat_batches(&schema, batches_iter.clone())?;
+                let left_values = evaluate_expressions_to_arrays(&on_left, &batch)?;
+                Ok((batch, left_values))
+            };
 
-            let left_values = evaluate_expressions_to_arrays(&on_left, &batch)?;
+            // Sluice patch: filling the hash map and merging the batches read the same
+            // batches and nothing else, so a large build side does both at once, the merge
+            // on a second thread. On one thread they are a serial step that every probe
+            // partition waits for (about 0.2 s for two million rows).
+            let (batch, left_values) = if num_rows >= PARALLEL_BUILD_MIN_ROWS {
+                std::thread::scope(|scope| -> Result<_> {
+                    let merged = scope.spawn(merge);
+                    let filled = fill_map(&mut *hashmap);
+                    // A panic in the merge carries on as it would have on this thread.
+                    let merged = merged
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    filled?;
+                    merged
+                })?
+            } else {
+                fill_map(&mut *hashmap)?;
+                merge()?
+            };
 
             (Map::HashMap(hashmap), batch, left_values)
         };
