@@ -29,7 +29,8 @@ use tokio::net::TcpListener;
 use crate::error::{BoxError, EngineError, start};
 use crate::introspection::{Scheduler, SchedulerView};
 use crate::session::{
-    MemoryLimit, SpillCounter, fit_to_memory, job_session_state, query_session, session_config,
+    MemoryLimit, SpillCounter, collect_build_sides_under_limit, fit_to_memory, job_session_state,
+    query_session, session_config,
 };
 
 /// Settings of the Ballista scheduler inside Sluice.
@@ -111,7 +112,7 @@ impl Engine {
             work_available: Some(work_available.clone()),
             ..options
         };
-        let (mut engine, service) = Self::for_service(options, &url).await?;
+        let (mut engine, service) = Self::for_service_with(options, &url, true).await?;
         tokio::spawn(
             create_grpc_server(&GrpcServerConfig::default())
                 .add_service(service)
@@ -135,8 +136,22 @@ impl Engine {
         options: EngineOptions,
         own_url: &str,
     ) -> Result<(Self, BallistaService), EngineError> {
+        Self::for_service_with(options, own_url, false).await
+    }
+
+    /// [`Self::for_service`]; `in_process` when this process also runs the plans (the
+    /// embedded engine), which then collect build sides up to a share of the memory limit
+    /// (see [`collect_build_sides_under_limit`]).
+    async fn for_service_with(
+        options: EngineOptions,
+        own_url: &str,
+        in_process: bool,
+    ) -> Result<(Self, BallistaService), EngineError> {
         let mut config = session_config(options.partitions)?;
         fit_to_memory(&mut config, options.memory_limit, options.partitions);
+        if in_process {
+            collect_build_sides_under_limit(&mut config, options.memory_limit);
+        }
         // Time limits on every connection to Ballista's services (a paused executor must
         // not hang a result fetch), and with a cluster secret its mutual TLS.
         let cluster_endpoint = sluice_cluster_tls::endpoint_override(options.cluster_tls.clone());

@@ -278,6 +278,31 @@ pub(crate) fn fit_to_memory(config: &mut SessionConfig, limit: MemoryLimit, part
         sort_spill_reservation(bytes, partitions, execution.sort_spill_reservation_bytes);
 }
 
+/// `config` fitted for plans that run in this process (the embedded engine) under the memory
+/// `limit`: a hash join whose build side is estimated under [`HASH_JOIN_BUILD_SHARE`] of the
+/// limit builds one hash table from the whole side (DataFusion's `CollectLeft`), unless
+/// `DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD` sets the threshold.
+///
+/// DataFusion collects a build side only under 1 MiB and otherwise repartitions both sides
+/// by key. When the two sides' sizes are unknown (a join's output, here the albums × artists
+/// side of the x1000 benchmark) it also keeps the written order, so the 3.3 GB side became
+/// the build side of the 662 MB tracks: 11 GB of memory and twice DuckDB's time. In one
+/// process one table serves every partition, as Ballista's broadcast joins do on a cluster;
+/// above the share, [`SpillableJoins`] plans a sort-merge join instead.
+pub(crate) fn collect_build_sides_under_limit(config: &mut SessionConfig, limit: MemoryLimit) {
+    let MemoryLimit::Bytes(bytes) = limit else {
+        return;
+    };
+    if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_some() {
+        return;
+    }
+    let budget =
+        usize::try_from((bytes as f64 * HASH_JOIN_BUILD_SHARE) as u64).unwrap_or(usize::MAX);
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold =
+        optimizer.hash_join_single_partition_threshold.max(budget);
+}
+
 /// The state jobs are planned in: `config`, Sluice's object stores, its query planner (the
 /// parallel Parquet write) and optimizer rules, and the memory `limit` of this process's
 /// DataFusion operators (spill files counted in `spills`).
@@ -443,6 +468,50 @@ mod tests {
         assert!(large.contains("HashJoinExec"), "{large}");
         let unbounded = plan(MemoryLimit::Unbounded, 500).await;
         assert!(unbounded.contains("HashJoinExec"), "{unbounded}");
+    }
+
+    /// In one process, a hash join whose build side is estimated under a quarter of the
+    /// memory limit collects it into one table (`CollectLeft`) although it is far above
+    /// DataFusion's 1 MiB; over the quarter the join is partitioned (and then sort-merge).
+    #[tokio::test]
+    async fn in_process_build_sides_under_a_quarter_of_the_limit_are_collected() {
+        async fn plan(limit: MemoryLimit, rows: usize) -> String {
+            let mut config = SessionConfig::new()
+                .with_target_partitions(2)
+                .with_repartition_joins(true);
+            config.options_mut().optimizer.prefer_hash_join = true;
+            collect_build_sides_under_limit(&mut config, limit);
+            let state = job_session_state(config, limit, 2, Arc::new(SpillCounter::default()))
+                .expect("state");
+            let ctx = SessionContext::new_with_state(state);
+            let values: Vec<String> = (0..rows).map(|i| format!("({i}, 'v{i}')")).collect();
+            let values = values.join(",");
+            for t in ["l", "r"] {
+                ctx.sql(&format!(
+                    "CREATE TABLE {t}(k BIGINT, v VARCHAR) AS VALUES {values}"
+                ))
+                .await
+                .expect("create")
+                .collect()
+                .await
+                .expect("created");
+            }
+            let df = ctx
+                .sql("SELECT l.v, r.v FROM l JOIN r ON l.k = r.k")
+                .await
+                .expect("plan");
+            let physical = df.create_physical_plan().await.expect("physical plan");
+            datafusion::physical_plan::displayable(physical.as_ref())
+                .indent(false)
+                .to_string()
+        }
+        // 200,000 rows a side: several MiB, over DataFusion's 1 MiB collect threshold.
+        let collected = plan(MemoryLimit::Bytes(1 << 30), 200_000).await;
+        assert!(collected.contains("mode=CollectLeft"), "{collected}");
+        let unbounded = plan(MemoryLimit::Unbounded, 200_000).await;
+        assert!(unbounded.contains("mode=Partitioned"), "{unbounded}");
+        let tight = plan(MemoryLimit::Bytes(8 << 20), 200_000).await;
+        assert!(!tight.contains("mode=CollectLeft"), "{tight}");
     }
 
     /// An option's variable (its key upper-cased, `.` → `_`) sets it; a value it cannot take
