@@ -358,6 +358,9 @@ pub(crate) fn query_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::datasource::MemTable;
 
     /// Sizes with SI and IEC units, fractions and bare bytes; zero is no limit; anything else
     /// is refused with the accepted forms.
@@ -420,47 +423,50 @@ mod tests {
         );
     }
 
+    /// The physical plan of a join of two `rows`-row tables on their keys, planned with
+    /// `config` (hash joins preferred, 2 partitions) under the memory `limit`.
+    async fn join_plan(mut config: SessionConfig, limit: MemoryLimit, rows: usize) -> String {
+        config = config
+            .with_target_partitions(2)
+            .with_repartition_joins(true);
+        config.options_mut().optimizer.prefer_hash_join = true;
+        let state =
+            job_session_state(config, limit, 2, Arc::new(SpillCounter::default())).expect("state");
+        let ctx = SessionContext::new_with_state(state);
+        // Built here, not by SQL: creating them must not run under the limit.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Utf8, false),
+        ]));
+        let keys: Int64Array = (0..rows as i64).collect();
+        let values: StringArray = (0..rows).map(|i| Some(format!("v{i}"))).collect();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(keys), Arc::new(values)])
+            .expect("batch");
+        for t in ["l", "r"] {
+            let table =
+                MemTable::try_new(schema.clone(), vec![vec![batch.clone()]]).expect("table");
+            ctx.register_table(t, Arc::new(table)).expect("register");
+        }
+        let df = ctx
+            .sql("SELECT l.v, r.v FROM l JOIN r ON l.k = r.k")
+            .await
+            .expect("plan");
+        let physical = df.create_physical_plan().await.expect("physical plan");
+        datafusion::physical_plan::displayable(physical.as_ref())
+            .indent(false)
+            .to_string()
+    }
+
     /// With a limit, a hash join whose build side is estimated over a quarter of it is
     /// planned as a sort-merge join; under it, and without a limit, it stays a hash join.
     #[tokio::test]
     async fn large_build_sides_become_sort_merge_joins_under_a_limit() {
         async fn plan(limit: MemoryLimit, rows: usize) -> String {
-            let config = SessionConfig::new()
-                .with_target_partitions(2)
-                .with_repartition_joins(true);
-            let mut config = config;
-            config.options_mut().optimizer.prefer_hash_join = true;
-            config
-                .options_mut()
-                .optimizer
-                .hash_join_single_partition_threshold = 0;
-            config
-                .options_mut()
-                .optimizer
-                .hash_join_single_partition_threshold_rows = 0;
-            let state = job_session_state(config, limit, 2, Arc::new(SpillCounter::default()))
-                .expect("state");
-            let ctx = SessionContext::new_with_state(state);
-            let values: Vec<String> = (0..rows).map(|i| format!("({i}, 'v{i}')")).collect();
-            let values = values.join(",");
-            for t in ["l", "r"] {
-                ctx.sql(&format!(
-                    "CREATE TABLE {t}(k BIGINT, v VARCHAR) AS VALUES {values}"
-                ))
-                .await
-                .expect("create")
-                .collect()
-                .await
-                .expect("created");
-            }
-            let df = ctx
-                .sql("SELECT l.v, r.v FROM l JOIN r ON l.k = r.k")
-                .await
-                .expect("plan");
-            let physical = df.create_physical_plan().await.expect("physical plan");
-            datafusion::physical_plan::displayable(physical.as_ref())
-                .indent(false)
-                .to_string()
+            let mut config = SessionConfig::new();
+            let optimizer = &mut config.options_mut().optimizer;
+            optimizer.hash_join_single_partition_threshold = 0;
+            optimizer.hash_join_single_partition_threshold_rows = 0;
+            join_plan(config, limit, rows).await
         }
         let small = plan(MemoryLimit::Bytes(1 << 10), 500).await;
         assert!(small.contains("SortMergeJoin"), "{small}");
@@ -476,34 +482,9 @@ mod tests {
     #[tokio::test]
     async fn in_process_build_sides_under_a_quarter_of_the_limit_are_collected() {
         async fn plan(limit: MemoryLimit, rows: usize) -> String {
-            let mut config = SessionConfig::new()
-                .with_target_partitions(2)
-                .with_repartition_joins(true);
-            config.options_mut().optimizer.prefer_hash_join = true;
+            let mut config = SessionConfig::new();
             collect_build_sides_under_limit(&mut config, limit);
-            let state = job_session_state(config, limit, 2, Arc::new(SpillCounter::default()))
-                .expect("state");
-            let ctx = SessionContext::new_with_state(state);
-            let values: Vec<String> = (0..rows).map(|i| format!("({i}, 'v{i}')")).collect();
-            let values = values.join(",");
-            for t in ["l", "r"] {
-                ctx.sql(&format!(
-                    "CREATE TABLE {t}(k BIGINT, v VARCHAR) AS VALUES {values}"
-                ))
-                .await
-                .expect("create")
-                .collect()
-                .await
-                .expect("created");
-            }
-            let df = ctx
-                .sql("SELECT l.v, r.v FROM l JOIN r ON l.k = r.k")
-                .await
-                .expect("plan");
-            let physical = df.create_physical_plan().await.expect("physical plan");
-            datafusion::physical_plan::displayable(physical.as_ref())
-                .indent(false)
-                .to_string()
+            join_plan(config, limit, rows).await
         }
         // 200,000 rows a side: several MiB, over DataFusion's 1 MiB collect threshold.
         let collected = plan(MemoryLimit::Bytes(1 << 30), 200_000).await;

@@ -257,7 +257,7 @@ async fn a_large_build_side_builds_on_two_threads_and_stays_exact() {
         (0..n)
             .map(|_| {
                 let r = next();
-                let key = (r % 50 != 0).then(|| ((r >> 8) % 60_000) as i64);
+                let key = (r % 50 != 0).then_some(((r >> 8) % 60_000) as i64);
                 (key, ((r >> 40) % 100) as i64 - 50)
             })
             .collect()
