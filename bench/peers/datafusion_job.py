@@ -22,12 +22,14 @@ SESSION_OPTIONS = {
     # Probe-side read-ahead while the build side is built: 8 MiB per partition and join
     # (HASH_JOIN_BUFFERING_BYTES).
     "datafusion.execution.hash_join_buffering_capacity": str(8 * 1024 * 1024),
-    # Broadcast joins: Ballista broadcasts a join side estimated under 128 MiB or 1M rows
-    # (its defaults, which Sluice keeps); DataFusion's equivalent is a CollectLeft join under
-    # these thresholds. DataFusion applies them only to sides with statistics, and CSV scans
-    # have none here (Sluice estimates them with its own optimizer rule, which DataFusion-python
-    # cannot add), so these do not change this plan; they are set for parity.
-    "datafusion.optimizer.hash_join_single_partition_threshold": str(128 * 1024 * 1024),
+    # One hash table for a build side estimated under a quarter of the memory limit (70% of
+    # the machine's memory): `sluice run` collects such a side (a CollectLeft join, one table
+    # shared by every partition; collect_build_sides_under_limit). DataFusion applies this
+    # only to sides with statistics, and CSV scans have none here (Sluice estimates them with
+    # its own optimizer rule, which DataFusion-python cannot add), so it does not change this
+    # plan; it is set for parity. The row threshold is Ballista's default, which Sluice keeps.
+    "datafusion.optimizer.hash_join_single_partition_threshold": str(
+        int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.7 * 0.25)),
     "datafusion.optimizer.hash_join_single_partition_threshold_rows": str(1_000_000),
     # Parquet: statistics per column chunk, not per page; snappy, as the job asks.
     "datafusion.execution.parquet.statistics_enabled": "chunk",

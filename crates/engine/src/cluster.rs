@@ -140,8 +140,9 @@ impl Engine {
     }
 
     /// [`Self::for_service`]; `in_process` when this process also runs the plans (the
-    /// embedded engine), which then collect build sides up to a share of the memory limit
-    /// (see [`collect_build_sides_under_limit`]).
+    /// embedded engine): then one hash table serves every task, and build sides are
+    /// collected up to a share of the memory limit, not a share per task slot (see
+    /// [`collect_build_sides_under_limit`]).
     async fn for_service_with(
         options: EngineOptions,
         own_url: &str,
@@ -149,9 +150,9 @@ impl Engine {
     ) -> Result<(Self, BallistaService), EngineError> {
         let mut config = session_config(options.partitions)?;
         fit_to_memory(&mut config, options.memory_limit, options.partitions);
-        if in_process {
-            collect_build_sides_under_limit(&mut config, options.memory_limit);
-        }
+        // One hash table per build side in this process; one per task slot on executors.
+        let copies = if in_process { 1 } else { options.partitions };
+        config = collect_build_sides_under_limit(config, options.memory_limit, copies);
         // Time limits on every connection to Ballista's services (a paused executor must
         // not hang a result fetch), and with a cluster secret its mutual TLS.
         let cluster_endpoint = sluice_cluster_tls::endpoint_override(options.cluster_tls.clone());

@@ -278,29 +278,42 @@ pub(crate) fn fit_to_memory(config: &mut SessionConfig, limit: MemoryLimit, part
         sort_spill_reservation(bytes, partitions, execution.sort_spill_reservation_bytes);
 }
 
-/// `config` fitted for plans that run in this process (the embedded engine) under the memory
-/// `limit`: a hash join whose build side is estimated under [`HASH_JOIN_BUILD_SHARE`] of the
-/// limit builds one hash table from the whole side (DataFusion's `CollectLeft`), unless
-/// `DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD` sets the threshold.
+/// `config` fitted to the memory `limit` of processes that each hold a build side `copies`
+/// times at once: a hash join whose build side is estimated under [`HASH_JOIN_BUILD_SHARE`]
+/// of the limit divided by `copies` builds one hash table from the whole side (DataFusion's
+/// `CollectLeft`; on a cluster, Ballista's broadcast join), unless
+/// `DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD` or
+/// `BALLISTA_OPTIMIZER_BROADCAST_JOIN_THRESHOLD_BYTES` sets a threshold.
 ///
 /// DataFusion collects a build side only under 1 MiB and otherwise repartitions both sides
 /// by key. When the two sides' sizes are unknown (a join's output, here the albums × artists
 /// side of the x1000 benchmark) it also keeps the written order, so the 3.3 GB side became
-/// the build side of the 662 MB tracks: 11 GB of memory and twice DuckDB's time. In one
-/// process one table serves every partition, as Ballista's broadcast joins do on a cluster;
-/// above the share, [`SpillableJoins`] plans a sort-merge join instead.
-pub(crate) fn collect_build_sides_under_limit(config: &mut SessionConfig, limit: MemoryLimit) {
+/// the build side of the 662 MB tracks: 11 GB of memory and twice DuckDB's time. Ballista
+/// broadcasts a side only under 128 MiB; it can also promote a partitioned join to a
+/// broadcast one, but keeps the join's repartitions then, so the large side is still
+/// shuffled to disk (the x1000 cluster: 1.6× the embedded time, 4.7 GB of shuffle spills).
+/// In one process one table serves every partition (`copies` 1); on a cluster every task
+/// slot of an executor builds its own. Above the share, [`SpillableJoins`] plans a
+/// sort-merge join instead.
+pub(crate) fn collect_build_sides_under_limit(
+    mut config: SessionConfig,
+    limit: MemoryLimit,
+    copies: usize,
+) -> SessionConfig {
     let MemoryLimit::Bytes(bytes) = limit else {
-        return;
+        return config;
     };
-    if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_some() {
-        return;
+    let share = bytes as f64 * HASH_JOIN_BUILD_SHARE / copies.max(1) as f64;
+    let budget = usize::try_from(share as u64).unwrap_or(usize::MAX);
+    if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_none() {
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_single_partition_threshold =
+            optimizer.hash_join_single_partition_threshold.max(budget);
     }
-    let budget =
-        usize::try_from((bytes as f64 * HASH_JOIN_BUILD_SHARE) as u64).unwrap_or(usize::MAX);
-    let optimizer = &mut config.options_mut().optimizer;
-    optimizer.hash_join_single_partition_threshold =
-        optimizer.hash_join_single_partition_threshold.max(budget);
+    if std::env::var_os("BALLISTA_OPTIMIZER_BROADCAST_JOIN_THRESHOLD_BYTES").is_none() {
+        config = config.with_ballista_broadcast_join_threshold_bytes(budget);
+    }
+    config
 }
 
 /// The state jobs are planned in: `config`, Sluice's object stores, its query planner (the
@@ -425,7 +438,19 @@ mod tests {
 
     /// The physical plan of a join of two `rows`-row tables on their keys, planned with
     /// `config` (hash joins preferred, 2 partitions) under the memory `limit`.
-    async fn join_plan(mut config: SessionConfig, limit: MemoryLimit, rows: usize) -> String {
+    async fn join_plan(config: SessionConfig, limit: MemoryLimit, rows: usize) -> String {
+        let physical = join_physical_plan(config, limit, rows).await;
+        datafusion::physical_plan::displayable(physical.as_ref())
+            .indent(false)
+            .to_string()
+    }
+
+    /// [`join_plan`], not displayed.
+    async fn join_physical_plan(
+        mut config: SessionConfig,
+        limit: MemoryLimit,
+        rows: usize,
+    ) -> Arc<dyn ExecutionPlan> {
         config = config
             .with_target_partitions(2)
             .with_repartition_joins(true);
@@ -451,10 +476,7 @@ mod tests {
             .sql("SELECT l.v, r.v FROM l JOIN r ON l.k = r.k")
             .await
             .expect("plan");
-        let physical = df.create_physical_plan().await.expect("physical plan");
-        datafusion::physical_plan::displayable(physical.as_ref())
-            .indent(false)
-            .to_string()
+        df.create_physical_plan().await.expect("physical plan")
     }
 
     /// With a limit, a hash join whose build side is estimated over a quarter of it is
@@ -482,8 +504,7 @@ mod tests {
     #[tokio::test]
     async fn in_process_build_sides_under_a_quarter_of_the_limit_are_collected() {
         async fn plan(limit: MemoryLimit, rows: usize) -> String {
-            let mut config = SessionConfig::new();
-            collect_build_sides_under_limit(&mut config, limit);
+            let config = collect_build_sides_under_limit(SessionConfig::new(), limit, 1);
             join_plan(config, limit, rows).await
         }
         // 200,000 rows a side: several MiB, over DataFusion's 1 MiB collect threshold.
@@ -493,6 +514,43 @@ mod tests {
         assert!(unbounded.contains("mode=Partitioned"), "{unbounded}");
         let tight = plan(MemoryLimit::Bytes(8 << 20), 200_000).await;
         assert!(!tight.contains("mode=CollectLeft"), "{tight}");
+    }
+
+    /// On a cluster, a build side estimated under a quarter of the memory limit per task
+    /// slot is broadcast (a `CollectLeft` join reading a broadcast stage, the probe side not
+    /// shuffled); over the share both sides are shuffled by key.
+    #[tokio::test]
+    async fn cluster_build_sides_under_a_slots_share_of_the_limit_are_broadcast() {
+        use ballista_scheduler::planner::{DefaultDistributedPlanner, DistributedPlanner};
+        async fn stages(limit: MemoryLimit, slots: usize, rows: usize) -> String {
+            let config =
+                collect_build_sides_under_limit(SessionConfig::new_with_ballista(), limit, slots);
+            let options = config.options().clone();
+            let plan = join_physical_plan(config, limit, rows).await;
+            let stages = DefaultDistributedPlanner::new()
+                .plan_query_stages(&"job".to_string().into(), plan, &options)
+                .expect("stages");
+            stages
+                .iter()
+                .map(|stage| {
+                    datafusion::physical_plan::displayable(stage.as_ref())
+                        .indent(false)
+                        .to_string()
+                })
+                .collect()
+        }
+        // 200,000 rows a side: about 4 MiB, under the 8 MiB of the sort-merge rule at
+        // 32 MiB, over the 1 MiB a slot of eight gets there.
+        // Broadcast: no side is shuffled by key (Ballista's own promotion of a partitioned
+        // join would keep the probe side's shuffle).
+        let roomy = stages(MemoryLimit::Bytes(1 << 30), 8, 200_000).await;
+        assert!(roomy.contains("mode=CollectLeft"), "{roomy}");
+        assert!(roomy.contains("broadcast: true"), "{roomy}");
+        assert!(!roomy.contains("Hash(["), "{roomy}");
+        let tight = stages(MemoryLimit::Bytes(32 << 20), 8, 200_000).await;
+        assert!(tight.contains("HashJoinExec"), "{tight}");
+        assert!(!tight.contains("mode=CollectLeft"), "{tight}");
+        assert!(tight.contains("Hash(["), "{tight}");
     }
 
     /// An option's variable (its key upper-cased, `.` → `_`) sets it; a value it cannot take
