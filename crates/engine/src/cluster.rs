@@ -150,9 +150,12 @@ impl Engine {
     ) -> Result<(Self, BallistaService), EngineError> {
         let mut config = session_config(options.partitions)?;
         fit_to_memory(&mut config, options.memory_limit, options.partitions);
-        // One hash table per build side in this process; one per task slot on executors.
-        let copies = if in_process { 1 } else { options.partitions };
-        config = collect_build_sides_under_limit(config, options.memory_limit, copies);
+        config = collect_build_sides_under_limit(
+            config,
+            options.memory_limit,
+            options.partitions,
+            in_process,
+        );
         // Time limits on every connection to Ballista's services (a paused executor must
         // not hang a result fetch), and with a cluster secret its mutual TLS.
         let cluster_endpoint = sluice_cluster_tls::endpoint_override(options.cluster_tls.clone());

@@ -278,40 +278,52 @@ pub(crate) fn fit_to_memory(config: &mut SessionConfig, limit: MemoryLimit, part
         sort_spill_reservation(bytes, partitions, execution.sort_spill_reservation_bytes);
 }
 
-/// `config` fitted to the memory `limit` of processes that each hold a build side `copies`
-/// times at once: a hash join whose build side is estimated under [`HASH_JOIN_BUILD_SHARE`]
-/// of the limit divided by `copies` builds one hash table from the whole side (DataFusion's
-/// `CollectLeft`; on a cluster, Ballista's broadcast join), unless
+/// `config` fitted to the memory `limit` of executors with `slots` task slots: a hash join
+/// whose build side is estimated under [`HASH_JOIN_BUILD_SHARE`] of the limit divided among
+/// the tables built at once builds one hash table from the whole side (DataFusion's
+/// `CollectLeft`; in Ballista's stages, a broadcast join), unless
 /// `DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD` or
 /// `BALLISTA_OPTIMIZER_BROADCAST_JOIN_THRESHOLD_BYTES` sets a threshold.
 ///
-/// DataFusion collects a build side only under 1 MiB and otherwise repartitions both sides
-/// by key. When the two sides' sizes are unknown (a join's output, here the albums × artists
-/// side of the x1000 benchmark) it also keeps the written order, so the 3.3 GB side became
-/// the build side of the 662 MB tracks: 11 GB of memory and twice DuckDB's time. Ballista
-/// broadcasts a side only under 128 MiB; it can also promote a partitioned join to a
-/// broadcast one, but keeps the join's repartitions then, so the large side is still
-/// shuffled to disk (the x1000 cluster: 1.6× the embedded time, 4.7 GB of shuffle spills).
-/// In one process one table serves every partition (`copies` 1); on a cluster every task
-/// slot of an executor builds its own. Above the share, [`SpillableJoins`] plans a
-/// sort-merge join instead.
+/// In Ballista's stages every task slot builds its own table, so a broadcast gets the share
+/// divided by `slots`. A plan run whole in one process (`in_process`: the embedded engine's
+/// job runs) shares one table between its partitions and collects up to the whole share;
+/// Ballista demotes such a join back to a partitioned one when it plans stages (SQL queries
+/// on the embedded executor), since there the slots would each build it.
+///
+/// DataFusion collects a build side only under 1 MiB (Ballista's session: 128 MiB) and
+/// otherwise repartitions both sides by key. When the two sides' sizes are unknown (a
+/// join's output, here the albums × artists side of the x1000 benchmark) it also keeps the
+/// written order, so the 3.3 GB side became the build side of the 662 MB tracks: 11 GB of
+/// memory and twice DuckDB's time. Ballista can promote a partitioned join to a broadcast
+/// one, but keeps the join's repartitions, so the large side is still shuffled to disk (the
+/// x1000 cluster: 1.6× the embedded time, 4.7 GB of shuffle spills). Above the share,
+/// [`SpillableJoins`] plans a sort-merge join instead.
 pub(crate) fn collect_build_sides_under_limit(
     mut config: SessionConfig,
     limit: MemoryLimit,
-    copies: usize,
+    slots: usize,
+    in_process: bool,
 ) -> SessionConfig {
     let MemoryLimit::Bytes(bytes) = limit else {
         return config;
     };
-    let share = bytes as f64 * HASH_JOIN_BUILD_SHARE / copies.max(1) as f64;
-    let budget = usize::try_from(share as u64).unwrap_or(usize::MAX);
+    let share = |tables: usize| {
+        let bytes = bytes as f64 * HASH_JOIN_BUILD_SHARE / tables.max(1) as f64;
+        usize::try_from(bytes as u64).unwrap_or(usize::MAX)
+    };
+    let broadcast = share(slots);
+    let collect = if in_process { share(1) } else { broadcast };
     if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_none() {
         let optimizer = &mut config.options_mut().optimizer;
-        optimizer.hash_join_single_partition_threshold =
-            optimizer.hash_join_single_partition_threshold.max(budget);
+        optimizer.hash_join_single_partition_threshold = if in_process {
+            optimizer.hash_join_single_partition_threshold.max(collect)
+        } else {
+            collect
+        };
     }
     if std::env::var_os("BALLISTA_OPTIMIZER_BROADCAST_JOIN_THRESHOLD_BYTES").is_none() {
-        config = config.with_ballista_broadcast_join_threshold_bytes(budget);
+        config = config.with_ballista_broadcast_join_threshold_bytes(broadcast);
     }
     config
 }
@@ -504,7 +516,7 @@ mod tests {
     #[tokio::test]
     async fn in_process_build_sides_under_a_quarter_of_the_limit_are_collected() {
         async fn plan(limit: MemoryLimit, rows: usize) -> String {
-            let config = collect_build_sides_under_limit(SessionConfig::new(), limit, 1);
+            let config = collect_build_sides_under_limit(SessionConfig::new(), limit, 2, true);
             join_plan(config, limit, rows).await
         }
         // 200,000 rows a side: several MiB, over DataFusion's 1 MiB collect threshold.
@@ -516,17 +528,23 @@ mod tests {
         assert!(!tight.contains("mode=CollectLeft"), "{tight}");
     }
 
-    /// On a cluster, a build side estimated under a quarter of the memory limit per task
-    /// slot is broadcast (a `CollectLeft` join reading a broadcast stage, the probe side not
-    /// shuffled); over the share both sides are shuffled by key.
+    /// In Ballista's stages, a build side estimated under a quarter of the memory limit per
+    /// task slot is broadcast (a `CollectLeft` join reading a broadcast stage, the probe side
+    /// not shuffled); over the share both sides are shuffled by key, also when the embedded
+    /// engine's plan collected it for one shared table.
     #[tokio::test]
     async fn cluster_build_sides_under_a_slots_share_of_the_limit_are_broadcast() {
         use ballista_scheduler::planner::{DefaultDistributedPlanner, DistributedPlanner};
-        async fn stages(limit: MemoryLimit, slots: usize, rows: usize) -> String {
-            let config =
-                collect_build_sides_under_limit(SessionConfig::new_with_ballista(), limit, slots);
+        async fn stages(limit: MemoryLimit, slots: usize, in_process: bool) -> String {
+            let config = collect_build_sides_under_limit(
+                SessionConfig::new_with_ballista(),
+                limit,
+                slots,
+                in_process,
+            );
             let options = config.options().clone();
-            let plan = join_physical_plan(config, limit, rows).await;
+            // 200,000 rows a side: about 4 MiB.
+            let plan = join_physical_plan(config, limit, 200_000).await;
             let stages = DefaultDistributedPlanner::new()
                 .plan_query_stages(&"job".to_string().into(), plan, &options)
                 .expect("stages");
@@ -539,18 +557,22 @@ mod tests {
                 })
                 .collect()
         }
-        // 200,000 rows a side: about 4 MiB, under the 8 MiB of the sort-merge rule at
-        // 32 MiB, over the 1 MiB a slot of eight gets there.
         // Broadcast: no side is shuffled by key (Ballista's own promotion of a partitioned
         // join would keep the probe side's shuffle).
-        let roomy = stages(MemoryLimit::Bytes(1 << 30), 8, 200_000).await;
+        let roomy = stages(MemoryLimit::Bytes(1 << 30), 8, false).await;
         assert!(roomy.contains("mode=CollectLeft"), "{roomy}");
-        assert!(roomy.contains("broadcast: true"), "{roomy}");
+        assert!(roomy.contains("broadcast=true"), "{roomy}");
         assert!(!roomy.contains("Hash(["), "{roomy}");
-        let tight = stages(MemoryLimit::Bytes(32 << 20), 8, 200_000).await;
+        // 32 MiB: under the sort-merge rule's 8 MiB, over the 1 MiB a slot of eight gets.
+        let tight = stages(MemoryLimit::Bytes(32 << 20), 8, false).await;
         assert!(tight.contains("HashJoinExec"), "{tight}");
         assert!(!tight.contains("mode=CollectLeft"), "{tight}");
         assert!(tight.contains("Hash(["), "{tight}");
+        // The embedded engine collects it for its own runs, but not in Ballista's stages.
+        let embedded = stages(MemoryLimit::Bytes(32 << 20), 8, true).await;
+        assert!(embedded.contains("HashJoinExec"), "{embedded}");
+        assert!(!embedded.contains("mode=CollectLeft"), "{embedded}");
+        assert!(embedded.contains("Hash(["), "{embedded}");
     }
 
     /// An option's variable (its key upper-cased, `.` → `_`) sets it; a value it cannot take
