@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::error::{BoxError, EngineError, start};
 use crate::introspection::{Scheduler, SchedulerView};
+use crate::long_poll::{LongPollScheduler, WorkSignal};
 use crate::session::{
     MemoryLimit, SpillCounter, collect_build_sides_under_limit, fit_to_memory, job_session_state,
     query_session, session_config,
@@ -47,6 +48,9 @@ pub struct EngineOptions {
     /// Notified when the scheduler has new tasks to hand out (wakes an in-process
     /// executor's poll loop instead of letting it wait for its next timed poll).
     pub work_available: Option<Arc<tokio::sync::Notify>>,
+    /// The longest the scheduler holds the poll of an executor running nothing, waiting for
+    /// work to answer it with (see [`crate::long_poll`]).
+    pub poll_hold: std::time::Duration,
     /// The cluster's mutual TLS: every connection to Ballista's services (the scheduler's,
     /// the executors' Flight ports) presents this identity. The caller serves Ballista's
     /// service with its server config.
@@ -69,6 +73,7 @@ impl EngineOptions {
             executor_timeout_seconds: 30,
             push_tasks: false,
             work_available: None,
+            poll_hold: crate::long_poll::HOLD,
             cluster_tls: None,
             memory_limit: MemoryLimit::or_default(None),
         }
@@ -76,7 +81,8 @@ impl EngineOptions {
 }
 
 /// Ballista's scheduler gRPC service, to be served on the port executors connect to.
-pub type BallistaService = SchedulerGrpcServer<Scheduler>;
+/// Idle executors' polls are held until there is work (see [`crate::long_poll`]).
+pub type BallistaService = SchedulerGrpcServer<LongPollScheduler>;
 
 /// A Ballista cluster and a session on it.
 pub struct Engine {
@@ -199,10 +205,16 @@ impl Engine {
         scheduler_config = scheduler_config
             .with_use_tls(options.cluster_tls.is_some())
             .with_override_create_grpc_client_endpoint(cluster_endpoint);
-        if let Some(notify) = options.work_available.clone() {
-            scheduler_config =
-                scheduler_config.with_on_work_available(Arc::new(move |_| notify.notify_one()));
-        }
+        // New work wakes the polls held by `LongPollScheduler` and the in-process executor.
+        let work = Arc::new(WorkSignal::default());
+        let signal = work.clone();
+        let in_process = options.work_available.clone();
+        scheduler_config = scheduler_config.with_on_work_available(Arc::new(move |_| {
+            signal.signal();
+            if let Some(notify) = &in_process {
+                notify.notify_one();
+            }
+        }));
         let mut scheduler: Scheduler = SchedulerServer::new(
             endpoint,
             cluster.clone(),
@@ -218,9 +230,13 @@ impl Engine {
             .await
             .map_err(start("initialising the scheduler"))?;
         let max = config.ballista_grpc_client_max_message_size();
-        let service = SchedulerGrpcServer::new(scheduler.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+        let service = SchedulerGrpcServer::new(LongPollScheduler::new(
+            scheduler.clone(),
+            work,
+            options.poll_hold,
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
         let ctx = SessionContext::remote_with_state(own_url, state)
             .await
             .map_err(start("connecting the session to the scheduler"))?;

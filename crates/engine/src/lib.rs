@@ -23,6 +23,7 @@ pub mod failpoint;
 mod hash64;
 mod in_process;
 pub mod introspection;
+pub mod long_poll;
 pub mod progress;
 pub mod quality;
 pub mod quality_log;
