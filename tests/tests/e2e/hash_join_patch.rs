@@ -7,8 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::physical_plan::joins::compact_join_hash_map::CompactJoinHashMap;
+use datafusion::physical_plan::joins::join_hash_map::{JoinHashMapType, JoinHashMapU32};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use proptest::prelude::*;
 
@@ -272,4 +275,307 @@ async fn a_large_build_side_builds_on_two_threads_and_stays_exact() {
             );
         }
     }
+}
+
+/// The build side's value of column `column` for key `k` in
+/// `a_large_build_side_of_many_types_merges_column_by_column`: NULLs and empty strings on
+/// some keys, so validity and empty values cross the merged batches.
+fn build_value(column: &str, k: i64) -> String {
+    match column {
+        "s" if k % 7 == 0 => "NULL".into(),
+        "s" if k % 11 == 0 => String::new(),
+        "s" => format!("s{k}é"),
+        "b" if k % 13 == 0 => "NULL".into(),
+        "b" => (k % 3 == 0).to_string(),
+        "t" => format!("{}", k * 1_000),
+        "bin" if k % 5 == 0 => "NULL".into(),
+        "bin" => format!("{:?}", k.to_le_bytes()),
+        "d" => format!("d{}", k % 17),
+        _ => unreachable!("no column {column}"),
+    }
+}
+
+/// Build sides of 65,536 rows or more keyed by plain columns merge column by column, each
+/// input array freed once copied, while the hash table is filled (the patch's
+/// `fill_and_merge_by_column`; the table is the compact one of `compact_join_hash_map`). 70,000
+/// build rows of string, boolean, timestamp (with a time zone), binary and dictionary columns,
+/// in batches that are slices of larger ones, joined on an integer key and on a string key:
+/// every output row must carry its key's values, and every matchable probe row must appear.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_build_side_of_many_types_merges_column_by_column() {
+    use datafusion::arrow::array::{
+        BooleanArray, DictionaryArray, LargeBinaryArray, StringArray, TimestampMillisecondArray,
+    };
+    use datafusion::arrow::datatypes::{Int32Type, TimeUnit};
+    use datafusion::arrow::util::display::array_value_to_string;
+
+    let rows = 70_000i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("b", DataType::Boolean, true),
+        Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("+01:00".into())),
+            false,
+        ),
+        Field::new("bin", DataType::LargeBinary, true),
+        Field::new(
+            "d",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
+    ]));
+    let text = |column: &str, k: i64| Some(build_value(column, k)).filter(|v| v != "NULL");
+    let mut batches = Vec::new();
+    // Seven batches of 10,000 rows, each cut into slices of 1,000 that share its buffers.
+    for chunk in 0..7i64 {
+        let keys: Vec<i64> = (chunk * 10_000..(chunk + 1) * 10_000).collect();
+        let k: Int64Array = keys.iter().map(|&k| (k % 997 != 0).then_some(k)).collect();
+        let s: StringArray = keys.iter().map(|&k| text("s", k)).collect();
+        let b: BooleanArray = keys
+            .iter()
+            .map(|&k| text("b", k).map(|v| v == "true"))
+            .collect();
+        let t =
+            TimestampMillisecondArray::from(keys.iter().map(|&k| k * 1_000).collect::<Vec<_>>())
+                .with_timezone("+01:00");
+        let bin_values: Vec<Option<[u8; 8]>> = keys
+            .iter()
+            .map(|&k| (k % 5 != 0).then_some(k.to_le_bytes()))
+            .collect();
+        let bin: LargeBinaryArray = bin_values
+            .iter()
+            .map(|v| v.as_ref().map(|b| &b[..]))
+            .collect();
+        let d_values: Vec<String> = keys.iter().map(|&k| format!("d{}", k % 17)).collect();
+        let d: DictionaryArray<Int32Type> = d_values.iter().map(String::as_str).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(k),
+                Arc::new(s),
+                Arc::new(b),
+                Arc::new(t),
+                Arc::new(bin),
+                Arc::new(d),
+            ],
+        )
+        .expect("batch");
+        for slice in 0..10 {
+            batches.push(batch.slice(slice * 1_000, 1_000));
+        }
+    }
+    let build = MemTable::try_new(schema, vec![batches]).expect("build table");
+
+    // Probe rows: every key once, in a different order, plus keys no build row has.
+    let probe_keys: Vec<i64> = (0..rows + 500)
+        .map(|i| (i * 7_919) % (rows + 500))
+        .collect();
+    let probe_schema = Arc::new(Schema::new(vec![
+        Field::new("pk", DataType::Int64, false),
+        Field::new("ps", DataType::Utf8, true),
+    ]));
+    let probe_batches: Vec<RecordBatch> = probe_keys
+        .chunks(4_096)
+        .map(|chunk| {
+            let pk = Int64Array::from(chunk.to_vec());
+            // No empty strings: they would meet every build row's empty string.
+            let ps: StringArray = chunk
+                .iter()
+                .map(|&k| text("s", k).filter(|v| !v.is_empty()))
+                .collect();
+            RecordBatch::try_new(probe_schema.clone(), vec![Arc::new(pk), Arc::new(ps)])
+                .expect("probe batch")
+        })
+        .collect();
+    let probe = MemTable::try_new(probe_schema, vec![probe_batches]).expect("probe table");
+
+    let mut config = SessionConfig::new().with_target_partitions(2);
+    config.options_mut().optimizer.prefer_hash_join = true;
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold = usize::MAX;
+    optimizer.hash_join_single_partition_threshold_rows = usize::MAX;
+    // l stays the build side, however its size compares with r's.
+    optimizer.join_reordering = false;
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("l", Arc::new(build)).expect("l");
+    ctx.register_table("r", Arc::new(probe)).expect("r");
+
+    let columns = ["s", "b", "t", "bin", "d"];
+    type Matchable = Box<dyn Fn(i64) -> bool>;
+    let by_int: Matchable = Box::new(|k| k < rows && k % 997 != 0);
+    // A string key: every build row's `s{k}é` is its own; NULL and empty ones meet nothing
+    // (the probe side has no empty strings).
+    let by_string: Matchable = Box::new(|k| k < rows && k % 7 != 0 && k % 11 != 0);
+    for (on, matchable) in [("l.k = r.pk", by_int), ("l.s = r.ps", by_string)] {
+        let sql = format!(
+            "SELECT r.pk, l.s, l.b, arrow_cast(l.t, 'Int64') AS t, l.bin, \
+             arrow_cast(l.d, 'Utf8') AS d FROM l JOIN r ON {on}"
+        );
+        let df = ctx.sql(&sql).await.expect("plan");
+        let plan = format!(
+            "{}",
+            datafusion::physical_plan::displayable(
+                df.clone()
+                    .create_physical_plan()
+                    .await
+                    .expect("physical")
+                    .as_ref()
+            )
+            .indent(false)
+        );
+        let build_key = on.split(' ').next().unwrap_or(on).trim_start_matches("l.");
+        assert!(
+            plan.contains("HashJoinExec: mode=CollectLeft")
+                && plan.contains(&format!("on=[({build_key}@")),
+            "{sql} does not build one hash table from l:\n{plan}"
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for batch in df.collect().await.expect("run") {
+            let pk = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("pk");
+            for row in 0..batch.num_rows() {
+                let k = pk.value(row);
+                for (c, column) in columns.iter().enumerate() {
+                    let array = batch.column(c + 1);
+                    let got = if array.is_null(row) {
+                        "NULL".to_string()
+                    } else if *column == "bin" {
+                        let bin = array
+                            .as_any()
+                            .downcast_ref::<LargeBinaryArray>()
+                            .expect("bin");
+                        format!("{:?}", bin.value(row))
+                    } else {
+                        array_value_to_string(array, row).expect("value")
+                    };
+                    assert_eq!(
+                        got,
+                        build_value(column, k),
+                        "{on}: key {k}, column {column}"
+                    );
+                }
+                assert!(seen.insert(k), "{on}: key {k} matched twice");
+            }
+        }
+        let want: std::collections::BTreeSet<i64> = probe_keys
+            .iter()
+            .copied()
+            .filter(|&k| matchable(k))
+            .collect();
+        let missing: Vec<_> = want.difference(&seen).take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "{on}: probe keys without their row: {missing:?}"
+        );
+        assert_eq!(seen.len(), want.len(), "{on}: rows out");
+    }
+}
+
+/// Every candidate pair (probe row, build row) the map returns for `probe`, following the
+/// hash join's calls: at most `limit` pairs a call, resuming at the offset returned.
+fn map_candidates(
+    map: &dyn JoinHashMapType,
+    probe: &[u64],
+    valid: Option<&NullBuffer>,
+    limit: usize,
+) -> Vec<(u32, u64)> {
+    let (mut pairs, mut input, mut matched) = (vec![], vec![], vec![]);
+    let mut offset = (0, None);
+    loop {
+        let next = map.get_matched_indices_with_limit_offset(
+            probe,
+            valid,
+            limit,
+            offset,
+            &mut input,
+            &mut matched,
+        );
+        assert!(
+            input.len() <= limit,
+            "{} pairs over the limit of {limit}",
+            input.len()
+        );
+        pairs.extend(input.iter().copied().zip(matched.iter().copied()));
+        match next {
+            Some(next) => offset = next,
+            None => return pairs,
+        }
+    }
+}
+
+/// The compact map and DataFusion's hashbrown map, filled with `hashes` as rows 0.. the way
+/// the hash join fills them (last row first).
+fn both_maps(hashes: &[u64]) -> (CompactJoinHashMap, JoinHashMapU32) {
+    let mut compact = CompactJoinHashMap::with_capacity(hashes.len());
+    let mut reference = JoinHashMapU32::with_capacity(hashes.len());
+    compact.update_from_iter(Box::new(hashes.iter().enumerate().rev()), 0);
+    reference.update_from_iter(Box::new(hashes.iter().enumerate().rev()), 0);
+    (compact, reference)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The compact map (`vendor/datafusion-physical-plan`, `compact_join_hash_map.rs`)
+    /// returns the same candidates in the same order as DataFusion's `JoinHashMapU32`, for
+    /// random hashes with many repeats (chains), unique ones (the one-match path), NULL probe
+    /// keys and every limit a batch size gives.
+    #[test]
+    fn the_compact_join_map_answers_as_datafusions(
+        build in proptest::collection::vec(0u64..40, 0..300),
+        probe in proptest::collection::vec(0u64..50, 0..200),
+        unique in any::<bool>(),
+        nulls in proptest::collection::vec(any::<bool>(), 200),
+        limit in 1usize..20,
+        seed in any::<u64>(),
+    ) {
+        // Spread the small values over all 64 bits, as real hashes are.
+        let spread = |v: u64| (v ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        let build: Vec<u64> = if unique {
+            (0..build.len() as u64).map(spread).collect()
+        } else {
+            build.iter().map(|&v| spread(v)).collect()
+        };
+        let probe: Vec<u64> = probe.iter().map(|&v| spread(v)).collect();
+        let valid = NullBuffer::from(nulls[..probe.len()].to_vec());
+        let (compact, reference) = both_maps(&build);
+        prop_assert_eq!(compact.len(), reference.len());
+        prop_assert_eq!(compact.is_empty(), reference.is_empty());
+        for valid in [None, Some(&valid)] {
+            prop_assert_eq!(
+                map_candidates(&compact, &probe, valid, limit),
+                map_candidates(&reference, &probe, valid, limit)
+            );
+        }
+        prop_assert_eq!(compact.contain_hashes(&probe), reference.contain_hashes(&probe));
+        prop_assert_eq!(
+            compact.get_matched_indices(Box::new(probe.iter().enumerate()), None),
+            reference.get_matched_indices(Box::new(probe.iter().enumerate()), None)
+        );
+    }
+}
+
+/// Hashes with the same upper 32 bits meeting on one probe sequence share a chain in the
+/// compact map: a lookup returns both rows (the join's key comparison then tells them apart),
+/// and a hash with another tag probes past them and finds nothing.
+#[test]
+fn equal_tags_on_one_probe_sequence_share_a_chain() {
+    let a = 0xABCD_0001_0000_0005u64;
+    let b = 0xABCD_0001_4000_0005u64;
+    let (compact, _) = both_maps(&[a, b]);
+    assert_eq!(compact.len(), 1, "one chain for both rows");
+    let mut pairs = map_candidates(&compact, &[a], None, 8192);
+    pairs.sort_unstable();
+    assert_eq!(pairs, vec![(0, 0), (0, 1)]);
+    assert!(map_candidates(&compact, &[0x1234_0000_0000_0005], None, 8192).is_empty());
+    assert_eq!(
+        CompactJoinHashMap::slots_for(20_200_000),
+        1 << 25,
+        "70% load at most"
+    );
 }

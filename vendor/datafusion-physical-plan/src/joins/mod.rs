@@ -48,6 +48,10 @@ mod join_filter;
 /// Note: This module is public for internal testing purposes only
 /// and is not guaranteed to be stable across versions.
 pub mod join_hash_map;
+/// A compact, prefetching join hash map for large build sides (Sluice patch).
+///
+/// Public for testing, like `join_hash_map`.
+pub mod compact_join_hash_map;
 
 use array_map::ArrayMap;
 use utils::JoinHashMapType;

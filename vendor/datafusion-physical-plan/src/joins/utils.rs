@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::joins::SharedBitmapBuilder;
+use crate::joins::compact_join_hash_map::prefetch_read;
 use crate::metrics::{
     self, BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricCategory,
     MetricType,
@@ -41,6 +42,7 @@ pub use super::join_filter::JoinFilter;
 pub use super::join_hash_map::JoinHashMapType;
 pub use crate::joins::{JoinOn, JoinOnRef};
 
+use arrow::array::GenericByteArray;
 use arrow::array::{
     Array, ArrowPrimitiveType, BooleanBufferBuilder, NativeAdapter, PrimitiveArray,
     RecordBatch, RecordBatchOptions, UInt32Array, UInt32Builder, UInt64Array,
@@ -55,6 +57,7 @@ use arrow::array::{
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::{self, take};
+use arrow::datatypes::ByteArrayType;
 use arrow::datatypes::{
     ArrowNativeType, Field, Schema, SchemaBuilder, UInt32Type, UInt64Type,
 };
@@ -2179,15 +2182,41 @@ pub fn update_hash(
 ) -> Result<()> {
     // evaluate the keys
     let keys_values = evaluate_expressions_to_arrays(on, batch)?;
+    update_hash_from_keys(
+        &keys_values,
+        batch.num_rows(),
+        hash_map,
+        offset,
+        random_state,
+        hashes_buffer,
+        deleted_offset,
+        fifo_hashmap,
+        null_equality,
+    )
+}
 
+/// [`update_hash`] for join keys already evaluated: `keys_values` are the key columns of
+/// `num_rows` rows (Sluice patch: split out of `update_hash` for the build side's merge).
+#[expect(clippy::too_many_arguments)]
+pub(crate) fn update_hash_from_keys(
+    keys_values: &[ArrayRef],
+    num_rows: usize,
+    hash_map: &mut dyn JoinHashMapType,
+    offset: usize,
+    random_state: &RandomState,
+    hashes_buffer: &mut [u64],
+    deleted_offset: usize,
+    fifo_hashmap: bool,
+    null_equality: NullEquality,
+) -> Result<()> {
     // calculate the hash values
-    let hash_values = create_hashes(&keys_values, random_state, hashes_buffer)?;
+    let hash_values = create_hashes(keys_values, random_state, hashes_buffer)?;
 
     // For usual JoinHashmap, the implementation is void.
-    hash_map.extend_zero(batch.num_rows());
+    hash_map.extend_zero(num_rows);
 
     // Unmatchable NULL-key rows are filtered out below.
-    let valid_keys = matchable_join_keys(&keys_values, null_equality);
+    let valid_keys = matchable_join_keys(keys_values, null_equality);
 
     // Updating JoinHashMap from hash values iterator
     let hash_values_iter = hash_values
@@ -2321,16 +2350,25 @@ fn equal_rows_single_col(
     let null_equals_null = matches!(null_equality, NullEquality::NullEqualsNull);
 
     macro_rules! eq_loop {
-        ($T:ty) => {{
+        ($T:ty) => {
+            eq_loop!($T, |_: &$T, _: &[u64], _: usize| {})
+        };
+        // Sluice patch: `$prefetch(build array, build indices, k)` runs before the k-th
+        // pair is compared, to fetch the build rows of pairs a few places ahead: the
+        // build side of a large join is read at random and each pair would otherwise
+        // wait for its own cache misses.
+        ($T:ty, $prefetch:expr) => {{
             let l = left.as_any().downcast_ref::<$T>()?;
             let r = right.as_any().downcast_ref::<$T>()?;
 
             let mut left_filtered = Vec::with_capacity(indices_left.len());
             let mut right_filtered = Vec::with_capacity(indices_right.len());
 
-            for (left_idx, right_idx) in
-                indices_left.values().iter().zip(indices_right.values())
+            let build_rows: &[u64] = indices_left.values();
+            for (k, (left_idx, right_idx)) in
+                build_rows.iter().zip(indices_right.values()).enumerate()
             {
+                $prefetch(l, build_rows, k);
                 let i = *left_idx as usize;
                 let j = *right_idx as usize;
 
@@ -2352,31 +2390,73 @@ fn equal_rows_single_col(
 
     match left.data_type() {
         DataType::Boolean => eq_loop!(BooleanArray),
-        DataType::Int8 => eq_loop!(Int8Array),
-        DataType::Int16 => eq_loop!(Int16Array),
-        DataType::Int32 => eq_loop!(Int32Array),
-        DataType::Int64 => eq_loop!(Int64Array),
-        DataType::UInt8 => eq_loop!(UInt8Array),
-        DataType::UInt16 => eq_loop!(UInt16Array),
-        DataType::UInt32 => eq_loop!(UInt32Array),
-        DataType::UInt64 => eq_loop!(UInt64Array),
-        DataType::Decimal128(..) => eq_loop!(Decimal128Array),
-        DataType::Binary => eq_loop!(BinaryArray),
-        DataType::LargeBinary => eq_loop!(LargeBinaryArray),
+        DataType::Int8 => eq_loop!(Int8Array, prefetch_primitive),
+        DataType::Int16 => eq_loop!(Int16Array, prefetch_primitive),
+        DataType::Int32 => eq_loop!(Int32Array, prefetch_primitive),
+        DataType::Int64 => eq_loop!(Int64Array, prefetch_primitive),
+        DataType::UInt8 => eq_loop!(UInt8Array, prefetch_primitive),
+        DataType::UInt16 => eq_loop!(UInt16Array, prefetch_primitive),
+        DataType::UInt32 => eq_loop!(UInt32Array, prefetch_primitive),
+        DataType::UInt64 => eq_loop!(UInt64Array, prefetch_primitive),
+        DataType::Decimal128(..) => eq_loop!(Decimal128Array, prefetch_primitive),
+        DataType::Binary => eq_loop!(BinaryArray, prefetch_bytes),
+        DataType::LargeBinary => eq_loop!(LargeBinaryArray, prefetch_bytes),
         DataType::BinaryView => eq_loop!(BinaryViewArray),
         DataType::FixedSizeBinary(_) => eq_loop!(FixedSizeBinaryArray),
-        DataType::Utf8 => eq_loop!(StringArray),
-        DataType::LargeUtf8 => eq_loop!(LargeStringArray),
+        DataType::Utf8 => eq_loop!(StringArray, prefetch_bytes),
+        DataType::LargeUtf8 => eq_loop!(LargeStringArray, prefetch_bytes),
         DataType::Utf8View => eq_loop!(StringViewArray),
-        DataType::Date32 => eq_loop!(Date32Array),
-        DataType::Date64 => eq_loop!(Date64Array),
+        DataType::Date32 => eq_loop!(Date32Array, prefetch_primitive),
+        DataType::Date64 => eq_loop!(Date64Array, prefetch_primitive),
         DataType::Timestamp(time_unit, _) => match time_unit {
-            TimeUnit::Second => eq_loop!(TimestampSecondArray),
-            TimeUnit::Millisecond => eq_loop!(TimestampMillisecondArray),
-            TimeUnit::Microsecond => eq_loop!(TimestampMicrosecondArray),
-            TimeUnit::Nanosecond => eq_loop!(TimestampNanosecondArray),
+            TimeUnit::Second => eq_loop!(TimestampSecondArray, prefetch_primitive),
+            TimeUnit::Millisecond => {
+                eq_loop!(TimestampMillisecondArray, prefetch_primitive)
+            }
+            TimeUnit::Microsecond => {
+                eq_loop!(TimestampMicrosecondArray, prefetch_primitive)
+            }
+            TimeUnit::Nanosecond => {
+                eq_loop!(TimestampNanosecondArray, prefetch_primitive)
+            }
         },
         _ => None,
+    }
+}
+
+/// How many pairs ahead `equal_rows_single_col` fetches a build row (Sluice patch).
+const EQUAL_ROWS_PREFETCH_DISTANCE: usize = 16;
+
+/// Prefetches the build value of the pair `EQUAL_ROWS_PREFETCH_DISTANCE` places after `k`
+/// (Sluice patch).
+#[inline(always)]
+fn prefetch_primitive<T: ArrowPrimitiveType>(
+    array: &PrimitiveArray<T>,
+    build_rows: &[u64],
+    k: usize,
+) {
+    if let Some(&row) = build_rows.get(k + EQUAL_ROWS_PREFETCH_DISTANCE) {
+        prefetch_read(array.values().as_ptr().wrapping_add(row as usize));
+    }
+}
+
+/// Prefetches the offsets of the build value `EQUAL_ROWS_PREFETCH_DISTANCE` pairs after `k`,
+/// and the bytes of the one half as far ahead, whose offsets were fetched by then (Sluice
+/// patch).
+#[inline(always)]
+fn prefetch_bytes<T: ByteArrayType>(
+    array: &GenericByteArray<T>,
+    build_rows: &[u64],
+    k: usize,
+) {
+    let offsets = array.value_offsets();
+    if let Some(&row) = build_rows.get(k + EQUAL_ROWS_PREFETCH_DISTANCE) {
+        prefetch_read(offsets.as_ptr().wrapping_add(row as usize));
+    }
+    if let Some(&row) = build_rows.get(k + EQUAL_ROWS_PREFETCH_DISTANCE / 2)
+        && let Some(start) = offsets.get(row as usize)
+    {
+        prefetch_read(array.value_data().as_ptr().wrapping_add(start.as_usize()));
     }
 }
 

@@ -32,6 +32,8 @@ use crate::filter_pushdown::{
 };
 use crate::joins::Map;
 use crate::joins::array_map::ArrayMap;
+use crate::joins::compact_join_hash_map::CompactJoinHashMap;
+use crate::joins::hash_join::consuming_concat::concat_consuming;
 use crate::joins::hash_join::inlist_builder::build_struct_inlist_values;
 use crate::joins::hash_join::shared_bounds::{
     ColumnBounds, PartitionBounds, PushdownStrategy, SharedBuildAccumulator,
@@ -39,10 +41,12 @@ use crate::joins::hash_join::shared_bounds::{
 use crate::joins::hash_join::stream::{
     BuildSide, BuildSideInitialState, HashJoinStream, HashJoinStreamState,
 };
-use crate::joins::join_hash_map::{JoinHashMapU32, JoinHashMapU64};
+#[cfg(test)]
+use crate::joins::join_hash_map::JoinHashMapU32;
+use crate::joins::join_hash_map::JoinHashMapU64;
 use crate::joins::utils::{
     OnceAsync, OnceFut, asymmetric_join_output_partitioning, reorder_output_after_swap,
-    swap_join_projection, update_hash,
+    swap_join_projection, update_hash, update_hash_from_keys,
 };
 use crate::joins::{JoinOn, JoinOnRef, PartitionMode, SharedBitmapBuilder};
 use crate::metrics::{Count, MetricBuilder, MetricCategory};
@@ -72,15 +76,15 @@ use crate::{
 use arrow::array::{ArrayRef, BooleanBufferBuilder};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::util::bit_util;
 use arrow_schema::{DataType, Schema};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::tree_node::TreeNodeRecursion;
 use datafusion_common::utils::memory::{RecordBatchMemoryCounter, estimate_memory_size};
 use datafusion_common::{
-    JoinSide, JoinType, NullEquality, Result, assert_or_internal_err, internal_err,
-    plan_err, project_schema,
+    JoinSide, JoinType, NullEquality, Result, assert_or_internal_err,
+    internal_datafusion_err, internal_err, plan_err, project_schema,
 };
 use datafusion_execution::TaskContext;
 use datafusion_execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -2203,6 +2207,176 @@ fn should_collect_min_max_for_perfect_hash(
 /// more than it saves.
 const PARALLEL_BUILD_MIN_ROWS: usize = 65_536;
 
+/// Fills `hashmap` from `batches` (last batch first) and merges them into one batch;
+/// returns the batch and its join key arrays. With `in_parallel` the merge runs on a second
+/// thread while this one fills the map: they read the same batches and nothing else (Sluice
+/// patch; on one thread they are a serial step every probe partition waits for).
+fn fill_then_merge(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    on_left: &[PhysicalExprRef],
+    hashmap: &mut dyn JoinHashMapType,
+    random_state: &RandomState,
+    null_equality: NullEquality,
+    in_parallel: bool,
+) -> Result<(RecordBatch, Vec<ArrayRef>)> {
+    let fill_map = |hashmap: &mut dyn JoinHashMapType| -> Result<()> {
+        let mut hashes_buffer = Vec::new();
+        let mut offset = 0;
+        for batch in batches.iter().rev() {
+            hashes_buffer.clear();
+            hashes_buffer.resize(batch.num_rows(), 0);
+            update_hash(
+                on_left,
+                batch,
+                hashmap,
+                offset,
+                random_state,
+                &mut hashes_buffer,
+                0,
+                true,
+                null_equality,
+            )?;
+            offset += batch.num_rows();
+        }
+        Ok(())
+    };
+    // Merge all batches into a single batch, so we can directly index into the arrays
+    let merge = || -> Result<_> {
+        let batch = concat_batches(schema, batches.iter().rev())?;
+        let left_values = evaluate_expressions_to_arrays(on_left, &batch)?;
+        Ok((batch, left_values))
+    };
+    if !in_parallel {
+        fill_map(hashmap)?;
+        return merge();
+    }
+    std::thread::scope(|scope| -> Result<_> {
+        let merged = scope.spawn(merge);
+        let filled = fill_map(hashmap);
+        // A panic in the merge carries on as it would have on this thread.
+        let merged = merged
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        filled?;
+        merged
+    })
+}
+
+/// The build side of a hash join keyed by the columns `key_columns`, filled into `hashmap`
+/// and merged into one batch (Sluice patch).
+///
+/// `collect_left_input` filled the map and then merged the batches with `concat_batches`,
+/// which holds the whole build side twice at its end, on top of the map: at 20 million rows
+/// that is the join's peak memory. Here the batches are taken apart into columns. A second
+/// thread merges the non-key columns, freeing each input array as soon as it is copied
+/// (`concat_consuming`); this thread fills the map from the key columns, then merges them
+/// the same way. Rows keep `fill_then_merge`'s order (last batch first) and the map the same
+/// row numbers, so the result is the same batch and map.
+#[expect(clippy::too_many_arguments)]
+fn fill_and_merge_by_column(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    on_left: &[PhysicalExprRef],
+    key_columns: &[usize],
+    hashmap: &mut dyn JoinHashMapType,
+    random_state: &RandomState,
+    null_equality: NullEquality,
+    num_rows: usize,
+) -> Result<(RecordBatch, Vec<ArrayRef>)> {
+    let width = schema.fields().len();
+    let batch_count = batches.len();
+    let mut columns: Vec<Vec<ArrayRef>> = (0..width)
+        .map(|_| Vec::with_capacity(batch_count))
+        .collect();
+    for batch in batches.into_iter().rev() {
+        for (column, array) in columns.iter_mut().zip(batch.columns()) {
+            column.push(Arc::clone(array));
+        }
+    }
+    let (keys, rest): (Vec<_>, Vec<_>) = columns
+        .into_iter()
+        .enumerate()
+        .partition(|(index, _)| key_columns.contains(index));
+
+    let merge_rest = move || -> Result<Vec<(usize, ArrayRef)>> {
+        rest.into_iter()
+            .map(|(index, arrays)| Ok((index, concat_consuming(arrays)?)))
+            .collect()
+    };
+    let fill_then_merge_keys = |hashmap: &mut dyn JoinHashMapType| {
+        let key_arrays = |batch: usize| -> Result<Vec<ArrayRef>> {
+            key_columns
+                .iter()
+                .map(|column| {
+                    keys.iter()
+                        .find(|(index, _)| index == column)
+                        .and_then(|(_, arrays)| arrays.get(batch))
+                        .map(Arc::clone)
+                        .ok_or_else(|| {
+                            internal_datafusion_err!(
+                                "build key column {column} is missing"
+                            )
+                        })
+                })
+                .collect()
+        };
+        let mut hashes_buffer = Vec::new();
+        let mut offset = 0;
+        for batch in 0..batch_count {
+            let keys_values = key_arrays(batch)?;
+            let rows = keys_values.first().map_or(0, |array| array.len());
+            hashes_buffer.clear();
+            hashes_buffer.resize(rows, 0);
+            update_hash_from_keys(
+                &keys_values,
+                rows,
+                hashmap,
+                offset,
+                random_state,
+                &mut hashes_buffer,
+                0,
+                true,
+                null_equality,
+            )?;
+            offset += rows;
+        }
+        keys.into_iter()
+            .map(|(index, arrays)| Ok((index, concat_consuming(arrays)?)))
+            .collect::<Result<Vec<(usize, ArrayRef)>>>()
+    };
+
+    let (merged_keys, merged_rest) = std::thread::scope(|scope| {
+        let rest = scope.spawn(merge_rest);
+        let keys = fill_then_merge_keys(hashmap);
+        // A panic in the merge carries on as it would have on this thread.
+        let rest = rest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (keys, rest)
+    });
+    let mut merged: Vec<Option<ArrayRef>> = vec![None; width];
+    for (index, array) in merged_keys?.into_iter().chain(merged_rest?) {
+        merged[index] = Some(array);
+    }
+    let columns = merged
+        .into_iter()
+        .enumerate()
+        .map(|(index, array)| {
+            array.ok_or_else(|| {
+                internal_datafusion_err!("build column {index} is missing")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let batch = RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(num_rows)),
+    )?;
+    let left_values = evaluate_expressions_to_arrays(on_left, &batch)?;
+    Ok((batch, left_values))
+}
+
 /// Collects all batches from the left (build) side stream and creates a hash map for joining.
 ///
 /// This function is responsible for:
@@ -2323,76 +2497,58 @@ async fn collect_left_input(
         } else {
             // Estimation of memory size, required for hashtable, prior to allocation.
             // Final result can be verified using `RawTable.allocation_info()`
-            let fixed_size_u32 = size_of::<JoinHashMapU32>();
             let fixed_size_u64 = size_of::<JoinHashMapU64>();
 
             // Use `u32` indices for the JoinHashMap when num_rows ≤ u32::MAX, otherwise use the
             // `u64` indice variant
             // Arc is used instead of Box to allow sharing with SharedBuildAccumulator for hash map pushdown
-            let mut hashmap: Box<dyn JoinHashMapType> = if num_rows > u32::MAX as usize {
+            let mut hashmap: Box<dyn JoinHashMapType> = if num_rows >= u32::MAX as usize {
                 let estimated_hashtable_size =
                     estimate_memory_size::<(u64, u64)>(num_rows, fixed_size_u64)?;
                 reservation.try_grow(estimated_hashtable_size)?;
                 metrics.build_mem_used.add(estimated_hashtable_size);
                 Box::new(JoinHashMapU64::with_capacity(num_rows))
             } else {
+                // Sluice patch: one `u64` slot per entry, probed with prefetches, instead of
+                // `JoinHashMapU32`'s hashbrown table (see `compact_join_hash_map`).
                 let estimated_hashtable_size =
-                    estimate_memory_size::<(u32, u64)>(num_rows, fixed_size_u32)?;
+                    CompactJoinHashMap::allocation_size(num_rows);
                 reservation.try_grow(estimated_hashtable_size)?;
                 metrics.build_mem_used.add(estimated_hashtable_size);
-                Box::new(JoinHashMapU32::with_capacity(num_rows))
+                Box::new(CompactJoinHashMap::with_capacity(num_rows))
             };
 
-            let batches_iter = batches.iter().rev();
-
-            // Updating hashmap starting from the last batch
-            let fill_map = |hashmap: &mut dyn JoinHashMapType| -> Result<()> {
-                let mut hashes_buffer = Vec::new();
-                let mut offset = 0;
-                for batch in batches_iter.clone() {
-                    hashes_buffer.clear();
-                    hashes_buffer.resize(batch.num_rows(), 0);
-                    update_hash(
+            // Sluice patch: a large build side keyed by plain columns merges column by
+            // column, each input freed once copied, while this thread fills the map from
+            // the key columns (see `fill_and_merge_by_column`).
+            let key_columns: Option<Vec<usize>> = on_left
+                .iter()
+                .map(|expr| expr.downcast_ref::<Column>().map(Column::index))
+                .collect();
+            let (batch, left_values) = match key_columns {
+                Some(key_columns)
+                    if num_rows >= PARALLEL_BUILD_MIN_ROWS && !key_columns.is_empty() =>
+                {
+                    fill_and_merge_by_column(
+                        &schema,
+                        batches,
                         &on_left,
-                        batch,
-                        hashmap,
-                        offset,
+                        &key_columns,
+                        &mut *hashmap,
                         &random_state,
-                        &mut hashes_buffer,
-                        0,
-                        true,
                         null_equality,
-                    )?;
-                    offset += batch.num_rows();
+                        num_rows,
+                    )?
                 }
-                Ok(())
-            };
-
-            // Merge all batches into a single batch, so we can directly index into the arrays
-            let merge = || -> Result<_> {
-                let batch = concat_batches(&schema, batches_iter.clone())?;
-                let left_values = evaluate_expressions_to_arrays(&on_left, &batch)?;
-                Ok((batch, left_values))
-            };
-
-            // Sluice patch: filling the hash map and merging the batches read the same
-            // batches and nothing else, so a large build side does both at once, the merge
-            // on a second thread. On one thread they are a serial step that every probe
-            // partition waits for (about 0.2 s for two million rows).
-            let (batch, left_values) = if num_rows >= PARALLEL_BUILD_MIN_ROWS {
-                std::thread::scope(|scope| -> Result<_> {
-                    let merged = scope.spawn(merge);
-                    let filled = fill_map(&mut *hashmap);
-                    // A panic in the merge carries on as it would have on this thread.
-                    let merged = merged
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    filled?;
-                    merged
-                })?
-            } else {
-                fill_map(&mut *hashmap)?;
-                merge()?
+                _ => fill_then_merge(
+                    &schema,
+                    &batches,
+                    &on_left,
+                    &mut *hashmap,
+                    &random_state,
+                    null_equality,
+                    num_rows >= PARALLEL_BUILD_MIN_ROWS,
+                )?,
             };
 
             (Map::HashMap(hashmap), batch, left_values)
