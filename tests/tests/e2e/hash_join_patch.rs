@@ -9,6 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::physical_plan::joins::compact_join_hash_map::CompactJoinHashMap;
 use datafusion::physical_plan::joins::join_hash_map::{JoinHashMapType, JoinHashMapU32};
@@ -114,6 +115,15 @@ fn expected(kind: &str, l: &[Row], r: &[Row], filtered: bool) -> BTreeMap<Vec<St
     out
 }
 
+/// The physical plan of `df`, as text.
+async fn plan_text(df: &DataFrame) -> String {
+    let plan = df.clone().create_physical_plan().await.expect("physical");
+    format!(
+        "{}",
+        datafusion::physical_plan::displayable(plan.as_ref()).indent(false)
+    )
+}
+
 /// The join run by DataFusion in batches of `batch` rows; with `collect_left`, as one hash
 /// table built from the whole build side (asserted in the plan), however large.
 async fn actual(
@@ -156,17 +166,7 @@ async fn run_join(
     };
     let sql = format!("SELECT {columns} FROM l {kind} r ON l.k = r.k{filter}");
     let df = ctx.sql(&sql).await.expect("plan");
-    let plan = format!(
-        "{}",
-        datafusion::physical_plan::displayable(
-            df.clone()
-                .create_physical_plan()
-                .await
-                .expect("physical")
-                .as_ref()
-        )
-        .indent(false)
-    );
+    let plan = plan_text(&df).await;
     assert!(
         plan.contains("HashJoinExec"),
         "{sql} is not a hash join:\n{plan}"
@@ -404,27 +404,17 @@ async fn a_large_build_side_of_many_types_merges_column_by_column() {
 
     let columns = ["s", "b", "t", "bin", "d"];
     type Matchable = Box<dyn Fn(i64) -> bool>;
-    let by_int: Matchable = Box::new(|k| k < rows && k % 997 != 0);
+    let by_int: Matchable = Box::new(move |k| k < rows && k % 997 != 0);
     // A string key: every build row's `s{k}é` is its own; NULL and empty ones meet nothing
     // (the probe side has no empty strings).
-    let by_string: Matchable = Box::new(|k| k < rows && k % 7 != 0 && k % 11 != 0);
+    let by_string: Matchable = Box::new(move |k| k < rows && k % 7 != 0 && k % 11 != 0);
     for (on, matchable) in [("l.k = r.pk", by_int), ("l.s = r.ps", by_string)] {
         let sql = format!(
             "SELECT r.pk, l.s, l.b, arrow_cast(l.t, 'Int64') AS t, l.bin, \
              arrow_cast(l.d, 'Utf8') AS d FROM l JOIN r ON {on}"
         );
         let df = ctx.sql(&sql).await.expect("plan");
-        let plan = format!(
-            "{}",
-            datafusion::physical_plan::displayable(
-                df.clone()
-                    .create_physical_plan()
-                    .await
-                    .expect("physical")
-                    .as_ref()
-            )
-            .indent(false)
-        );
+        let plan = plan_text(&df).await;
         let build_key = on.split(' ').next().unwrap_or(on).trim_start_matches("l.");
         assert!(
             plan.contains("HashJoinExec: mode=CollectLeft")
