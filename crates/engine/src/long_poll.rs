@@ -25,7 +25,7 @@ use ballista_core::serde::protobuf::{
     RemoveSessionResult, UpdateTaskStatusParams, UpdateTaskStatusResult,
 };
 use ballista_core::serde::scheduler::ExecutorSpecification;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::introspection::Scheduler;
@@ -34,6 +34,11 @@ use crate::introspection::Scheduler;
 /// far inside the executor timeout (a poll is the executor's heartbeat); a held poll also
 /// delays a draining executor's last report and the scheduler's shutdown by at most this.
 pub const HOLD: Duration = Duration::from_millis(500);
+
+/// The most polls held at once. A cluster has far fewer executors; past this (a flood of
+/// polls, from a misbehaving client or an attacker on an open port) polls are answered at
+/// once, as Ballista alone answers them, so a flood costs no more than without holding.
+pub const MAX_HELD_POLLS: usize = 64;
 
 /// Signals that the scheduler has new tasks to hand out, to every poll being held.
 #[derive(Debug, Default)]
@@ -78,13 +83,20 @@ pub struct LongPollScheduler {
     inner: Scheduler,
     work: Arc<WorkSignal>,
     hold: Duration,
+    /// One permit per poll that may be held at once ([`MAX_HELD_POLLS`]).
+    holds: Arc<Semaphore>,
 }
 
 impl LongPollScheduler {
     /// Serves `inner`, holding idle executors' polls for up to `hold` and asking `inner`
     /// again on each of `work`'s signals.
     pub(crate) fn new(inner: Scheduler, work: Arc<WorkSignal>, hold: Duration) -> Self {
-        Self { inner, work, hold }
+        Self {
+            inner,
+            work,
+            hold,
+            holds: Arc::new(Semaphore::new(MAX_HELD_POLLS)),
+        }
     }
 }
 
@@ -112,7 +124,13 @@ impl SchedulerGrpc for LongPollScheduler {
         request: Request<PollWorkParams>,
     ) -> Result<Response<PollWorkResult>, Status> {
         let (metadata, extensions, params) = request.into_parts();
-        if !runs_nothing(&params) {
+        // Dropped when the answer is sent, freeing the hold for another poll.
+        let permit = if runs_nothing(&params) {
+            Arc::clone(&self.holds).try_acquire_owned().ok()
+        } else {
+            None
+        };
+        if permit.is_none() {
             return SchedulerGrpc::poll_work(
                 &self.inner,
                 Request::from_parts(metadata, extensions, params),
@@ -296,6 +314,53 @@ mod tests {
             "the held poll should carry the new job's task"
         );
         job.abort();
+        server.abort();
+        Ok(())
+    }
+
+    /// A flood of idle polls on a real scheduler: the first [`MAX_HELD_POLLS`] are held, and
+    /// every poll past them is answered at once, empty, as Ballista alone would.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_idle_polls_holds_no_more_than_the_limit() -> Result<(), Box<dyn Error>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut options = EngineOptions::new(1);
+        options.poll_hold = Duration::from_secs(120);
+        let (_engine, service) = Engine::for_service(options, &url).await?;
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(TcpIncoming::from(listener)),
+        );
+        let client = SchedulerGrpcClient::connect(url.clone()).await?;
+        let mut held = Vec::new();
+        for _ in 0..MAX_HELD_POLLS {
+            let mut client = client.clone();
+            held.push(tokio::spawn(async move { client.poll_work(poll(1)).await }));
+        }
+        // Each held poll has reached the service once the next ones are answered at once.
+        let limit = Duration::from_secs(60);
+        let mut past_limit = client.clone();
+        let started = tokio::time::Instant::now();
+        loop {
+            let answered =
+                tokio::time::timeout(Duration::from_secs(5), past_limit.poll_work(poll(1))).await;
+            if let Ok(answer) = answered {
+                assert!(answer?.get_ref().tasks.is_empty());
+                break;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "a poll past the limit of held polls was held too"
+            );
+        }
+        assert!(
+            held.iter().all(|poll| !poll.is_finished()),
+            "the polls within the limit should still be held"
+        );
+        for poll in held {
+            poll.abort();
+        }
         server.abort();
         Ok(())
     }
