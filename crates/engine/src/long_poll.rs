@@ -318,8 +318,9 @@ mod tests {
         Ok(())
     }
 
-    /// A flood of idle polls on a real scheduler: the first [`MAX_HELD_POLLS`] are held, and
-    /// every poll past them is answered at once, empty, as Ballista alone would.
+    /// A flood of idle polls on a real scheduler, half again the limit: whichever come first
+    /// are held, every one past [`MAX_HELD_POLLS`] is answered at once (empty, as Ballista
+    /// alone would), and the held ones stay held.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_idle_polls_holds_no_more_than_the_limit() -> Result<(), Box<dyn Error>> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -333,33 +334,35 @@ mod tests {
                 .serve_with_incoming(TcpIncoming::from(listener)),
         );
         let client = SchedulerGrpcClient::connect(url.clone()).await?;
-        let mut held = Vec::new();
-        for _ in 0..MAX_HELD_POLLS {
-            let mut client = client.clone();
-            held.push(tokio::spawn(async move { client.poll_work(poll(1)).await }));
-        }
-        // Each held poll has reached the service once the next ones are answered at once.
-        let limit = Duration::from_secs(60);
-        let mut past_limit = client.clone();
+        let flood = MAX_HELD_POLLS + MAX_HELD_POLLS / 2;
+        let polls: Vec<_> = (0..flood)
+            .map(|_| {
+                let mut client = client.clone();
+                tokio::spawn(async move { client.poll_work(poll(1)).await })
+            })
+            .collect();
+        let answered = || polls.iter().filter(|poll| poll.is_finished()).count();
         let started = tokio::time::Instant::now();
-        loop {
-            let answered =
-                tokio::time::timeout(Duration::from_secs(5), past_limit.poll_work(poll(1))).await;
-            if let Ok(answer) = answered {
-                assert!(answer?.get_ref().tasks.is_empty());
-                break;
-            }
+        while answered() < flood - MAX_HELD_POLLS {
             assert!(
-                started.elapsed() < limit,
-                "a poll past the limit of held polls was held too"
+                started.elapsed() < Duration::from_secs(60),
+                "{} of {flood} polls were answered; all past the first {MAX_HELD_POLLS} should be",
+                answered()
             );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            held.iter().all(|poll| !poll.is_finished()),
-            "the polls within the limit should still be held"
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            answered(),
+            flood - MAX_HELD_POLLS,
+            "the first {MAX_HELD_POLLS} polls should still be held"
         );
-        for poll in held {
-            poll.abort();
+        for poll in polls {
+            if poll.is_finished() {
+                assert!(poll.await??.get_ref().tasks.is_empty());
+            } else {
+                poll.abort();
+            }
         }
         server.abort();
         Ok(())
