@@ -245,9 +245,10 @@ pub enum Format {
 
 /// jemalloc instead of glibc's malloc. A job allocates and frees large buffers (CSV batches,
 /// a join's build side, Parquet pages) on many threads; glibc maps each large one afresh and
-/// unmaps it on free, so its pages fault in again every time. On the x1000 Spotify job
-/// (interleaved runs, bench/) jemalloc took 24.0-25.6 s against 27.6-29.2 s, with a peak RSS
-/// of 1,415-1,487 MiB against 1,691-1,824 MiB.
+/// unmaps it on free, so its pages fault in again every time. On the x1000 Spotify job,
+/// jemalloc preloaded into the same binary took 24.0-25.6 s against 27.6-29.2 s, with a peak
+/// RSS of 1,415-1,487 MiB against 1,691-1,824 MiB
+/// (`bench/results/2026-11-28-allocators-x1000.md`).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
