@@ -256,7 +256,10 @@ mod tests {
     use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
     use ballista_core::serde::scheduler::ExecutorOperatingSystemSpecification;
     use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
     use tonic::transport::server::TcpIncoming;
+
+    type ServeResult = Result<(), tonic::transport::Error>;
 
     use super::*;
     use crate::{Engine, EngineOptions};
@@ -277,12 +280,10 @@ mod tests {
         }
     }
 
-    /// A real scheduler on a loopback port, polled over gRPC as an executor polls it: a busy
-    /// executor's poll is answered at once; an idle one's waits, and is answered with the
-    /// task of a job submitted while it waited (Ballista alone answers it empty at once).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_idle_executors_poll_is_answered_with_work_submitted_while_it_waited()
-    -> Result<(), Box<dyn Error>> {
+    /// A real scheduler serving Ballista's gRPC on a loopback port, holding idle polls for up
+    /// to two minutes: its engine, its URL and the server's task.
+    async fn serve_holding_polls()
+    -> Result<(Engine, String, JoinHandle<ServeResult>), Box<dyn Error>> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let mut options = EngineOptions::new(1);
@@ -293,6 +294,16 @@ mod tests {
                 .add_service(service)
                 .serve_with_incoming(TcpIncoming::from(listener)),
         );
+        Ok((engine, url, server))
+    }
+
+    /// A real scheduler on a loopback port, polled over gRPC as an executor polls it: a busy
+    /// executor's poll is answered at once; an idle one's waits, and is answered with the
+    /// task of a job submitted while it waited (Ballista alone answers it empty at once).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_executors_poll_is_answered_with_work_submitted_while_it_waited()
+    -> Result<(), Box<dyn Error>> {
+        let (engine, url, server) = serve_holding_polls().await?;
         let limit = Duration::from_secs(60);
         let mut busy = SchedulerGrpcClient::connect(url.clone()).await?;
         let answer = tokio::time::timeout(limit, busy.poll_work(poll(0))).await??;
@@ -323,16 +334,7 @@ mod tests {
     /// alone would), and the held ones stay held.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_idle_polls_holds_no_more_than_the_limit() -> Result<(), Box<dyn Error>> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let mut options = EngineOptions::new(1);
-        options.poll_hold = Duration::from_secs(120);
-        let (_engine, service) = Engine::for_service(options, &url).await?;
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(TcpIncoming::from(listener)),
-        );
+        let (_engine, url, server) = serve_holding_polls().await?;
         let client = SchedulerGrpcClient::connect(url.clone()).await?;
         let flood = MAX_HELD_POLLS + MAX_HELD_POLLS / 2;
         let polls: Vec<_> = (0..flood)
