@@ -10,13 +10,18 @@ use crate::flight_sql::{PASSWORD, USER, config_with_user};
 use crate::moto::venv;
 use crate::support::*;
 
-/// Ballista's scheduler service methods an attacker used: run a plan, stop executors,
-/// delete job data.
-const BALLISTA_METHODS: [&str; 4] = [
+/// Ballista's scheduler service methods an attacker used (run a plan, stop executors,
+/// delete job data), and those an executor calls: a poll for work is held by the scheduler
+/// (`long_poll.rs`), so a flood of anonymous polls must not reach it either.
+const BALLISTA_METHODS: [&str; 8] = [
     "/ballista.protobuf.SchedulerGrpc/ExecuteQuery",
     "/ballista.protobuf.SchedulerGrpc/CancelJob",
     "/ballista.protobuf.SchedulerGrpc/ExecutorStopped",
     "/ballista.protobuf.SchedulerGrpc/CleanJobData",
+    "/ballista.protobuf.SchedulerGrpc/PollWork",
+    "/ballista.protobuf.SchedulerGrpc/RegisterExecutor",
+    "/ballista.protobuf.SchedulerGrpc/HeartBeatFromExecutor",
+    "/ballista.protobuf.SchedulerGrpc/UpdateTaskStatus",
 ];
 
 fn probe(args: &[&str]) -> String {
