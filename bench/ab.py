@@ -3,9 +3,14 @@
 
 Each variant is NAME or NAME:VAR=VALUE,VAR=VALUE (for example an allocator preloaded with
 LD_PRELOAD, or a DataFusion option set from its variable); `duckdb` runs
-`peers/duckdb_job.py` on the same data. Every round runs every variant once, the order
-rotating by one per round; wall time and peak RSS come from `/usr/bin/time`. Outputs are not
-checked (`bench/run` does that): this is for deciding whether a change pays.
+`peers/duckdb_job.py` on the same data. `SLUICE_BIN=PATH` in a variant runs another `sluice`
+binary (for example one built with another global allocator). A variant whose NAME starts with `cluster` runs the
+job on a Sluice cluster instead (a scheduler and two executors, started fresh and untimed as
+`bench/run` starts them, every process under the variant's environment; the time is `sluice
+submit`'s, the RSS the sum of the cluster's processes). Every round runs every variant once,
+the order rotating by one per round; wall time and peak RSS come from `/usr/bin/time` (a
+cluster's from `bench/run`'s sampler). Outputs are not checked (`bench/run` does that): this
+is for deciding whether a change pays.
 
     bench/ab.py --scale 1000 --rounds 3 duckdb base \\
         jemalloc:LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
@@ -38,6 +43,26 @@ def parse_variant(text):
     return name, env
 
 
+def run_cluster(name, env, data, run_dir, bins):
+    """One `bench/run` cluster run of the job in `run_dir` with `env` set for every process;
+    returns (wall seconds, peak RSS MiB)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        run_dir.mkdir(parents=True)
+        wall, rss, _, _ = bench_run.run_system("sluice-cluster", name, str(data), str(run_dir),
+                                               str(bins), 3600)
+    except bench_run.BenchError as e:
+        sys.exit(f"{name} failed: {e}")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return wall, rss / 2**20
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=100)
@@ -58,11 +83,17 @@ def main():
         for name, env in variants[shift:] + variants[:shift]:
             out = HERE / ".work" / f"x{a.scale}" / f"ab-out-{name}"
             shutil.rmtree(out, ignore_errors=True)
+            if name.startswith("cluster"):
+                wall, rss = run_cluster(name, env, data, out, sluice.parent)
+                results[name].append((wall, rss, float("nan"), float("nan")))
+                print(f"round {r + 1} {name:12} wall {wall:7.2f} s  rss {rss:7.0f} MiB", flush=True)
+                continue
             if name == "duckdb":
                 out.mkdir(parents=True)
                 cmd = [sys.executable, str(HERE / "peers" / "duckdb_job.py"), str(data), str(out)]
             else:
-                cmd = [str(sluice), "run", str(job_dir / "job.yaml"), "--lake", str(out), "--preview", "0"]
+                binary = env.get("SLUICE_BIN", str(sluice))
+                cmd = [binary, "run", str(job_dir / "job.yaml"), "--lake", str(out), "--preview", "0"]
             p = subprocess.run(["/usr/bin/time", "-f", "AB %e %M %U %S"] + cmd,
                                env=dict(os.environ, **env), capture_output=True, text=True)
             m = re.search(r"AB (\S+) (\S+) (\S+) (\S+)", p.stderr)
