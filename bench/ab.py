@@ -4,8 +4,8 @@
 Each variant is NAME or NAME:VAR=VALUE,VAR=VALUE (for example an allocator preloaded with
 LD_PRELOAD, or a DataFusion option set from its variable); `duckdb` runs
 `peers/duckdb_job.py` on the same data. `SLUICE_BIN=PATH` in a variant runs another `sluice`
-binary (for example one built with another global allocator). A variant whose NAME starts with `cluster` runs the
-job on a Sluice cluster instead (a scheduler and two executors, started fresh and untimed as
+binary (for example one built with another global allocator). A variant whose NAME starts
+with `cluster` runs the job on a Sluice cluster instead (a scheduler and two executors, started fresh and untimed as
 `bench/run` starts them, every process under the variant's environment; the time is `sluice
 submit`'s, the RSS the sum of the cluster's processes). Every round runs every variant once,
 the order rotating by one per round; wall time and peak RSS come from `/usr/bin/time` (a

@@ -259,10 +259,11 @@ mod tests {
     use tokio::task::JoinHandle;
     use tonic::transport::server::TcpIncoming;
 
-    type ServeResult = Result<(), tonic::transport::Error>;
-
     use super::*;
     use crate::{Engine, EngineOptions};
+
+    /// What the test scheduler's server task ends with.
+    type ServeResult = Result<(), tonic::transport::Error>;
 
     fn poll(free_vcores: u32) -> PollWorkParams {
         PollWorkParams {
