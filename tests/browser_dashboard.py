@@ -18,6 +18,7 @@ import time
 import urllib.parse
 
 import duckdb
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -125,12 +126,15 @@ class Oracle:
 
 
 class Page:
-    """The dashboard page, with every panel response the browser received."""
+    """The dashboard page, with every panel response the browser received for it."""
 
     def __init__(self, page, base):
         self.page = page
         self.base = base
+        # (panel, query) -> the Response, or (status, body) once its body has been read.
         self.responses = {}
+        # Why the last body could not be read (a response of a page navigated away from).
+        self.unread = None
         page.on("response", self._record)
 
     def _record(self, response):
@@ -139,14 +143,44 @@ class Page:
         if not url.path.startswith(prefix) or not url.path.endswith("/data"):
             return
         panel = url.path[len(prefix):-len("/data")]
+        # The body is read later, in `answer`: events can be handled after the page that
+        # asked has gone (its bodies with it), and then a newer answer replaces this one.
+        self.responses[(panel, url.query)] = response
+
+    def answer(self, panel, query):
+        """(status, body) of the panel's newest answer for `query`, or None when none has
+        arrived (or its body went with a page navigated away from)."""
+        entry = self.responses.get((panel, query))
+        if entry is None or isinstance(entry, tuple):
+            return entry
         try:
-            body = response.json()
-        except Exception as e:  # a body that is not JSON is itself a failure
+            body = entry.json()
+        except PlaywrightError as e:  # the page that asked has gone: wait for the newer answer
+            self.unread = f"{panel}: {e}"
+            del self.responses[(panel, query)]
+            return None
+        except ValueError as e:  # a body that is not JSON is itself a failure
             body = {"error": {"message": f"not JSON: {e}"}}
-        self.responses[(panel, url.query)] = (response.status, body)
+        self.responses[(panel, query)] = (entry.status, body)
+        return self.responses[(panel, query)]
+
+    def goto(self, url):
+        """Opens `url`, forgetting the answers earlier pages received."""
+        self.responses.clear()
+        self.page.goto(url)
 
     def query(self):
-        return self.page.evaluate("window.location.search.slice(1)")
+        """The query string of the page's URL (the filters: the page keeps them there)."""
+        return urllib.parse.urlsplit(self.page.url).query
+
+    def drawn(self):
+        """Whether no panel is waiting for data (false while a navigation replaces the page)."""
+        try:
+            return self.page.evaluate(
+                "() => document.querySelectorAll('.panel-body.loading').length === 0"
+            )
+        except PlaywrightError:  # the execution context went with a navigation
+            return False
 
     def settled(self, timeout=120):
         """Waits until every panel's data for the current URL has arrived and is drawn;
@@ -154,15 +188,12 @@ class Page:
         deadline = time.monotonic() + timeout
         while True:
             q = self.query()
-            got = {p: self.responses.get((p, q)) for p in PANELS}
-            drawn = self.page.evaluate(
-                "() => document.querySelectorAll('.panel-body.loading').length === 0"
-            )
-            if all(got.values()) and drawn:
+            got = {p: self.answer(p, q) for p in PANELS}
+            if all(got.values()) and self.drawn():
                 break
             check(time.monotonic() < deadline,
                   f"panels without data after {timeout} s for ?{q}: "
-                  f"{[p for p, v in got.items() if not v]}")
+                  f"{[p for p, v in got.items() if not v]} (last unreadable body: {self.unread})")
             self.page.wait_for_timeout(100)
         out = {}
         for p, (status, body) in got.items():
@@ -306,7 +337,7 @@ def run(args):
             login(page, base, args.user, args.password)
 
         # Every panel, no filter.
-        page.goto(f"{base}/dashboards/{DASHBOARD}")
+        view.goto(f"{base}/dashboards/{DASHBOARD}")
         data = view.settled()
         compare(oracle, data, label="no filter")
         if args.screenshot:
@@ -340,12 +371,12 @@ def run(args):
                 label=f"album_type in {chosen}, year 2000..2010")
 
         # A shared view opens with its filters (the URL holds them).
-        page.goto(f"{base}/dashboards/{DASHBOARD}?year=..1990")
+        view.goto(f"{base}/dashboards/{DASHBOARD}?year=..1990")
         data = view.settled()
         compare(oracle, data, years=(None, 1990), label="year ..1990 from the URL")
 
         # A click on a bar filters the other panels.
-        page.goto(f"{base}/dashboards/{DASHBOARD}")
+        view.goto(f"{base}/dashboards/{DASHBOARD}")
         view.settled()
         before = view.query()
         # A click during ECharts' entry animation can miss the growing bar: click again
@@ -366,7 +397,7 @@ def run(args):
 
         # A filter value that would change the SQL if pasted into it: no rows, no error.
         evil = "x' OR '1'='1"
-        page.goto(f"{base}/dashboards/{DASHBOARD}?" + urllib.parse.urlencode({"album_type": evil}))
+        view.goto(f"{base}/dashboards/{DASHBOARD}?" + urllib.parse.urlencode({"album_type": evil}))
         data = view.settled()
         compare(oracle, data, album_types=[evil], label="album_type = x' OR '1'='1")
         check(data["tracks"]["rows"] == [[0]], f"the injection counted {data['tracks']['rows']}")

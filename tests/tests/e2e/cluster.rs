@@ -243,6 +243,23 @@ impl Cluster {
         self.executors.iter().map(Proc::log_text).collect()
     }
 
+    /// The last `lines` lines of the scheduler's and each executor's log, for a failure
+    /// message.
+    pub(crate) fn log_tails(&self, lines: usize) -> String {
+        let tail = |text: String| {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        };
+        let mut out = format!(
+            "--- scheduler log (tail) ---\n{}",
+            tail(self.scheduler_log())
+        );
+        for (i, log) in self.executor_logs().into_iter().enumerate() {
+            out.push_str(&format!("\n--- executor {i} log (tail) ---\n{}", tail(log)));
+        }
+        out
+    }
+
     /// [`Cluster::cli`] with `extra` added to the environment.
     pub(crate) fn cli_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
@@ -651,8 +668,9 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
     assert_eq!(
         wait_for_state(&cluster, &medium_id, &["SUCCEEDED", "FAILED"], 120),
         "SUCCEEDED",
-        "resubmitted after the restart:\n{}",
-        cluster.cli(&["status", &medium_id]).stdout
+        "resubmitted after the restart:\n{}\n{}",
+        cluster.cli(&["status", &medium_id]).stdout,
+        cluster.log_tails(60)
     );
     let status = cluster.cli(&["status", &medium_id]).expect_ok().stdout;
     assert!(
