@@ -36,6 +36,12 @@ use sluice_executor::process::ProcessOptions;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's settings, read by jemalloc itself at start
+/// (see [`sluice_executor::memory::JEMALLOC_CONF`]).
+#[allow(non_upper_case_globals, unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static malloc_conf: &[u8] = sluice_executor::memory::JEMALLOC_CONF;
+
 /// Runs a Sluice (Ballista) executor. Every flag can also be set from the environment
 /// variable shown with it.
 #[derive(Parser)]
