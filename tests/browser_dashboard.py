@@ -149,19 +149,28 @@ class Page:
 
     def answer(self, panel, query):
         """(status, body) of the panel's newest answer for `query`, or None when none has
-        arrived (or its body went with a page navigated away from)."""
+        arrived."""
         entry = self.responses.get((panel, query))
         if entry is None or isinstance(entry, tuple):
             return entry
+        status = entry.status
         try:
             body = entry.json()
-        except PlaywrightError as e:  # the page that asked has gone: wait for the newer answer
+        except PlaywrightError as e:
+            # The page that asked has gone, and a newer answer for the same URL may have been
+            # recorded before this one: ask the server for the same URL in the page's session
+            # (a committed version answers the same every time; check_drawn then holds the
+            # page's charts to it).
             self.unread = f"{panel}: {e}"
-            del self.responses[(panel, query)]
-            return None
+            again = self.page.request.get(entry.url)
+            status = again.status
+            try:
+                body = again.json()
+            except ValueError as e2:
+                body = {"error": {"message": f"not JSON: {e2}"}}
         except ValueError as e:  # a body that is not JSON is itself a failure
             body = {"error": {"message": f"not JSON: {e}"}}
-        self.responses[(panel, query)] = (entry.status, body)
+        self.responses[(panel, query)] = (status, body)
         return self.responses[(panel, query)]
 
     def goto(self, url):

@@ -970,10 +970,16 @@ async fn scheduler_refuses_open_dashboards_without_users() {
         .arg("--lake")
         .arg(tmp.path().join("lake"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("open.log")).expect("log file"))
         .spawn()
         .expect("sluice-scheduler starts");
     wait_until(60, "the open health port", || {
+        if let Ok(Some(status)) = open.try_wait() {
+            panic!(
+                "the scheduler with an open HTTP port exited ({status}):\n{}",
+                std::fs::read_to_string(tmp.path().join("open.log")).unwrap_or_default()
+            );
+        }
         status_of(http, "/readyz") == Some(200)
     });
     assert_eq!(status_of(http, "/api/dashboards"), Some(404));
