@@ -9,11 +9,31 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::support::*;
 
+/// A port no one listens on, for a server a test starts next.
+///
+/// Ports come from 20000-32767, below Linux's ephemeral range (32768-60999): a port the kernel
+/// hands out for `bind(0)` or as an outgoing connection's source port could be taken again
+/// between this check and the server's own bind, failing a test now and then. Each test
+/// process walks the range from its own offset, so no two calls in it return the same port.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() % 64) * 199,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        let free = |host: &str| std::net::TcpListener::bind((host, port)).is_ok();
+        if free("127.0.0.1") && free("0.0.0.0") {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}-{}", FIRST + COUNT - 1)
 }
 
 /// Cluster tests run one at a time: each starts three processes that run CPU-heavy jobs,

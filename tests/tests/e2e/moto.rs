@@ -28,10 +28,7 @@ impl Moto {
             "{} is missing: run tests/run, which installs the test virtualenv",
             bin.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = crate::cluster::free_port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
