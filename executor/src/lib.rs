@@ -7,6 +7,7 @@
 //! ([`process`]), with health and metrics endpoints ([`serve`], [`metrics`]), a graceful
 //! shutdown, and a probe for container health checks ([`probe`]).
 
+pub mod job_watch;
 pub mod memory;
 pub mod metrics;
 pub mod polls;

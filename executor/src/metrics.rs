@@ -4,7 +4,8 @@
 //! Metrics live in a `prometheus` [`Registry`] (the scheduler reuses the same crate and the
 //! same serving code, [`crate::serve`]). Names follow Prometheus conventions:
 //! `sluice_executor_tasks_running`, `sluice_executor_tasks_finished_total`,
-//! `sluice_executor_tasks_failed_total`, `sluice_executor_shuffle_bytes_written_total`,
+//! `sluice_executor_tasks_failed_total`, `sluice_executor_tasks_stopped_total`,
+//! `sluice_executor_shuffle_bytes_written_total`,
 //! `sluice_executor_shuffle_rows_written_total`, `sluice_executor_spill_files_total`,
 //! `sluice_executor_spill_bytes_total` and `sluice_executor_info`.
 
@@ -12,10 +13,14 @@ use std::sync::Arc;
 
 use ballista_core::serde::protobuf::ShuffleWritePartition;
 use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
+use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
+use futures::future::{AbortHandle, Abortable};
 use prometheus::{IntCounter, IntGauge, Opts, Registry};
+
+use crate::job_watch::RunningJobs;
 
 /// The counters of one executor process.
 #[derive(Clone)]
@@ -24,6 +29,7 @@ pub struct ExecutorMetrics {
     running: IntGauge,
     finished: IntCounter,
     failed: IntCounter,
+    stopped: IntCounter,
     bytes_written: IntCounter,
     rows_written: IntCounter,
 }
@@ -50,6 +56,11 @@ impl ExecutorMetrics {
             "sluice_executor_tasks_failed_total",
             "Tasks this executor ran that failed.",
         ))?;
+        let stopped = IntCounter::with_opts(Opts::new(
+            "sluice_executor_tasks_stopped_total",
+            "Tasks stopped because the scheduler no longer ran their job (cancelled, failed, \
+             or forgotten by a restart).",
+        ))?;
         let bytes_written = IntCounter::with_opts(Opts::new(
             "sluice_executor_shuffle_bytes_written_total",
             "Bytes of shuffle output written by finished tasks.",
@@ -72,6 +83,7 @@ impl ExecutorMetrics {
             Box::new(running.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(finished.clone()),
             Box::new(failed.clone()),
+            Box::new(stopped.clone()),
             Box::new(bytes_written.clone()),
             Box::new(rows_written.clone()),
             Box::new(info),
@@ -83,6 +95,7 @@ impl ExecutorMetrics {
             running,
             finished,
             failed,
+            stopped,
             bytes_written,
             rows_written,
         })
@@ -126,16 +139,26 @@ impl ExecutorMetrics {
     }
 }
 
-/// An execution engine that counts the tasks `inner` runs into [`ExecutorMetrics`].
+/// An execution engine that counts the tasks `inner` runs into [`ExecutorMetrics`] and
+/// registers each in [`RunningJobs`] while it runs, so that it can be stopped.
 pub struct MeteredEngine {
     inner: Arc<dyn ExecutionEngine>,
     metrics: ExecutorMetrics,
+    jobs: Arc<RunningJobs>,
 }
 
 impl MeteredEngine {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn ExecutionEngine>, metrics: ExecutorMetrics) -> Self {
-        Self { inner, metrics }
+    /// Wraps `inner`; its tasks are registered in `jobs`.
+    pub fn new(
+        inner: Arc<dyn ExecutionEngine>,
+        metrics: ExecutorMetrics,
+        jobs: Arc<RunningJobs>,
+    ) -> Self {
+        Self {
+            inner,
+            metrics,
+            jobs,
+        }
     }
 }
 
@@ -150,20 +173,25 @@ impl ExecutionEngine for MeteredEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
+        let job = job_id.to_string();
         let inner = self.inner.create_query_stage_exec(
             job_id, stage_id, task_id, partitions, plan, work_dir, config,
         )?;
         Ok(Arc::new(MeteredStage {
             inner,
             metrics: self.metrics.clone(),
+            jobs: self.jobs.clone(),
+            job_id: job,
         }))
     }
 }
 
-/// One task's stage executor, counted.
+/// One task's stage executor, counted and stoppable.
 struct MeteredStage {
     inner: Arc<dyn QueryStageExecutor>,
     metrics: ExecutorMetrics,
+    jobs: Arc<RunningJobs>,
+    job_id: String,
 }
 
 impl std::fmt::Debug for MeteredStage {
@@ -197,7 +225,16 @@ impl QueryStageExecutor for MeteredStage {
     ) -> datafusion::error::Result<Vec<ShuffleWritePartition>> {
         self.metrics.running.inc();
         let _running = RunningGuard(self.metrics.running.clone());
-        let result = self.inner.execute_query_stage(task_id, context).await;
+        let (abort, registration) = AbortHandle::new_pair();
+        let _registered = self.jobs.register(&self.job_id, abort);
+        let run = self.inner.execute_query_stage(task_id, context);
+        let Ok(result) = Abortable::new(run, registration).await else {
+            self.metrics.stopped.inc();
+            return Err(DataFusionError::Execution(format!(
+                "task stopped: the scheduler no longer runs job {}",
+                self.job_id
+            )));
+        };
         match &result {
             Ok(partitions) => {
                 self.metrics.finished.inc();

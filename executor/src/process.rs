@@ -15,6 +15,9 @@
 //!    the scheduler reports each of those jobs ended and Flight has been idle for a moment.
 //! 4. The poll loop stops and the executor tells the scheduler it stopped
 //!    (`ExecutorStopped`), which removes it from the cluster at once; the process exits 0.
+//!
+//! While it runs, [`crate::job_watch`] stops the tasks of jobs the scheduler cancelled or no
+//! longer knows (Ballista's cancel cannot reach a polling executor).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tonic::transport::Endpoint;
 
+use crate::job_watch::RunningJobs;
 use crate::metrics::{ExecutorMetrics, MeteredEngine};
 use crate::polls::{CountingChannel, PollCounter};
 use crate::serve::ReadinessCheck;
@@ -181,7 +185,12 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
     tracing::info!("{vcores} task slots, work folder {}", options.work_dir);
     let metrics = ExecutorMetrics::new(&executor_id, vcores)?;
     metrics.register_spills(options.spills.clone())?;
-    let engine = Arc::new(MeteredEngine::new(options.engine, metrics.clone()));
+    let running_jobs = Arc::new(RunningJobs::default());
+    let engine = Arc::new(MeteredEngine::new(
+        options.engine,
+        metrics.clone(),
+        running_jobs.clone(),
+    ));
     let pool = pool_policy(options.memory_pool_bytes, vcores)?;
     let base = options.runtime_producer;
     let runtime_producer: RuntimeProducer = {
@@ -296,6 +305,9 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
         readiness.registered.clone(),
     ));
 
+    // Stops the tasks of jobs the scheduler cancelled or forgot (see `job_watch`).
+    let watch_task = tokio::spawn(crate::job_watch::watch(scheduler.clone(), running_jobs));
+
     let mut flight_task = flight_task;
     let mut health_task = health_task;
     tokio::select! {
@@ -329,6 +341,7 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
         }
     }
     poll_task.abort();
+    watch_task.abort();
     let stop = stop_client.executor_stopped(ExecutorStoppedParams {
         executor_id: executor_id.clone(),
         reason: "executor shut down (SIGTERM)".to_string(),

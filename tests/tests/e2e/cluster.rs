@@ -1,6 +1,7 @@
 //! The cluster: a real `sluice-scheduler` and two `sluice-executor` processes on loopback
 //! ports, driven through the `sluice` CLI over gRPC.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -605,8 +606,11 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
         wait_for_state(&cluster, &long_id, &["RUNNING"], 30),
         "RUNNING"
     );
+    // The cancel must reach tasks already running on the executors.
+    let held = wait_for_held_tasks(&cluster, 60);
     let cancelled = cluster.cli(&["cancel", &long_id]).expect_ok();
     assert!(cancelled.stdout.contains("STOPPED"), "{}", cancelled.stdout);
+    wait_until_released(&cluster, &held, "the job failed or was cancelled");
     assert_eq!(state(&cluster, &long_id), "STOPPED");
     assert!(
         catalog_entry(&cluster.lake(), "test", "long_job").is_none(),
@@ -671,7 +675,11 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
         wait_for_state(&cluster, &medium_id, &["RUNNING"], 30),
         "RUNNING"
     );
+    let held = wait_for_held_tasks(&cluster, 60);
     cluster.restart_scheduler();
+    // The restarted scheduler does not know the first attempt's jobs: the executors stop
+    // their tasks instead of holding their slots until they end.
+    wait_until_released(&cluster, &held, "the scheduler does not know the job");
     let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
     for (id, _) in [
         (&done_id, "SUCCEEDED"),
@@ -698,6 +706,69 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
         "{status}"
     );
     assert_self_join_oracle(&cluster.lake(), "medium_job", 8);
+}
+
+/// Waits up to `seconds` until an executor's log shows it has held a task for 4 s (a task
+/// of a long stage, not a quick scan that ends by itself); returns the tasks held that long
+/// (`executor index`, task id).
+fn wait_for_held_tasks(cluster: &Cluster, seconds: u64) -> Vec<(usize, String)> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut first_seen: HashMap<(usize, String), Instant> = HashMap::new();
+    loop {
+        let now: Vec<(usize, String)> = cluster
+            .executor_logs()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, log)| unfinished_tasks(log).into_iter().map(move |t| (i, t)))
+            .collect();
+        first_seen.retain(|task, _| now.contains(task));
+        for task in &now {
+            first_seen.entry(task.clone()).or_insert_with(Instant::now);
+        }
+        let long: Vec<(usize, String)> = first_seen
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= Duration::from_secs(4))
+            .map(|(task, _)| task.clone())
+            .collect();
+        if !long.is_empty() {
+            return long;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no executor held a task for 4 s:\n{}",
+            cluster.log_tails(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until every task of `held` has finished in its executor's log (within 20 s, ten
+/// times the executors' job watch interval), and checks that an executor said it stopped
+/// tasks because of `reason`.
+fn wait_until_released(cluster: &Cluster, held: &[(usize, String)], reason: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = cluster.executor_logs();
+        let still: Vec<&(usize, String)> = held
+            .iter()
+            .filter(|(i, task)| unfinished_tasks(&logs[*i]).contains(task))
+            .collect();
+        if still.is_empty() {
+            assert!(
+                logs.iter()
+                    .any(|log| log.contains("stopping") && log.contains(reason)),
+                "the tasks ended, but no executor said it stopped them ({reason}):\n{}",
+                cluster.log_tails(40)
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tasks {still:?} still held 20 s later:\n{}",
+            cluster.log_tails(40)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The Ballista task ids (`job/stage.attempt/task.attempt`) an executor's log says it

@@ -1,0 +1,141 @@
+//! Stops the tasks of jobs the scheduler no longer runs.
+//!
+//! Ballista's scheduler cancels a job's running tasks by calling the executor's own gRPC
+//! service, which a polling executor does not serve: the tasks of a cancelled run would run
+//! to their end, holding their slots and the machine. A scheduler that restarted has
+//! forgotten every job it ran before (Ballista keeps job state in memory), so their tasks
+//! would run on as orphans while the run's next attempt waits for a slot.
+//!
+//! So every task is registered here under its job while it runs, and [`watch`] asks the
+//! scheduler about each of those jobs every [`WATCH_INTERVAL`]. When the scheduler answers
+//! that a job failed (a cancel fails it), already succeeded (a late duplicate of a task that
+//! was re-run elsewhere) or that it does not know the job, that job's tasks are aborted: each
+//! ends with an error at its next await point and gives its slot back. A scheduler that does
+//! not answer stops nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{GetJobStatusParams, GetJobStatusResult, job_status};
+use futures::future::AbortHandle;
+
+use crate::polls::CountingChannel;
+
+/// How often the scheduler is asked about the jobs of running tasks.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long one question to the scheduler may take.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running tasks of each job, with a handle to abort each.
+#[derive(Debug, Default)]
+pub struct RunningJobs {
+    tasks: Mutex<HashMap<String, HashMap<u64, AbortHandle>>>,
+    next_task: AtomicU64,
+}
+
+/// A task's place in [`RunningJobs`]; dropping it (the task ended) removes the task.
+#[derive(Debug)]
+pub struct RegisteredTask {
+    jobs: Arc<RunningJobs>,
+    job_id: String,
+    task: u64,
+}
+
+impl Drop for RegisteredTask {
+    fn drop(&mut self) {
+        let mut tasks = self.jobs.lock();
+        if let Some(job) = tasks.get_mut(&self.job_id) {
+            job.remove(&self.task);
+            if job.is_empty() {
+                tasks.remove(&self.job_id);
+            }
+        }
+    }
+}
+
+impl RunningJobs {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, AbortHandle>>> {
+        // The map stays consistent even if a holder panicked: every change is one insert or
+        // remove.
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a task of `job_id` that `abort` stops, until the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, job_id: &str, abort: AbortHandle) -> RegisteredTask {
+        let task = self.next_task.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(job_id.to_string())
+            .or_default()
+            .insert(task, abort);
+        RegisteredTask {
+            jobs: self.clone(),
+            job_id: job_id.to_string(),
+            task,
+        }
+    }
+
+    /// The jobs that have a task running here.
+    pub fn jobs(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Aborts every running task of `job_id`; returns how many.
+    pub fn abort_job(&self, job_id: &str) -> usize {
+        let tasks = self.lock();
+        let Some(job) = tasks.get(job_id) else {
+            return 0;
+        };
+        for handle in job.values() {
+            handle.abort();
+        }
+        job.len()
+    }
+}
+
+/// Why a job's tasks should stop, from the scheduler's answer about it (`None`: they run on).
+pub fn reason_to_stop(answer: &GetJobStatusResult) -> Option<&'static str> {
+    match answer.status.as_ref().and_then(|s| s.status.as_ref()) {
+        None => Some("the scheduler does not know the job (it restarted, or forgot it)"),
+        Some(job_status::Status::Failed(_)) => Some("the job failed or was cancelled"),
+        Some(job_status::Status::Successful(_)) => Some("the job already succeeded"),
+        Some(job_status::Status::Queued(_) | job_status::Status::Running(_)) => None,
+    }
+}
+
+/// Asks the scheduler about the job of every running task each [`WATCH_INTERVAL`], and
+/// aborts the tasks of jobs it no longer runs. Runs until the process ends.
+pub async fn watch(mut scheduler: SchedulerGrpcClient<CountingChannel>, jobs: Arc<RunningJobs>) {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for job_id in jobs.jobs() {
+            let ask = scheduler.get_job_status(GetJobStatusParams {
+                job_id: job_id.clone(),
+            });
+            let answer = match tokio::time::timeout(ASK_TIMEOUT, ask).await {
+                Ok(Ok(answer)) => answer.into_inner(),
+                Ok(Err(status)) => {
+                    tracing::debug!("cannot ask the scheduler about job {job_id}: {status}");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!("the scheduler did not answer about job {job_id} in time");
+                    continue;
+                }
+            };
+            if let Some(reason) = reason_to_stop(&answer) {
+                let stopped = jobs.abort_job(&job_id);
+                if stopped > 0 {
+                    tracing::warn!("stopping {stopped} task(s) of job {job_id}: {reason}");
+                }
+            }
+        }
+    }
+}
