@@ -21,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -215,15 +216,28 @@ def check_rows(what, reference, folder, log):
 
 
 def free_ports(n):
-    """`n` distinct free loopback ports."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """`n` distinct free ports from 20000-32767, below Linux's ephemeral range (32768-60999):
+    a port from `bind(0)` is an ephemeral one, which an outgoing connection's source port can
+    take before the server binds it (tests/tests/e2e/cluster.rs picks ports the same way)."""
+    ports = []
+    start = random.randrange(20000, 32768)
+    for i in range(32768 - 20000):
+        port = 20000 + (start - 20000 + i) % (32768 - 20000)
+        if all(port_is_free(host, port) for host in ("127.0.0.1", "0.0.0.0")):
+            ports.append(port)
+            if len(ports) == n:
+                return ports
+    raise RuntimeError(f"fewer than {n} free ports in 20000-32767")
+
+
+def port_is_free(host, port):
+    """Whether `host`:`port` can be bound now."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 # The job's SQL type for each type of bench/peers/common.py.
