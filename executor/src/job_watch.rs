@@ -12,8 +12,14 @@
 //! was re-run elsewhere) or that it does not know the job, that job's tasks are aborted: each
 //! ends with an error at its next await point and gives its slot back. A scheduler that does
 //! not answer stops nothing.
+//!
+//! The shuffle files of a forgotten job would stay in the work folder for good (only the
+//! scheduler that ran a job tells executors to remove its data), so every
+//! [`SWEEP_INTERVAL`] the folders of jobs the scheduler does not know, and that no task here
+//! is writing, are removed too.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,6 +32,9 @@ use crate::polls::CountingChannel;
 
 /// How often the scheduler is asked about the jobs of running tasks.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often the work folder is swept for the data of jobs the scheduler does not know.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long one question to the scheduler may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,6 +89,11 @@ impl RunningJobs {
         }
     }
 
+    /// Whether a task of `job_id` is running here.
+    pub fn is_running(&self, job_id: &str) -> bool {
+        self.lock().contains_key(job_id)
+    }
+
     /// The jobs that have a task running here.
     pub fn jobs(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
@@ -108,27 +122,22 @@ pub fn reason_to_stop(answer: &GetJobStatusResult) -> Option<&'static str> {
     }
 }
 
-/// Asks the scheduler about the job of every running task each [`WATCH_INTERVAL`], and
-/// aborts the tasks of jobs it no longer runs. Runs until the process ends.
-pub async fn watch(mut scheduler: SchedulerGrpcClient<CountingChannel>, jobs: Arc<RunningJobs>) {
+/// Asks the scheduler about the job of every running task each [`WATCH_INTERVAL`] and aborts
+/// the tasks of jobs it no longer runs; each [`SWEEP_INTERVAL`] also removes the folders in
+/// `work_dir` of jobs it does not know. Runs until the process ends.
+pub async fn watch(
+    mut scheduler: SchedulerGrpcClient<CountingChannel>,
+    jobs: Arc<RunningJobs>,
+    work_dir: PathBuf,
+) {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         for job_id in jobs.jobs() {
-            let ask = scheduler.get_job_status(GetJobStatusParams {
-                job_id: job_id.clone(),
-            });
-            let answer = match tokio::time::timeout(ASK_TIMEOUT, ask).await {
-                Ok(Ok(answer)) => answer.into_inner(),
-                Ok(Err(status)) => {
-                    tracing::debug!("cannot ask the scheduler about job {job_id}: {status}");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::debug!("the scheduler did not answer about job {job_id} in time");
-                    continue;
-                }
+            let Some(answer) = ask(&mut scheduler, &job_id).await else {
+                continue;
             };
             if let Some(reason) = reason_to_stop(&answer) {
                 let stopped = jobs.abort_job(&job_id);
@@ -136,6 +145,68 @@ pub async fn watch(mut scheduler: SchedulerGrpcClient<CountingChannel>, jobs: Ar
                     tracing::warn!("stopping {stopped} task(s) of job {job_id}: {reason}");
                 }
             }
+        }
+        if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
+            last_sweep = Some(tokio::time::Instant::now());
+            sweep(&mut scheduler, &jobs, &work_dir).await;
+        }
+    }
+}
+
+/// The scheduler's answer about `job_id`, or `None` when it gives none in time.
+async fn ask(
+    scheduler: &mut SchedulerGrpcClient<CountingChannel>,
+    job_id: &str,
+) -> Option<GetJobStatusResult> {
+    let question = scheduler.get_job_status(GetJobStatusParams {
+        job_id: job_id.to_string(),
+    });
+    match tokio::time::timeout(ASK_TIMEOUT, question).await {
+        Ok(Ok(answer)) => Some(answer.into_inner()),
+        Ok(Err(status)) => {
+            tracing::debug!("cannot ask the scheduler about job {job_id}: {status}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("the scheduler did not answer about job {job_id} in time");
+            None
+        }
+    }
+}
+
+/// Removes the folders in `work_dir` of jobs the scheduler does not know and no task here
+/// runs. Only folders named like a Ballista job id (ASCII letters and digits) are considered:
+/// spill folders (`datafusion-…`) and anything else are left alone, and symbolic links are
+/// never followed.
+async fn sweep(
+    scheduler: &mut SchedulerGrpcClient<CountingChannel>,
+    jobs: &RunningJobs,
+    work_dir: &Path,
+) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    let candidates: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .collect();
+    for job_id in candidates {
+        if jobs.is_running(&job_id) {
+            continue;
+        }
+        let Some(answer) = ask(scheduler, &job_id).await else {
+            continue;
+        };
+        if answer.status.is_some() || jobs.is_running(&job_id) {
+            continue;
+        }
+        match tokio::fs::remove_dir_all(work_dir.join(&job_id)).await {
+            Ok(()) => tracing::info!(
+                "removed the data of job {job_id}: the scheduler does not know it (it restarted)"
+            ),
+            Err(e) => tracing::warn!("cannot remove the data of job {job_id}: {e}"),
         }
     }
 }

@@ -306,7 +306,11 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
     ));
 
     // Stops the tasks of jobs the scheduler cancelled or forgot (see `job_watch`).
-    let watch_task = tokio::spawn(crate::job_watch::watch(scheduler.clone(), running_jobs));
+    let watch_task = tokio::spawn(crate::job_watch::watch(
+        scheduler.clone(),
+        running_jobs,
+        std::path::PathBuf::from(&options.work_dir),
+    ));
 
     let mut flight_task = flight_task;
     let mut health_task = health_task;

@@ -676,10 +676,24 @@ async fn cancelled_runs_stop_and_runs_survive_a_scheduler_restart() {
         "RUNNING"
     );
     let held = wait_for_held_tasks(&cluster, 60);
+    let old_data = job_folders(&cluster, &held);
+    assert!(
+        !old_data.is_empty(),
+        "no executor holds data of the first attempt's jobs {held:?}"
+    );
     cluster.restart_scheduler();
     // The restarted scheduler does not know the first attempt's jobs: the executors stop
-    // their tasks instead of holding their slots until they end.
+    // their tasks instead of holding their slots until they end, and remove their data.
     wait_until_released(&cluster, &held, "the scheduler does not know the job");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while old_data.iter().any(|folder| folder.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first attempt's data is still in {old_data:?} 40 s after the restart:\n{}",
+            cluster.log_tails(40)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let listed = cluster.cli(&["jobs"]).expect_ok().stdout;
     for (id, _) in [
         (&done_id, "SUCCEEDED"),
@@ -769,6 +783,26 @@ fn wait_until_released(cluster: &Cluster, held: &[(usize, String)], reason: &str
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The folders in the executors' work folders (named in their logs) of the Ballista jobs of
+/// `tasks` that exist now.
+fn job_folders(cluster: &Cluster, tasks: &[(usize, String)]) -> Vec<PathBuf> {
+    let jobs: Vec<&str> = tasks
+        .iter()
+        .filter_map(|(_, task)| task.split('/').next())
+        .collect();
+    cluster
+        .executor_logs()
+        .iter()
+        .filter_map(|log| {
+            log.lines()
+                .find_map(|l| l.split_once("work folder "))
+                .map(|(_, dir)| PathBuf::from(dir.trim()))
+        })
+        .flat_map(|dir| jobs.iter().map(move |job| dir.join(job)))
+        .filter(|folder| folder.is_dir())
+        .collect()
 }
 
 /// The Ballista task ids (`job/stage.attempt/task.attempt`) an executor's log says it
