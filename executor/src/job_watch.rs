@@ -9,14 +9,14 @@
 //! So every task is registered here under its job while it runs, and [`watch`] asks the
 //! scheduler about each of those jobs every [`WATCH_INTERVAL`]. When the scheduler answers
 //! that a job failed (a cancel fails it), already succeeded (a late duplicate of a task that
-//! was re-run elsewhere) or that it does not know the job, that job's tasks are aborted: each
-//! ends with an error at its next await point and gives its slot back. A scheduler that does
-//! not answer stops nothing.
+//! was re-run elsewhere) or that it does not know the job, that job's tasks are stopped
+//! (see [`crate::stop`]): each ends with an error at the next batch of any of its operators
+//! and then gives its slot back. A scheduler that does not answer stops nothing.
 //!
 //! The shuffle files of a forgotten job would stay in the work folder for good (only the
-//! scheduler that ran a job tells executors to remove its data), so every
-//! [`SWEEP_INTERVAL`] the folders of jobs the scheduler does not know, and that no task here
-//! is writing, are removed too.
+//! scheduler that ran a job tells executors to remove its data), so [`sweep`] removes the
+//! folders of jobs the scheduler does not know, and that no task here is writing, every
+//! [`SWEEP_INTERVAL`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::{GetJobStatusParams, GetJobStatusResult, job_status};
-use futures::future::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::polls::CountingChannel;
 
@@ -39,10 +39,10 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// How long one question to the scheduler may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The running tasks of each job, with a handle to abort each.
+/// The running tasks of each job, with the token that stops each.
 #[derive(Debug, Default)]
 pub struct RunningJobs {
-    tasks: Mutex<HashMap<String, HashMap<u64, AbortHandle>>>,
+    tasks: Mutex<HashMap<String, HashMap<u64, CancellationToken>>>,
     next_task: AtomicU64,
 }
 
@@ -67,7 +67,7 @@ impl Drop for RegisteredTask {
 }
 
 impl RunningJobs {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, AbortHandle>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, CancellationToken>>> {
         // The map stays consistent even if a holder panicked: every change is one insert or
         // remove.
         self.tasks
@@ -75,13 +75,13 @@ impl RunningJobs {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a task of `job_id` that `abort` stops, until the returned guard is dropped.
-    pub fn register(self: &Arc<Self>, job_id: &str, abort: AbortHandle) -> RegisteredTask {
+    /// Registers a task of `job_id` that `stop` stops, until the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, job_id: &str, stop: CancellationToken) -> RegisteredTask {
         let task = self.next_task.fetch_add(1, Ordering::Relaxed);
         self.lock()
             .entry(job_id.to_string())
             .or_default()
-            .insert(task, abort);
+            .insert(task, stop);
         RegisteredTask {
             jobs: self.clone(),
             job_id: job_id.to_string(),
@@ -99,16 +99,18 @@ impl RunningJobs {
         self.lock().keys().cloned().collect()
     }
 
-    /// Aborts every running task of `job_id`; returns how many.
-    pub fn abort_job(&self, job_id: &str) -> usize {
+    /// Stops every running task of `job_id`; returns how many were not stopped already.
+    pub fn stop_job(&self, job_id: &str) -> usize {
         let tasks = self.lock();
         let Some(job) = tasks.get(job_id) else {
             return 0;
         };
-        for handle in job.values() {
-            handle.abort();
+        let mut stopped = 0;
+        for token in job.values().filter(|t| !t.is_cancelled()) {
+            token.cancel();
+            stopped += 1;
         }
-        job.len()
+        stopped
     }
 }
 
@@ -122,17 +124,11 @@ pub fn reason_to_stop(answer: &GetJobStatusResult) -> Option<&'static str> {
     }
 }
 
-/// Asks the scheduler about the job of every running task each [`WATCH_INTERVAL`] and aborts
-/// the tasks of jobs it no longer runs; each [`SWEEP_INTERVAL`] also removes the folders in
-/// `work_dir` of jobs it does not know. Runs until the process ends.
-pub async fn watch(
-    mut scheduler: SchedulerGrpcClient<CountingChannel>,
-    jobs: Arc<RunningJobs>,
-    work_dir: PathBuf,
-) {
+/// Asks the scheduler about the job of every running task each [`WATCH_INTERVAL`] and stops
+/// the tasks of jobs it no longer runs. Runs until the process ends.
+pub async fn watch(mut scheduler: SchedulerGrpcClient<CountingChannel>, jobs: Arc<RunningJobs>) {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         for job_id in jobs.jobs() {
@@ -140,16 +136,27 @@ pub async fn watch(
                 continue;
             };
             if let Some(reason) = reason_to_stop(&answer) {
-                let stopped = jobs.abort_job(&job_id);
+                let stopped = jobs.stop_job(&job_id);
                 if stopped > 0 {
                     tracing::warn!("stopping {stopped} task(s) of job {job_id}: {reason}");
                 }
             }
         }
-        if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
-            last_sweep = Some(tokio::time::Instant::now());
-            sweep(&mut scheduler, &jobs, &work_dir).await;
-        }
+    }
+}
+
+/// Every [`SWEEP_INTERVAL`], removes the folders in `work_dir` of jobs the scheduler does not
+/// know and no task here runs (see [`sweep_once`]). Runs until the process ends.
+pub async fn sweep(
+    mut scheduler: SchedulerGrpcClient<CountingChannel>,
+    jobs: Arc<RunningJobs>,
+    work_dir: PathBuf,
+) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        sweep_once(&mut scheduler, &jobs, &work_dir).await;
     }
 }
 
@@ -175,10 +182,10 @@ async fn ask(
 }
 
 /// Removes the folders in `work_dir` of jobs the scheduler does not know and no task here
-/// runs. Only folders named like a Ballista job id (ASCII letters and digits) are considered:
-/// spill folders (`datafusion-…`) and anything else are left alone, and symbolic links are
-/// never followed.
-async fn sweep(
+/// runs. Only folders named like a Ballista job id are considered (see [`is_job_id`]): spill
+/// folders (`datafusion-…`) and anything else are left alone, and symbolic links are never
+/// followed.
+async fn sweep_once(
     scheduler: &mut SchedulerGrpcClient<CountingChannel>,
     jobs: &RunningJobs,
     work_dir: &Path,
@@ -190,7 +197,7 @@ async fn sweep(
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .filter(|name| is_job_id(name))
         .collect();
     for job_id in candidates {
         if jobs.is_running(&job_id) {
@@ -209,4 +216,13 @@ async fn sweep(
             Err(e) => tracing::warn!("cannot remove the data of job {job_id}: {e}"),
         }
     }
+}
+
+/// Whether `name` has the form of the job ids Ballista's scheduler makes: a 64-bit snowflake
+/// id in Crockford base32, 13 characters of `0-9` and `A-Z` without `I`, `L`, `O` and `U`.
+pub fn is_job_id(name: &str) -> bool {
+    name.len() == 13
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
 }

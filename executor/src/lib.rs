@@ -14,6 +14,7 @@ pub mod polls;
 pub mod probe;
 pub mod process;
 pub mod serve;
+pub mod stop;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -17,8 +17,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
-use futures::future::{AbortHandle, Abortable};
 use prometheus::{IntCounter, IntGauge, Opts, Registry};
+use tokio_util::sync::CancellationToken;
 
 use crate::job_watch::RunningJobs;
 
@@ -139,8 +139,8 @@ impl ExecutorMetrics {
     }
 }
 
-/// An execution engine that counts the tasks `inner` runs into [`ExecutorMetrics`] and
-/// registers each in [`RunningJobs`] while it runs, so that it can be stopped.
+/// An execution engine that counts the tasks `inner` runs into [`ExecutorMetrics`], makes
+/// each stoppable ([`crate::stop`]) and registers it in [`RunningJobs`] while it runs.
 pub struct MeteredEngine {
     inner: Arc<dyn ExecutionEngine>,
     metrics: ExecutorMetrics,
@@ -174,6 +174,8 @@ impl ExecutionEngine for MeteredEngine {
         config: &SessionConfig,
     ) -> datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
         let job = job_id.to_string();
+        let stop = CancellationToken::new();
+        let plan = crate::stop::stoppable(plan, &stop)?;
         let inner = self.inner.create_query_stage_exec(
             job_id, stage_id, task_id, partitions, plan, work_dir, config,
         )?;
@@ -182,6 +184,7 @@ impl ExecutionEngine for MeteredEngine {
             metrics: self.metrics.clone(),
             jobs: self.jobs.clone(),
             job_id: job,
+            stop,
         }))
     }
 }
@@ -192,6 +195,8 @@ struct MeteredStage {
     metrics: ExecutorMetrics,
     jobs: Arc<RunningJobs>,
     job_id: String,
+    /// Stops the task's operators (see [`crate::stop`]).
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for MeteredStage {
@@ -225,16 +230,18 @@ impl QueryStageExecutor for MeteredStage {
     ) -> datafusion::error::Result<Vec<ShuffleWritePartition>> {
         self.metrics.running.inc();
         let _running = RunningGuard(self.metrics.running.clone());
-        let (abort, registration) = AbortHandle::new_pair();
-        let _registered = self.jobs.register(&self.job_id, abort);
-        let run = self.inner.execute_query_stage(task_id, context);
-        let Ok(result) = Abortable::new(run, registration).await else {
+        // Registered until the task's work has ended: a stopped task gives its slot back
+        // only then.
+        let _registered = self.jobs.register(&self.job_id, self.stop.clone());
+        let result = self.inner.execute_query_stage(task_id, context).await;
+        if result.is_err() && self.stop.is_cancelled() {
             self.metrics.stopped.inc();
             return Err(DataFusionError::Execution(format!(
-                "task stopped: the scheduler no longer runs job {}",
+                "{} ({})",
+                crate::stop::STOPPED,
                 self.job_id
             )));
-        };
+        }
         match &result {
             Ok(partitions) => {
                 self.metrics.finished.inc();

@@ -308,6 +308,10 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
     // Stops the tasks of jobs the scheduler cancelled or forgot (see `job_watch`).
     let watch_task = tokio::spawn(crate::job_watch::watch(
         scheduler.clone(),
+        running_jobs.clone(),
+    ));
+    let sweep_task = tokio::spawn(crate::job_watch::sweep(
+        scheduler.clone(),
         running_jobs,
         std::path::PathBuf::from(&options.work_dir),
     ));
@@ -346,6 +350,7 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
     }
     poll_task.abort();
     watch_task.abort();
+    sweep_task.abort();
     let stop = stop_client.executor_stopped(ExecutorStoppedParams {
         executor_id: executor_id.clone(),
         reason: "executor shut down (SIGTERM)".to_string(),

@@ -768,12 +768,18 @@ fn wait_until_released(cluster: &Cluster, held: &[(usize, String)], reason: &str
             .filter(|(i, task)| unfinished_tasks(&logs[*i]).contains(task))
             .collect();
         if still.is_empty() {
-            assert!(
-                logs.iter()
-                    .any(|log| log.contains("stopping") && log.contains(reason)),
-                "the tasks ended, but no executor said it stopped them ({reason}):\n{}",
-                cluster.log_tails(40)
-            );
+            // Each held task's executor said why it stopped the task's job.
+            for (i, task) in held {
+                let job = task.split('/').next().unwrap_or_default();
+                let said = format!("of job {job}: {reason}");
+                assert!(
+                    logs[*i]
+                        .lines()
+                        .any(|l| l.contains("stopping") && l.contains(&said)),
+                    "task {task} ended, but executor {i} did not say it stopped it ({said}):\n{}",
+                    cluster.log_tails(40)
+                );
+            }
             return;
         }
         assert!(
