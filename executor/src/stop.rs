@@ -48,32 +48,18 @@ pub fn stoppable(
     let children: Vec<Arc<dyn ExecutionPlan>> = plan
         .children()
         .into_iter()
-        .map(|child| wrap_subtree(child.clone(), stop))
+        .map(|child| {
+            let input = stoppable(child.clone(), stop)?;
+            Ok(Arc::new(StoppableExec {
+                input,
+                stop: stop.clone(),
+            }) as Arc<dyn ExecutionPlan>)
+        })
         .collect::<Result<_>>()?;
     if children.is_empty() {
         return Ok(plan);
     }
     plan.replace_children(children, SAME_PROPERTIES)
-}
-
-fn wrap_subtree(
-    plan: Arc<dyn ExecutionPlan>,
-    stop: &CancellationToken,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let children: Vec<Arc<dyn ExecutionPlan>> = plan
-        .children()
-        .into_iter()
-        .map(|child| wrap_subtree(child.clone(), stop))
-        .collect::<Result<_>>()?;
-    let plan = if children.is_empty() {
-        plan
-    } else {
-        plan.replace_children(children, SAME_PROPERTIES)?
-    };
-    Ok(Arc::new(StoppableExec {
-        input: plan,
-        stop: stop.clone(),
-    }))
 }
 
 /// Passes its input through unchanged until its task is stopped, then ends with an error.
