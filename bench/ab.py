@@ -4,7 +4,8 @@
 Each variant is NAME or NAME:VAR=VALUE,VAR=VALUE (for example an allocator preloaded with
 LD_PRELOAD, or a DataFusion option set from its variable); `duckdb` runs
 `peers/duckdb_job.py` on the same data. `SLUICE_BIN=PATH` in a variant runs another `sluice`
-binary (for example one built with another global allocator). A variant whose NAME starts
+binary (for example one built with another global allocator); in a cluster variant,
+`SLUICE_BIN_DIR=DIR` runs the scheduler and executors of another build. A variant whose NAME starts
 with `cluster` runs the job on a Sluice cluster instead (a scheduler and two executors, started fresh and untimed as
 `bench/run` starts them, every process under the variant's environment; the time is `sluice
 submit`'s, the RSS the sum of the cluster's processes). Every round runs every variant once,
@@ -84,7 +85,8 @@ def main():
             out = HERE / ".work" / f"x{a.scale}" / f"ab-out-{name}"
             shutil.rmtree(out, ignore_errors=True)
             if name.startswith("cluster"):
-                wall, rss = run_cluster(name, env, data, out, sluice.parent)
+                bins = Path(env.get("SLUICE_BIN_DIR", sluice.parent))
+                wall, rss = run_cluster(name, env, data, out, bins)
                 results[name].append((wall, rss, float("nan"), float("nan")))
                 print(f"round {r + 1} {name:12} wall {wall:7.2f} s  rss {rss:7.0f} MiB", flush=True)
                 continue
