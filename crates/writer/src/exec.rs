@@ -198,13 +198,11 @@ async fn write_partition(
             file.writer.write(&rows).await?;
         }
     }
-    if !files.is_empty() {
-        slow_write_failpoint(partition, &options.folder_url).await;
-    }
     // An empty partition writes no file. The files are closed, and the run's end checked,
     // on a task of their own: a task attempt that is dropped meanwhile (its job failed or
-    // was cancelled, a sibling partition failed) must still remove what its closing puts in
-    // place, and dropping the closing halfway would leave it there.
+    // was cancelled and its executor stopped it, a sibling partition failed) must still
+    // remove what its closing puts in place, and dropping the closing halfway would leave
+    // it there.
     let folder_prefix = folder.prefix().clone();
     let store_url = folder.object_store().as_str().to_string();
     let closing = tokio::spawn(close_files(
@@ -212,6 +210,7 @@ async fn write_partition(
         files.into_iter().map(|(_, f)| f).collect(),
         folder_prefix,
         options,
+        partition,
     ));
     let closed = closing
         .await
@@ -244,7 +243,11 @@ async fn close_files(
     files: Vec<OpenFile>,
     folder: Path,
     options: WriteOptions,
+    partition: usize,
 ) -> Result<Vec<(Path, u64, u64)>> {
+    if !files.is_empty() {
+        slow_write_failpoint(partition, &options.folder_url).await;
+    }
     let mut closed = Vec::with_capacity(files.len());
     let mut failed = None;
     for file in files {
@@ -304,7 +307,9 @@ async fn close_files(
 /// Environment variable naming faults to inject, for tests (a comma-separated list):
 /// `slow_write` makes every write
 /// task log that it holds a write, then wait 4 s before it closes its files (so that a test
-/// can pause or cut off its executor while it provably holds the task).
+/// can pause or cut off its executor while it provably holds the task). The wait is on the
+/// closing's own task, which goes on when the write task is stopped or dropped: the late
+/// close a test provokes is the one that can really happen.
 pub(crate) const FAILPOINT_ENV: &str = "SLUICE_FAILPOINT";
 
 async fn slow_write_failpoint(partition: usize, folder: &str) {

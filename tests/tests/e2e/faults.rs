@@ -442,9 +442,9 @@ async fn a_cancelled_run_publishes_nothing_even_from_late_tasks() {
     });
     let cancelled = cluster.cli(&["cancel", &id]).expect_ok();
     assert!(cancelled.stdout.contains("STOPPED"), "{}", cancelled.stdout);
-    // The writes in flight finish after the cancel (pull-mode executors cannot be told to
-    // stop a task); the cancel cleared the run's staging folder, so they delete their
-    // files themselves.
+    // The writes in flight finish after the cancel: the executors stop the run's tasks,
+    // but a write's files are closed on a task of their own, which goes on; the cancel
+    // cleared the run's staging folder, so those closings delete their files themselves.
     let root = lake.join("spotify/tracks");
     wait_until(30, "the cancelled run's late write", || {
         cluster
