@@ -90,6 +90,41 @@ def tail(path, lines=25):
 # ---------------------------------------------------------------------------- measuring
 
 
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_pids(pid):
+    """`pid` and its descendants, from the kernel's per-thread child lists
+    (/proc/PID/task/TID/children): one small read per thread of the tree, where psutil's
+    `children()` reads the stat file of every process on the machine. On a 2-core machine
+    that scan, every 50 ms over a cluster's four process trees, took 5 CPU-seconds of a 33 s
+    run (perf), a load the systems measured had to share."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            threads = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+    return pids
+
+
+def rss_bytes(pid):
+    """The resident set of `pid` (/proc/PID/statm), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class RssSampler(threading.Thread):
     """Samples the summed RSS of some processes and all their descendants; keeps the peak."""
 
@@ -103,22 +138,10 @@ class RssSampler(threading.Thread):
         self.pids.append(pid)
 
     def sample(self):
-        seen, total = set(), 0
+        seen = set()
         for pid in list(self.pids):
-            try:
-                root = psutil.Process(pid)
-                procs = [root] + root.children(recursive=True)
-            except psutil.Error:
-                continue
-            for p in procs:
-                if p.pid in seen:
-                    continue
-                seen.add(p.pid)
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-        self.peak = max(self.peak, total)
+            seen.update(tree_pids(pid))
+        self.peak = max(self.peak, sum(rss_bytes(p) for p in seen))
 
     def run(self):
         while not self._stop_event.is_set():
